@@ -9,7 +9,10 @@ import re
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADER = "# Benchmark results\n\nEach section is written by the script named in it; rerun that script to refresh it.\n"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Each section is written by the script named in it; rerun that script to refresh it.\n"
+)
 
 
 def machine() -> str:
