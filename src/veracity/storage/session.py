@@ -1,0 +1,138 @@
+"""Engines and transactions for SQLite (WAL, foreign keys on) and PostgreSQL (psycopg 3).
+
+``Database(url)`` owns one engine. ``db.transaction()`` is a unit of work: it commits on success
+and rolls back on any exception, so a caller told that a write succeeded has it on disk (SQLite
+runs with ``synchronous=FULL`` in WAL mode; PostgreSQL commits are durable by default). On SQLite a
+writing transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock
+instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from veracity.errors import StorageError
+
+__all__ = ["Database", "normalise_url", "sqlite_path"]
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` as psycopg 3 URLs; check the URL parses."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        expected = "sqlite:///PATH or postgresql+psycopg://..."
+        raise StorageError(f"invalid database URL {url!r}: expected {expected}") from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StorageError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, or None for PostgreSQL and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _check_sqlite_path(path: Path, *, create: bool) -> None:
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"database file {path} is not readable and writable by this user")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise StorageError(f"database folder {path.parent} is read-only (SQLite needs it for its journal)")
+        return
+    if not create:
+        raise StorageError(f"database file {path} does not exist: run `veracity init --db sqlite:///{path}` first")
+    if not path.parent.is_dir():
+        raise StorageError(f"cannot create database {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot create database {path}: folder {path.parent} is read-only")
+
+
+class Database:
+    """One database: an engine and a session factory.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host:port/name``.
+    create : bool
+        For SQLite, whether a missing file may be created (``veracity init``); otherwise a missing
+        file is a :class:`~veracity.errors.StorageError`.
+    """
+
+    def __init__(self, url: str, *, create: bool = True, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        path = sqlite_path(self.url)
+        if path is not None:
+            _check_sqlite_path(path, create=create)
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A session in one transaction, committed on success and rolled back on error."""
+        session = self._sessions()
+        try:
+            if self.is_sqlite:
+                session.connection(execution_options={"veracity_immediate": write})
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise StorageError(f"database error: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, durable commits, and BEGIN IMMEDIATE for writers (SQLAlchemy recipe)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("veracity_immediate", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
