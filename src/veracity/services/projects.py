@@ -1,0 +1,445 @@
+"""Projects: creation, membership, permissions, item import, consensus listing and export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from veracity.services._common import content_hash, iso
+from veracity.services.actors import PROJECT_ROLES, Actor
+from veracity.services.audit import append_event
+from veracity.services.label_schemas import normalise_schema, validate_value
+from veracity.storage import Database
+from veracity.storage.models import (
+    Annotation,
+    Consensus,
+    Dataset,
+    Item,
+    Project,
+    ProjectDataset,
+    ProjectMember,
+    Task,
+    User,
+)
+
+__all__ = [
+    "ImportResult",
+    "ProjectView",
+    "add_member",
+    "create_project",
+    "get_project",
+    "import_items",
+    "iter_export_records",
+    "list_consensus",
+    "list_members",
+    "list_projects",
+    "parse_ndjson",
+    "project_role",
+    "require_role",
+]
+
+RESERVED_KEYS = ("id", "label", "gold", "sensitivity")
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    id: int
+    name: str
+    description: str
+    schema: dict[str, Any]
+    schema_version: int
+    overlap: int
+    gold_rate: float
+    min_labels: int | None
+    max_labels: int | None
+    target_confidence: float | None
+    consensus_method: str
+    dataset_id: int
+    created_at: str | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _view(p: Project) -> ProjectView:
+    return ProjectView(
+        id=p.id, name=p.name, description=p.description, schema=p.label_schema, schema_version=p.schema_version,
+        overlap=p.overlap, gold_rate=p.gold_rate, min_labels=p.min_labels, max_labels=p.max_labels,
+        target_confidence=p.target_confidence, consensus_method=p.consensus_method, dataset_id=p.dataset_id,
+        created_at=iso(p.created_at), settings=dict(p.settings or {}),
+    )
+
+
+# --------------------------------------------------------------------------- permissions
+def project_role(session: Session, actor: Actor, project_id: int) -> str | None:
+    """The actor's role in a project: 'admin' for admins, the member role, or None."""
+    if actor.is_admin:
+        return "admin"
+    return session.execute(
+        select(ProjectMember.role).where(ProjectMember.project_id == project_id, ProjectMember.user_id == actor.user_id)
+    ).scalar_one_or_none()
+
+
+def require_role(session: Session, actor: Actor, project_id: int, allowed: Sequence[str]) -> tuple[Project, str]:
+    """Load a project and check the actor holds one of ``allowed`` (admin always may).
+
+    A project the actor cannot see at all answers NotFound, so that its existence does not leak.
+    """
+    project = session.get(Project, project_id)
+    role = project_role(session, actor, project_id) if project is not None else None
+    if project is None or role is None:
+        raise NotFoundError(f"project {project_id} not found")
+    if role != "admin" and role not in allowed:
+        raise PermissionDeniedError(f"your role in project {project_id} is {role}; this needs {' or '.join(allowed)}")
+    return project, role
+
+
+# --------------------------------------------------------------------------- projects
+def create_project(
+    db: Database,
+    actor: Actor,
+    *,
+    name: str,
+    schema: Mapping[str, Any],
+    description: str = "",
+    overlap: int = 1,
+    gold_rate: float = 0.0,
+    min_labels: int | None = None,
+    max_labels: int | None = None,
+    target_confidence: float | None = None,
+    consensus_method: str = "mv",
+    settings: Mapping[str, Any] | None = None,
+) -> ProjectView:
+    """Create a project with its own dataset; the creator becomes its manager."""
+    if actor.role not in ("admin", "manager"):
+        raise PermissionDeniedError("only admins and managers can create projects")
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("name: expected a non-empty project name")
+    canonical = normalise_schema(schema)
+    if not isinstance(overlap, int) or not 1 <= overlap <= 100:
+        raise InvalidInputError(f"overlap: expected an integer from 1 to 100, got {overlap!r}")
+    if not 0.0 <= gold_rate <= 1.0:
+        raise InvalidInputError(f"gold_rate: expected a fraction from 0 to 1, got {gold_rate!r}")
+    if min_labels is not None or max_labels is not None or target_confidence is not None:
+        lo, hi = min_labels or 1, max_labels or max(overlap, min_labels or 1)
+        if not 1 <= lo <= hi:
+            raise InvalidInputError(f"min_labels/max_labels: expected 1 <= min <= max, got {lo} and {hi}")
+        if target_confidence is not None and not 0.5 <= target_confidence < 1.0:
+            raise InvalidInputError(f"target_confidence: expected a value in [0.5, 1), got {target_confidence}")
+        min_labels, max_labels = lo, hi
+    try:
+        with db.transaction() as s:
+            dataset = Dataset(name=f"project:{name}", description=f"Items of project {name}")
+            s.add(dataset)
+            s.flush()
+            project = Project(
+                name=name, description=description, label_schema=canonical, overlap=overlap, gold_rate=gold_rate,
+                min_labels=min_labels, max_labels=max_labels, target_confidence=target_confidence,
+                consensus_method=consensus_method, settings=dict(settings or {}), dataset_id=dataset.id,
+                created_by=actor.user_id,
+            )
+            s.add(project)
+            s.flush()
+            s.add(ProjectDataset(project_id=project.id, dataset_id=dataset.id))
+            s.add(ProjectMember(project_id=project.id, user_id=actor.user_id, role="manager"))
+            append_event(s, actor=actor.name, action="project.create", object_type="project", object_id=project.id,
+                         payload={"name": name, "schema": canonical, "overlap": overlap})
+            s.flush()
+            return _view(project)
+    except IntegrityError as exc:
+        raise ConflictError(f"a project named {name!r} already exists") from exc
+
+
+def get_project(db: Database, actor: Actor, project_id: int) -> ProjectView:
+    with db.transaction(write=False) as s:
+        project, _ = require_role(s, actor, project_id, PROJECT_ROLES)
+        return _view(project)
+
+
+def find_project(db: Database, actor: Actor, name: str) -> ProjectView:
+    with db.transaction(write=False) as s:
+        pid = s.execute(select(Project.id).where(Project.name == name)).scalar_one_or_none()
+        if pid is None:
+            raise NotFoundError(f"no project named {name!r}")
+        project, _ = require_role(s, actor, pid, PROJECT_ROLES)
+        return _view(project)
+
+
+def list_projects(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    """Projects visible to the actor with their task and annotation counts."""
+    with db.transaction(write=False) as s:
+        q = select(Project).order_by(Project.id)
+        if not actor.is_admin:
+            q = q.join(ProjectMember, ProjectMember.project_id == Project.id).where(
+                ProjectMember.user_id == actor.user_id
+            )
+        projects = list(s.execute(q).scalars())
+        ids = [p.id for p in projects]
+        counts: dict[int, tuple[int, int]] = {}
+        if ids:
+            for pid, n, done in s.execute(
+                select(Task.project_id, func.count(), func.sum(Task.n_annotations))
+                .where(Task.project_id.in_(ids))
+                .group_by(Task.project_id)
+            ):
+                counts[pid] = (int(n), int(done or 0))
+        out = []
+        for p in projects:
+            n_tasks, n_ann = counts.get(p.id, (0, 0))
+            out.append({**_view(p).to_dict(), "n_tasks": n_tasks, "n_annotations": n_ann})
+        return out
+
+
+def add_member(db: Database, actor: Actor, project_id: int, user_name: str, role: str) -> dict[str, Any]:
+    """Add (or change the role of) a project member. Managers of the project and admins may."""
+    if role not in PROJECT_ROLES:
+        raise InvalidInputError(f"role: expected one of {', '.join(PROJECT_ROLES)}, got {role!r}")
+    with db.transaction() as s:
+        require_role(s, actor, project_id, ("manager",))
+        user = s.execute(select(User).where(User.name == user_name)).scalar_one_or_none()
+        if user is None:
+            raise NotFoundError(f"user: no user named {user_name!r}")
+        member = s.get(ProjectMember, (project_id, user.id))
+        if member is None:
+            s.add(ProjectMember(project_id=project_id, user_id=user.id, role=role))
+        else:
+            member.role = role
+        append_event(s, actor=actor.name, action="project.member", object_type="project", object_id=project_id,
+                     payload={"user": user_name, "role": role})
+    return {"project_id": project_id, "user": user_name, "role": role}
+
+
+def list_members(db: Database, actor: Actor, project_id: int) -> list[dict[str, Any]]:
+    with db.transaction(write=False) as s:
+        require_role(s, actor, project_id, ("manager", "reviewer", "viewer"))
+        rows = s.execute(
+            select(User.name, ProjectMember.role)
+            .join(ProjectMember, ProjectMember.user_id == User.id)
+            .where(ProjectMember.project_id == project_id)
+            .order_by(User.name)
+        )
+        return [{"user": n, "role": r} for n, r in rows]
+
+
+# --------------------------------------------------------------------------- import
+@dataclass
+class ImportResult:
+    imported: int = 0
+    duplicates: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    item_ids: list[int] = field(default_factory=list)
+    duplicate_of: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"imported": self.imported, "duplicates": self.duplicates, "errors": self.errors,
+                "duplicate_of": self.duplicate_of}
+
+
+def parse_ndjson(body: bytes | str) -> list[Any]:
+    """Parse NDJSON (one JSON value per line; blank lines skipped); errors name the line."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})",
+                details=[{"line": lineno, "field": None, "message": f"malformed JSON: {exc.msg}"}],
+            ) from exc
+    return out
+
+
+def _prepare_record(
+    raw: Any, where: str, schema: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None, Any, Any, int]:
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    data = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
+    if not data:
+        raise InvalidInputError(f"{where}: missing field: an item needs at least one data field such as 'text'")
+    required = schema.get("input")
+    if required and required not in data:
+        raise InvalidInputError(f"{where}.{required}: missing field {required!r}")
+    ext = raw.get("id")
+    if ext is not None and not isinstance(ext, str | int):
+        raise InvalidInputError(f"{where}.id: expected a string or number")
+    label = raw.get("label")
+    if label is not None:
+        validate_value(schema, label, item=data, where=f"{where}.label")
+    gold = raw.get("gold")
+    if gold is not None:
+        validate_value(schema, gold, item=data, where=f"{where}.gold")
+    sensitivity = raw.get("sensitivity", 0)
+    if not isinstance(sensitivity, int) or isinstance(sensitivity, bool) or not 0 <= sensitivity <= 9:
+        raise InvalidInputError(f"{where}.sensitivity: expected an integer marking from 0 to 9")
+    return data, (None if ext is None else str(ext)), label, gold, sensitivity
+
+
+def import_items(
+    db: Database,
+    actor: Actor,
+    project_id: int,
+    records: Iterable[Any],
+    *,
+    location: str = "index",
+    source: str = "api",
+    first_row: int = 0,
+) -> ImportResult:
+    """Import item records into a project's own dataset and create their tasks.
+
+    Each record is an object whose fields become ``item.data``; reserved keys: ``id`` (external id),
+    ``label`` (an imported label, stored as an annotation with origin "import"), ``gold`` (a known
+    answer: the task becomes a hidden gold task) and ``sensitivity`` (marking 0-9).
+    All records are checked first: one bad record rejects the batch, nothing is stored, and the
+    error names every bad record by ``location`` ("index" for a JSON list, "line" for NDJSON).
+    Exact duplicates (same content hash as an item already in the dataset or earlier in the batch)
+    are not stored again; they are counted and listed with the item they duplicate.
+    """
+    records = list(records)
+    with db.transaction() as s:
+        project, _ = require_role(s, actor, project_id, ("manager",))
+        schema = project.label_schema
+        prepared = []
+        errors: list[dict[str, Any]] = []
+        for i, raw in enumerate(records):
+            pos = first_row + i if location == "index" else first_row + i + 1
+            where = f"{location} {pos}"
+            try:
+                prepared.append((pos, *_prepare_record(raw, where, schema)))
+            except InvalidInputError as exc:
+                field_name = exc.message.split(":", 1)[0].removeprefix(where).lstrip(".") or None
+                errors.append({location: pos, "field": field_name, "message": exc.message})
+        if errors:
+            summary = "; ".join(e["message"] for e in errors[:5])
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise InvalidInputError(f"{len(errors)} bad record(s), nothing imported: {summary}{more}", details=errors)
+        result = ImportResult()
+        hashes = [content_hash(p[1]) for p in prepared]
+        existing: dict[str, int] = {}
+        for chunk_start in range(0, len(hashes), 5000):
+            chunk = list(set(hashes[chunk_start : chunk_start + 5000]))
+            found = s.execute(
+                select(Item.content_hash, Item.id).where(
+                    Item.dataset_id == project.dataset_id, Item.content_hash.in_(chunk)
+                )
+            )
+            existing.update((h, i) for h, i in found)
+        rows, keep = [], []
+        seen: dict[str, int] = {}
+        for (pos, data, ext, label, gold, sens), h in zip(prepared, hashes, strict=True):
+            if h in existing or h in seen:
+                result.duplicates += 1
+                dup_of = existing.get(h)
+                result.duplicate_of.append({location: pos, "item_id": dup_of, "duplicate_of_" + location: seen.get(h)})
+                continue
+            seen[h] = pos
+            rows.append({"dataset_id": project.dataset_id, "external_id": ext, "data": data, "content_hash": h,
+                         "source": source, "source_row": pos, "sensitivity": sens})
+            keep.append((label, gold))
+        if rows:
+            item_ids = list(s.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows))
+            target = project.min_labels or project.overlap
+            task_rows = [
+                {"project_id": project.id, "item_id": iid, "target": target, "is_gold": gold is not None,
+                 "gold_value": gold, "status": "open", "priority": 1.0}
+                for iid, (_label, gold) in zip(item_ids, keep, strict=True)
+            ]
+            task_ids = list(s.scalars(insert(Task).returning(Task.id, sort_by_parameter_order=True), task_rows))
+            ann_rows = [
+                {"task_id": tid, "project_id": project.id, "user_id": None, "value": label,
+                 "schema_version": project.schema_version, "origin": "import", "source": f"{source}:{location} {pos}"}
+                for tid, (label, _g), row in zip(task_ids, keep, rows, strict=True)
+                if label is not None
+                for pos in [row["source_row"]]
+            ]
+            if ann_rows:
+                s.execute(insert(Annotation), ann_rows)
+            result.item_ids = item_ids
+            result.imported = len(item_ids)
+        append_event(s, actor=actor.name, action="items.import", object_type="project", object_id=project.id,
+                     payload={"imported": result.imported, "duplicates": result.duplicates, "source": source})
+        return result
+
+
+# --------------------------------------------------------------------------- consensus and export
+CONSENSUS_ROLES = ("manager", "reviewer", "viewer")
+
+
+def list_consensus(
+    db: Database,
+    actor: Actor,
+    project_id: int,
+    *,
+    label: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of consensus rows (keyset pagination on task id); returns (rows, next cursor)."""
+    limit = max(1, min(limit, 1000))
+    with db.transaction(write=False) as s:
+        require_role(s, actor, project_id, CONSENSUS_ROLES)
+        q = (
+            select(Consensus.task_id, Item.id, Item.external_id, Consensus.label, Consensus.confidence,
+                   Consensus.n_labels, Consensus.method)
+            .join(Item, Item.id == Consensus.item_id)
+            .where(Consensus.project_id == project_id, Consensus.task_id > after, Item.sensitivity <= actor.clearance)
+            .order_by(Consensus.task_id)
+            .limit(limit + 1)
+        )
+        if label is not None:
+            q = q.where(Consensus.label_key == label)
+        rows = list(s.execute(q))
+    page = [
+        {"task_id": t, "item_id": i, "external_id": e, "label": lab, "confidence": c, "n_labels": n, "method": m}
+        for t, i, e, lab, c, n, m in rows[:limit]
+    ]
+    return page, (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+def iter_export_records(db: Database, actor: Actor, project_id: int, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every item of a project with its consensus and annotations, in item order, streamed in batches."""
+    with db.transaction(write=False) as s:
+        require_role(s, actor, project_id, CONSENSUS_ROLES)
+    after = 0
+    while True:
+        with db.transaction(write=False) as s:
+            rows = list(
+                s.execute(
+                    select(Task.id, Item.id, Item.external_id, Item.data, Consensus.label, Consensus.confidence,
+                           Task.is_gold)
+                    .join(Item, Item.id == Task.item_id)
+                    .outerjoin(Consensus, Consensus.task_id == Task.id)
+                    .where(Task.project_id == project_id, Task.id > after, Item.sensitivity <= actor.clearance)
+                    .order_by(Task.id)
+                    .limit(batch)
+                )
+            )
+            if not rows:
+                return
+            task_ids = [r[0] for r in rows]
+            anns: dict[int, list[dict[str, Any]]] = {}
+            for tid, name, value, origin, created in s.execute(
+                select(Annotation.task_id, User.name, Annotation.value, Annotation.origin, Annotation.created_at)
+                .outerjoin(User, User.id == Annotation.user_id)
+                .where(Annotation.task_id.in_(task_ids), Annotation.status == "active")
+                .order_by(Annotation.id)
+            ):
+                anns.setdefault(tid, []).append(
+                    {"annotator": name, "value": value, "origin": origin, "created_at": iso(created)}
+                )
+        for tid, iid, ext, data, lab, conf, gold in rows:
+            yield {"id": iid, "external_id": ext, "data": data, "label": lab, "confidence": conf,
+                   "gold": bool(gold), "annotations": anns.get(tid, [])}
+        after = rows[-1][0]

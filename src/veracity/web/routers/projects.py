@@ -1,0 +1,182 @@
+"""/api/v1/projects: create, list, members, items, next task, consensus, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from veracity.errors import InvalidInputError
+from veracity.services import projects as project_service
+from veracity.services import tasks as task_service
+from veracity.web.deps import DB, AppSettings, CurrentActor
+from veracity.web.schemas import MemberIn, ProjectIn, ProjectOut
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+def _out(view: project_service.ProjectView) -> ProjectOut:
+    d = view.to_dict()
+    d["label_schema"] = d.pop("schema")
+    return ProjectOut.model_validate(d)
+
+
+@router.post("", status_code=201, response_model=ProjectOut, summary="Create a project")
+def create_project(body: ProjectIn, db: DB, actor: CurrentActor) -> ProjectOut:
+    view = project_service.create_project(
+        db, actor, name=body.name, schema=body.label_schema, description=body.description, overlap=body.overlap,
+        gold_rate=body.gold_rate, min_labels=body.min_labels, max_labels=body.max_labels,
+        target_confidence=body.target_confidence, consensus_method=body.consensus_method, settings=body.settings,
+    )
+    return _out(view)
+
+
+@router.get("", summary="List the projects visible to the caller")
+def list_projects(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+    return project_service.list_projects(db, actor)
+
+
+@router.get("/{project_id}", response_model=ProjectOut, summary="Get a project")
+def get_project(project_id: int, db: DB, actor: CurrentActor) -> ProjectOut:
+    return _out(project_service.get_project(db, actor, project_id))
+
+
+@router.post("/{project_id}/members", status_code=201, summary="Add a member or change their role")
+def add_member(project_id: int, body: MemberIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+    return project_service.add_member(db, actor, project_id, body.user, body.role)
+
+
+@router.get("/{project_id}/members", summary="List members")
+def list_members(project_id: int, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+    return project_service.list_members(db, actor, project_id)
+
+
+def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str]:
+    if not body.strip():
+        raise InvalidInputError("body: expected a JSON list of items or NDJSON, got an empty body")
+    if "ndjson" in content_type or "jsonlines" in content_type or "jsonl" in content_type:
+        return project_service.parse_ndjson(body), "line"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"body: not UTF-8 text (byte {exc.start})") from exc
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if text.lstrip().startswith("{") and "\n" in text.strip():
+            return project_service.parse_ndjson(text), "line"  # NDJSON sent without its content type
+        raise InvalidInputError(f"body: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if isinstance(parsed, dict) and isinstance(parsed.get("items"), list):
+        parsed = parsed["items"]
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        raise InvalidInputError("body: expected a JSON list of item objects")
+    return parsed, "index"
+
+
+@router.post(
+    "/{project_id}/items",
+    status_code=201,
+    summary="Import items (JSON list or NDJSON); all-or-nothing per request",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"example": [{"id": "t1", "text": "great product"}, {"text": "awful"}]},
+                "application/x-ndjson": {"example": '{"text": "great product"}\n{"text": "awful"}\n'},
+            }
+        }
+    },
+)
+async def import_items(
+    project_id: int, request: Request, db: DB, actor: CurrentActor, settings: AppSettings
+) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > settings.max_upload_bytes:
+        raise InvalidInputError(f"body: {len(body)} bytes is over the limit of {settings.max_upload_bytes}")
+    records, location = _parse_items(body, request.headers.get("content-type", ""))
+    result = await run_in_threadpool(
+        project_service.import_items, db, actor, project_id, records, location=location, source="api"
+    )
+    return result.to_dict()
+
+
+@router.get(
+    "/{project_id}/next",
+    summary="Lease the next task for the caller (204 when none)",
+    responses={204: {"description": "No task left for you"}},
+)
+def next_task(project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> Any:
+    task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
+    if task is None:
+        return Response(status_code=204)
+    return task
+
+
+@router.get("/{project_id}/consensus", summary="Consensus labels, keyset-paginated")
+def list_consensus(
+    project_id: int,
+    db: DB,
+    actor: CurrentActor,
+    response: Response,
+    label: str | None = None,
+    cursor: int = Query(0, ge=0, description="Value of X-Next-Cursor from the previous page."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    rows, nxt = project_service.list_consensus(db, actor, project_id, label=label, after=cursor, limit=limit)
+    if nxt is not None:
+        response.headers["X-Next-Cursor"] = str(nxt)
+        response.headers["Link"] = f'<?cursor={nxt}&limit={limit}>; rel="next"'
+    return rows
+
+
+EXPORT_FIELDS = ["id", "external_id", "data", "label", "confidence", "gold", "annotations"]
+
+
+def _jsonl(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for rec in records:
+        yield (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def _csv(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(EXPORT_FIELDS)
+    for rec in records:
+        writer.writerow([
+            json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, dict | list) else ("" if v is None else v)
+            for v in (rec[f] for f in EXPORT_FIELDS)
+        ])
+        if buf.tell() > 1 << 16:
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode()
+
+
+@router.get("/{project_id}/export", summary="Export every item with its consensus and annotations")
+def export_project(
+    project_id: int,
+    db: DB,
+    actor: CurrentActor,
+    format: Literal["jsonl", "csv"] = Query("jsonl"),
+) -> StreamingResponse:
+    records = project_service.iter_export_records(db, actor, project_id)
+    first = next(records, None)  # runs the permission check before the response starts
+
+    def chain() -> Iterator[dict[str, Any]]:
+        if first is not None:
+            yield first
+            yield from records
+
+    if format == "csv":
+        return StreamingResponse(_csv(chain()), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="project-{project_id}.csv"'})
+    return StreamingResponse(_jsonl(chain()), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="project-{project_id}.jsonl"'})

@@ -1,0 +1,68 @@
+"""Pydantic request and response models of the REST API (HTTP only; services never import these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AnnotationIn", "MemberIn", "ProjectIn", "ProjectOut"]
+
+
+class ProjectIn(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "Sentiment", "schema": {"kind": "classification", "labels": ["pos", "neg"]},
+                 "overlap": 3, "gold_rate": 0.05}
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    label_schema: dict[str, Any] = Field(alias="schema", description="Label schema, e.g. {kind, labels}.")
+    description: str = ""
+    overlap: int = Field(1, ge=1, le=100, description="Annotators per item.")
+    gold_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of gold (honeypot) tasks served.")
+    min_labels: int | None = Field(None, ge=1, description="Adaptive redundancy: labels before stopping.")
+    max_labels: int | None = Field(None, ge=1, description="Adaptive redundancy: labels at most.")
+    target_confidence: float | None = Field(None, description="Adaptive redundancy: stop at this confidence.")
+    consensus_method: str = Field("mv", description="Consensus method (mv, wmv, ds, onecoin, glad, mace, auto).")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    name: str
+    description: str
+    label_schema: dict[str, Any] = Field(serialization_alias="schema")
+    schema_version: int
+    overlap: int
+    gold_rate: float
+    min_labels: int | None
+    max_labels: int | None
+    target_confidence: float | None
+    consensus_method: str
+    dataset_id: int
+    created_at: str | None
+    settings: dict[str, Any]
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user": "alice", "role": "annotator"}]})
+
+    user: str
+    role: str = Field(description="manager, reviewer, annotator or viewer")
+
+
+class AnnotationIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"value": "pos", "idempotency_key": "7f1c9a", "duration_ms": 2300}]}
+    )
+
+    value: Any = Field(description="A label value of the project's schema kind.")
+    idempotency_key: str | None = Field(None, max_length=128, description="Retries with the same key store one row.")
+    duration_ms: int | None = Field(None, ge=0)
