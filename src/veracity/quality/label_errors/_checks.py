@@ -1,0 +1,118 @@
+"""Input checks for the label-issue functions: messages name the argument, the row and the sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from veracity.errors import InvalidInputError
+
+__all__ = ["ROW_SUM_TOL", "check_labels", "check_pred_probs", "validate_label_inputs"]
+
+#: How far a row of ``pred_probs`` may sum from 1 (float16 sources and smoothed probabilities drift).
+ROW_SUM_TOL = 1e-3
+
+_BLOCK_ELEMENTS = 1 << 21  # cells of pred_probs per block in the blockwise checks
+
+
+def _first_bad_row(bad: npt.NDArray[np.bool_], offset: int = 0) -> int | None:
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) + offset if hits.size else None
+
+
+def check_pred_probs(
+    pred_probs: Any, *, name: str = "pred_probs", row_sum_tol: float = ROW_SUM_TOL
+) -> npt.NDArray[np.floating[Any]]:
+    """Return ``pred_probs`` as a 2-D float array (float16/32/64 kept, others to float64).
+
+    Raises :class:`~veracity.errors.InvalidInputError` naming the first bad row: not finite, outside
+    ``[0, 1]`` or a row sum further than ``row_sum_tol`` from 1.
+    """
+    arr = np.asarray(pred_probs)
+    if arr.dtype.kind not in "f":
+        if arr.dtype.kind not in "iub":
+            raise InvalidInputError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{name} must be 2-D (n_items, n_classes), got shape {arr.shape}")
+    n, k = arr.shape
+    if k < 1:
+        raise InvalidInputError(f"{name} must have at least one column, got shape {arr.shape}")
+    block = max(1, _BLOCK_ELEMENTS // max(k, 1))
+    for start in range(0, n, block):
+        part = arr[start : start + block]
+        finite = np.isfinite(part).all(axis=1)
+        row = _first_bad_row(~finite, start)
+        if row is not None:
+            raise InvalidInputError(f"{name} row {row}: values must be finite, got {arr[row].tolist()[:8]}")
+        in_range = ((part >= -row_sum_tol) & (part <= 1 + row_sum_tol)).all(axis=1)
+        row = _first_bad_row(~in_range, start)
+        if row is not None:
+            raise InvalidInputError(f"{name} row {row}: probabilities must lie in [0, 1], got {arr[row].tolist()[:8]}")
+        sums = part.sum(axis=1, dtype=np.float64)
+        row = _first_bad_row(np.abs(sums - 1.0) > row_sum_tol, start)
+        if row is not None:
+            raise InvalidInputError(
+                f"{name} row {row}: probabilities must sum to 1 (+-{row_sum_tol:g}), got {sums[row - start]:.6g}"
+            )
+    return arr
+
+
+def check_labels(labels: Any, n_classes: int, *, name: str = "labels") -> npt.NDArray[np.intp]:
+    """Return ``labels`` as a 1-D integer array with every value in ``0 .. n_classes - 1``."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D (n_items,), got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        row = _first_bad_row(bad)
+        if row is not None:
+            raise InvalidInputError(f"{name} row {row}: expected an integer class index, got {arr[row]!r}")
+    elif arr.dtype.kind not in "iub":
+        raise InvalidInputError(f"{name} must be integer class indices, got dtype {arr.dtype}")
+    out = arr.astype(np.intp, copy=False)
+    row = _first_bad_row((out < 0) | (out >= n_classes))
+    if row is not None:
+        raise InvalidInputError(
+            f"{name} row {row}: label {out[row]} is outside 0..{n_classes - 1} (pred_probs has {n_classes} columns)"
+        )
+    return out
+
+
+def validate_label_inputs(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    labels_name: str = "labels",
+    pred_probs_name: str = "pred_probs",
+    row_sum_tol: float = ROW_SUM_TOL,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.floating[Any]]]:
+    """Check a single-label problem and return ``(labels, pred_probs)`` as arrays.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n_items,)
+        Given class of each item, in ``0 .. n_classes - 1``.
+    pred_probs : array-like of float, shape (n_items, n_classes)
+        Out-of-sample predicted probabilities; each row sums to 1.
+    labels_name, pred_probs_name : str
+        Names used in error messages (the CLI passes file names).
+    row_sum_tol : float
+        Allowed distance of a row sum from 1.
+
+    Raises
+    ------
+    veracity.errors.InvalidInputError
+        On shape mismatch, non-finite values, rows that do not sum to 1 or labels out of range;
+        the message names the argument and the first bad row.
+    """
+    probs = check_pred_probs(pred_probs, name=pred_probs_name, row_sum_tol=row_sum_tol)
+    lab = np.asarray(labels)
+    if lab.ndim == 1 and lab.shape[0] != probs.shape[0]:
+        raise InvalidInputError(
+            f"{labels_name} and {pred_probs_name} must have the same number of rows, "
+            f"got {lab.shape[0]} and {probs.shape[0]}"
+        )
+    return check_labels(lab, probs.shape[1], name=labels_name), probs

@@ -1,0 +1,359 @@
+"""Find mislabelled items with confident learning (Northcutt, Jiang & Chuang 2021).
+
+The pruning steps are vectorised: items are grouped by given label once, and for every cell of
+the confident joint the items to prune are chosen by one sort over (cell, margin) keys, done in
+chunks of classes so that memory stays linear in n_items x n_classes.
+
+References
+----------
+C. G. Northcutt, L. Jiang, I. L. Chuang, "Confident Learning: Estimating Uncertainty in Dataset
+Labels", Journal of Artificial Intelligence Research 70 (2021) 1373-1411, doi:10.1613/jair.1.12125.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from veracity.errors import InvalidInputError
+from veracity.quality.label_errors._checks import ROW_SUM_TOL, validate_label_inputs
+from veracity.quality.label_errors.count import (
+    RowStats,
+    compute_confident_joint,
+    estimate_noise_matrices,
+    row_stats,
+)
+from veracity.quality.label_errors.rank import RANKING_METHODS, RankBy, scores_from_stats
+
+__all__ = ["FILTER_METHODS", "FilterMethod", "LabelIssues", "find_label_issues"]
+
+FilterMethod = Literal[
+    "auto",
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "prune_by_class_margin",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+]
+FILTER_METHODS: tuple[str, ...] = (
+    "auto",
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "prune_by_class_margin",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
+#: What ``method="auto"`` runs.
+AUTO_METHOD = "prune_by_class_margin"
+_CHUNK_ENTRIES = 1 << 19  # (item, cell) candidates sorted at once in prune_by_noise_rate
+_TIE = 1e-6  # an item whose given label is within this of the top probability is never flagged
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Result of :func:`find_label_issues`.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, shape (n_items,)
+        True = likely mislabelled.
+    ranked : ndarray of int, shape (n_items,)
+        All item indices, most likely mislabelled first (ascending ``scores``; ties keep index order).
+    scores : ndarray of float, shape (n_items,)
+        Label-quality score in [0, 1]; low = suspect.
+    suggested : ndarray of int, shape (n_items,)
+        Most likely true label (the predicted class; for a flagged item, never its given label).
+    confident_joint : ndarray of int, shape (n_classes, n_classes)
+        Calibrated counts ``C[given, true]``.
+    noise_matrix : ndarray of float, shape (n_classes, n_classes)
+        ``P(given = i | true = j)``; columns sum to 1.
+    inverse_noise_matrix : ndarray of float, shape (n_classes, n_classes)
+        ``P(true = j | given = i)`` stored as ``[j, i]``.
+    class_error_rates : ndarray of float, shape (n_classes,)
+        Estimated fraction of items given label i whose true label differs.
+    thresholds : ndarray of float, shape (n_classes,)
+        Per-class confident thresholds.
+    method, rank_by : str
+        Filter and ranking actually used.
+    """
+
+    mask: npt.NDArray[np.bool_]
+    ranked: npt.NDArray[np.intp]
+    scores: npt.NDArray[np.floating[Any]]
+    suggested: npt.NDArray[np.intp]
+    confident_joint: npt.NDArray[np.int64]
+    noise_matrix: npt.NDArray[np.float64]
+    inverse_noise_matrix: npt.NDArray[np.float64]
+    class_error_rates: npt.NDArray[np.float64]
+    thresholds: npt.NDArray[np.float64]
+    method: str
+    rank_by: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_issues(self) -> int:
+        """Number of flagged items."""
+        return int(self.mask.sum())
+
+    @property
+    def issue_indices(self) -> npt.NDArray[np.intp]:
+        """Flagged items, most likely mislabelled first."""
+        return self.ranked[self.mask[self.ranked]]
+
+
+def _keep_at_least_n_per_class(prune: npt.NDArray[np.int64], n: int, frac_noise: float) -> npt.NDArray[np.int64]:
+    """Prune counts ``M[true, given]`` adjusted so each class keeps ``n`` items, off-diagonals x frac_noise.
+
+    The diagonal is raised to at least ``n``, the raise is taken evenly from the other non-zero
+    cells of the column, off-diagonals are scaled by ``frac_noise`` (the column total kept on the
+    diagonal) and the result is truncated to integers.
+    """
+    mat = prune.astype(np.float64)
+    diag = np.diagonal(mat).copy()
+    new_diag = np.maximum(diag, n)
+    spread = np.maximum(np.count_nonzero(mat, axis=0) - 1.0, 1.0)
+    mat = mat - (new_diag - diag) / spread
+    mat[mat < 0] = 0
+    np.fill_diagonal(mat, new_diag)
+    reduced = mat * frac_noise
+    np.fill_diagonal(reduced, new_diag)
+    np.fill_diagonal(reduced, new_diag + (mat - reduced).sum(axis=0))
+    return np.floor(reduced).astype(np.int64)
+
+
+def _class_layout(labels: npt.NDArray[np.intp], k: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Items sorted by given label and the start offset of each class in that order."""
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels, minlength=k)
+    starts = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return order, starts
+
+
+def _prune_by_noise_rate(
+    labels: npt.NDArray[np.intp],
+    pred_probs: npt.NDArray[Any],
+    stats: RowStats,
+    to_prune: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
+    """For each cell (given i, true j) flag the ``to_prune[i, j]`` items of label i with largest p_j - p_i."""
+    n, k = pred_probs.shape
+    mask = np.zeros(n, dtype=bool)
+    off = to_prune.copy()
+    np.fill_diagonal(off, 0)
+    off[off < 0] = 0
+    rows, cols = np.nonzero(off)
+    if rows.size == 0:
+        return mask
+    nnz = np.bincount(rows, minlength=k)
+    indptr = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(nnz, out=indptr[1:])
+    order, starts = _class_layout(labels, k)
+    counts = np.diff(starts)
+    work = np.cumsum(counts * nnz)
+    flat = pred_probs.reshape(-1)
+    c0 = 0
+    while c0 < k:
+        base = work[c0 - 1] if c0 else 0
+        c1 = int(np.searchsorted(work, base + _CHUNK_ENTRIES, side="right"))
+        c1 = max(c1, c0 + 1)
+        items = order[starts[c0] : starts[c1]]
+        c0_next = c1
+        lab = labels[items]
+        reps = nnz[lab]
+        total = int(reps.sum())
+        if total:
+            item_rep = np.repeat(items, reps)
+            lab_rep = np.repeat(lab, reps)
+            first = np.cumsum(reps) - reps
+            within = np.arange(total, dtype=np.int64) - np.repeat(first, reps)
+            col = cols[np.repeat(indptr[lab], reps) + within]
+            margin = flat[item_rep * k + col] - stats.self_confidence[item_rep]
+            cell = lab_rep * k + col
+            srt = np.lexsort((-margin, cell))
+            cell_sorted = cell[srt]
+            rank = np.arange(total) - np.searchsorted(cell_sorted, cell_sorted, side="left")
+            keep = rank < off.reshape(-1)[cell_sorted]
+            mask[item_rep[srt[keep]]] = True
+        c0 = c0_next
+    return mask
+
+
+def _prune_by_class(
+    labels: npt.NDArray[np.intp], key: npt.NDArray[Any], n_remove: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Flag, in each class i, the ``n_remove[i]`` items with the lowest ``key``."""
+    n = labels.shape[0]
+    k = n_remove.shape[0]
+    order = np.lexsort((key, labels))
+    starts = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(labels, minlength=k), out=starts[1:])
+    lab_sorted = labels[order]
+    rank = np.arange(n)
+    rank -= starts[lab_sorted]
+    mask = np.zeros(n, dtype=bool)
+    mask[order[rank < n_remove[lab_sorted]]] = True
+    return mask
+
+
+def find_label_issues(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    method: FilterMethod = "auto",
+    rank_by: RankBy = "normalized_margin",
+    frac_noise: float = 1.0,
+    min_examples_per_class: int = 1,
+    row_sum_tol: float = ROW_SUM_TOL,
+) -> LabelIssues:
+    """Flag and rank items whose given label is likely wrong, by confident learning.
+
+    Confident learning (Northcutt, Jiang & Chuang 2021) counts each item into the confident joint
+    ``C[given, true]`` using per-class thresholds ``t_j`` (the mean probability of class j over
+    items labelled j), calibrates ``C`` to the label counts, and prunes that many items.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n_items,)
+        Given class of each item in ``0 .. n_classes - 1``. For multi-label data use
+        :func:`veracity.quality.label_errors.find_multilabel_issues`.
+    pred_probs : array-like of float, shape (n_items, n_classes)
+        Out-of-sample predicted probabilities (rows sum to 1), e.g. from
+        :func:`cross_val_pred_probs`. float32 input stays float32.
+    method : str, default "auto"
+        ``prune_by_noise_rate``: for every off-diagonal cell (i, j) of the calibrated joint, flag
+        that many items labelled i with the largest margin ``p_j - p_i``. ``prune_by_class``: flag
+        in each class i the ``n_i - C[i, i]`` items of lowest ``p_i``. ``both``: items flagged by
+        both. ``confident_learning``: the off-diagonal items of the confident joint.
+        ``predicted_neq_given``: argmax differs from the label. ``low_normalized_margin`` /
+        ``low_self_confidence``: the lowest-scoring items, as many as the off-diagonals of the
+        calibrated joint. ``auto`` runs ``prune_by_class_margin``.
+        Except for the two ``low_*`` methods, an item whose label has the top probability is
+        never flagged.
+    rank_by : {"normalized_margin", "self_confidence", "confidence_weighted_entropy"}
+        Score behind ``scores`` and ``ranked``.
+    frac_noise : float, default 1.0
+        Flag only this fraction of the estimated errors (pruning methods).
+    min_examples_per_class : int, default 1
+        Never prune a class below this many items.
+    row_sum_tol : float
+        Allowed distance of a row sum from 1.
+
+    Returns
+    -------
+    LabelIssues
+        ``mask``, ``ranked``, ``scores``, ``suggested``, ``confident_joint``,
+        ``noise_matrix``, ``inverse_noise_matrix``, ``class_error_rates``.
+
+    Raises
+    ------
+    veracity.errors.InvalidInputError
+        Bad shapes, non-finite probabilities, rows not summing to 1, labels out of range,
+        unknown method.
+
+    References
+    ----------
+    C. G. Northcutt, L. Jiang, I. L. Chuang, "Confident Learning: Estimating Uncertainty in
+    Dataset Labels", JAIR 70 (2021), doi:10.1613/jair.1.12125.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 0, 1, 1, 1])
+    >>> probs = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.1, .9], [.3, .7]])
+    >>> res = find_label_issues(labels, probs)
+    >>> np.flatnonzero(res.mask)
+    array([2])
+    >>> int(res.ranked[0]), int(res.suggested[2])
+    (2, 1)
+    """
+    if method not in FILTER_METHODS:
+        raise InvalidInputError(f"method must be one of {', '.join(FILTER_METHODS)}, got {method!r}")
+    if rank_by not in RANKING_METHODS:
+        raise InvalidInputError(f"rank_by must be one of {', '.join(RANKING_METHODS)}, got {rank_by!r}")
+    if not 0.0 <= frac_noise <= 1.0:
+        raise InvalidInputError(f"frac_noise must lie in [0, 1], got {frac_noise}")
+    lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
+    n, k = probs.shape
+    used = AUTO_METHOD if method == "auto" else method
+    stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy")
+    scores = scores_from_stats(stats, rank_by)
+    label_counts = np.bincount(lab, minlength=k)
+    cj = compute_confident_joint(lab, probs, calibrate=True, stats=stats)
+    noise, inverse, _ = estimate_noise_matrices(cj)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(label_counts > 0, 1.0 - np.diagonal(cj) / np.maximum(cj.sum(axis=1), 1), 0.0)
+    mask = _filter(used, lab, probs, stats, cj, label_counts, frac_noise, min_examples_per_class)
+    if k < 2:
+        mask[:] = False
+    ranked = np.argsort(scores, kind="stable")
+    suggested = stats.argmax.astype(np.intp)
+    same = mask & (suggested == lab)
+    suggested[same] = stats.argmax_other[same]
+    return LabelIssues(
+        mask=mask,
+        ranked=ranked,
+        scores=scores,
+        suggested=suggested,
+        confident_joint=cj,
+        noise_matrix=noise,
+        inverse_noise_matrix=inverse,
+        class_error_rates=rates,
+        thresholds=stats.thresholds,
+        method=used,
+        rank_by=rank_by,
+    )
+
+
+def _filter(
+    method: str,
+    labels: npt.NDArray[np.intp],
+    pred_probs: npt.NDArray[Any],
+    stats: RowStats,
+    cj: npt.NDArray[np.int64],
+    label_counts: npt.NDArray[np.int64],
+    frac_noise: float,
+    min_examples_per_class: int,
+) -> npt.NDArray[np.bool_]:
+    n, k = pred_probs.shape
+    if method == "predicted_neq_given":
+        mask = stats.argmax != labels
+    elif method == "confident_learning":
+        mask = (stats.true_guess >= 0) & (stats.true_guess != labels)
+    elif method in ("low_normalized_margin", "low_self_confidence"):
+        count = int(cj.sum() - np.trace(cj))
+        score = scores_from_stats(stats, method[4:])
+        mask = np.zeros(n, dtype=bool)
+        mask[np.argsort(score, kind="stable")[:count]] = True
+        return mask
+    else:
+        prune = _keep_at_least_n_per_class(cj.T, min_examples_per_class, frac_noise)  # [true, given]
+        small = label_counts <= min_examples_per_class
+        mask = np.ones(n, dtype=bool)
+        if method in ("prune_by_class", "both", "prune_by_class_margin"):
+            n_remove = label_counts - np.diagonal(prune)
+            n_remove[small] = 0
+            if method == "prune_by_class_margin":
+                key = stats.self_confidence - np.maximum(stats.max_other, 0)
+            else:
+                key = stats.self_confidence
+            mask &= _prune_by_class(labels, key, n_remove)
+        if method in ("prune_by_noise_rate", "both"):
+            to_prune = prune.T.copy()  # [given, true]
+            to_prune[small] = 0
+            mask &= _prune_by_noise_rate(labels, pred_probs, stats, to_prune)
+    # The given label (near) tops the prediction: never flag it (argmax of p + 1e-6 at the label).
+    sc = stats.self_confidence
+    lifted = sc + np.asarray(_TIE, dtype=sc.dtype)
+    top = (lifted > stats.max_other) | ((lifted == stats.max_other) & (labels < stats.argmax_other))
+    mask &= ~top
+    return mask
