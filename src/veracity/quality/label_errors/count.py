@@ -161,7 +161,9 @@ def _round_preserving_row_totals(matrix: npt.NDArray[np.float64]) -> npt.NDArray
     return (floor + (rank < short[:, None])).astype(np.int64)
 
 
-def calibrate_confident_joint(confident_joint: npt.NDArray[Any], label_counts: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+def calibrate_confident_joint(
+    confident_joint: npt.NDArray[Any], label_counts: npt.NDArray[Any]
+) -> npt.NDArray[np.int64]:
     """Calibrate the confident joint so row i sums to the count of label i (eq. 3 of the paper).
 
     Parameters

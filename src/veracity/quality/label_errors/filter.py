@@ -283,7 +283,7 @@ def find_label_issues(
     if not 0.0 <= frac_noise <= 1.0:
         raise InvalidInputError(f"frac_noise must lie in [0, 1], got {frac_noise}")
     lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
-    n, k = probs.shape
+    k = probs.shape[1]
     used = AUTO_METHOD if method == "auto" else method
     stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy")
     scores = scores_from_stats(stats, rank_by)
@@ -324,7 +324,7 @@ def _filter(
     frac_noise: float,
     min_examples_per_class: int,
 ) -> npt.NDArray[np.bool_]:
-    n, k = pred_probs.shape
+    n = pred_probs.shape[0]
     if method == "predicted_neq_given":
         mask = stats.argmax != labels
     elif method == "confident_learning":
