@@ -244,15 +244,15 @@ class ImportResult:
                 "duplicate_of": self.duplicate_of}
 
 
-def parse_ndjson(body: bytes | str) -> list[Any]:
-    """Parse NDJSON (one JSON value per line; blank lines skipped); errors name the line."""
+def parse_ndjson(body: bytes | str) -> list[tuple[int, Any]]:
+    """Parse NDJSON into (line number, value) pairs; blank lines are skipped; errors name the line."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            out.append((lineno, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(
                 f"line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})",
@@ -294,8 +294,8 @@ def import_items(
     records: Iterable[Any],
     *,
     location: str = "index",
+    positions: Sequence[int] | None = None,
     source: str = "api",
-    first_row: int = 0,
 ) -> ImportResult:
     """Import item records into a project's own dataset and create their tasks.
 
@@ -303,18 +303,20 @@ def import_items(
     ``label`` (an imported label, stored as an annotation with origin "import"), ``gold`` (a known
     answer: the task becomes a hidden gold task) and ``sensitivity`` (marking 0-9).
     All records are checked first: one bad record rejects the batch, nothing is stored, and the
-    error names every bad record by ``location`` ("index" for a JSON list, "line" for NDJSON).
+    error names every bad record by ``location`` ("index" for a JSON list, "line" for NDJSON) and
+    its position (``positions[i]``, default the 0-based index).
     Exact duplicates (same content hash as an item already in the dataset or earlier in the batch)
     are not stored again; they are counted and listed with the item they duplicate.
     """
     records = list(records)
+    if positions is None:
+        positions = range(len(records))
     with db.transaction() as s:
         project, _ = require_role(s, actor, project_id, ("manager",))
         schema = project.label_schema
         prepared = []
         errors: list[dict[str, Any]] = []
-        for i, raw in enumerate(records):
-            pos = first_row + i if location == "index" else first_row + i + 1
+        for pos, raw in zip(positions, records, strict=True):
             where = f"{location} {pos}"
             try:
                 prepared.append((pos, *_prepare_record(raw, where, schema)))

@@ -57,11 +57,11 @@ def list_members(project_id: int, db: DB, actor: CurrentActor) -> list[dict[str,
     return project_service.list_members(db, actor, project_id)
 
 
-def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str]:
+def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str, list[int] | None]:
     if not body.strip():
         raise InvalidInputError("body: expected a JSON list of items or NDJSON, got an empty body")
     if "ndjson" in content_type or "jsonlines" in content_type or "jsonl" in content_type:
-        return project_service.parse_ndjson(body), "line"
+        return _lines(project_service.parse_ndjson(body))
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -70,7 +70,7 @@ def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str]:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         if text.lstrip().startswith("{") and "\n" in text.strip():
-            return project_service.parse_ndjson(text), "line"  # NDJSON sent without its content type
+            return _lines(project_service.parse_ndjson(text))  # NDJSON sent without its content type
         raise InvalidInputError(f"body: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if isinstance(parsed, dict) and isinstance(parsed.get("items"), list):
         parsed = parsed["items"]
@@ -78,7 +78,11 @@ def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str]:
         parsed = [parsed]
     if not isinstance(parsed, list):
         raise InvalidInputError("body: expected a JSON list of item objects")
-    return parsed, "index"
+    return parsed, "index", None
+
+
+def _lines(pairs: list[tuple[int, Any]]) -> tuple[list[Any], str, list[int]]:
+    return [v for _, v in pairs], "line", [n for n, _ in pairs]
 
 
 @router.post(
@@ -100,9 +104,10 @@ async def import_items(
     body = await request.body()
     if len(body) > settings.max_upload_bytes:
         raise InvalidInputError(f"body: {len(body)} bytes is over the limit of {settings.max_upload_bytes}")
-    records, location = _parse_items(body, request.headers.get("content-type", ""))
+    records, location, positions = _parse_items(body, request.headers.get("content-type", ""))
     result = await run_in_threadpool(
-        project_service.import_items, db, actor, project_id, records, location=location, source="api"
+        project_service.import_items, db, actor, project_id, records, location=location, positions=positions,
+        source="api",
     )
     return result.to_dict()
 
