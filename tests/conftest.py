@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 TEMPLATE_DB = "veracity_template"
 # Environment variables that configure the test run itself, not Veracity.
