@@ -13,6 +13,7 @@ from veracity.quality.label_errors.count import (
     confident_thresholds,
     estimate_noise_matrices,
 )
+from veracity.quality.label_errors.crossval import cross_val_pred_probs
 from veracity.quality.label_errors.filter import FILTER_METHODS, LabelIssues, find_label_issues
 from veracity.quality.label_errors.rank import RANKING_METHODS, get_label_quality_scores
 
@@ -23,6 +24,7 @@ __all__ = [
     "calibrate_confident_joint",
     "compute_confident_joint",
     "confident_thresholds",
+    "cross_val_pred_probs",
     "estimate_noise_matrices",
     "find_label_issues",
     "get_label_quality_scores",
