@@ -26,6 +26,7 @@ from veracity.quality.label_errors.count import (
     estimate_noise_matrices,
     row_stats,
 )
+from veracity.quality.label_errors.multilabel import check_multilabel_probs, is_multilabel, labels_to_indicator
 from veracity.quality.label_errors.rank import RANKING_METHODS, RankBy, scores_from_stats
 
 __all__ = ["FILTER_METHODS", "FilterMethod", "LabelIssues", "find_label_issues"]
@@ -214,6 +215,7 @@ def find_label_issues(
     frac_noise: float = 1.0,
     min_examples_per_class: int = 1,
     row_sum_tol: float = ROW_SUM_TOL,
+    multi_label: bool | None = None,
 ) -> LabelIssues:
     """Flag and rank items whose given label is likely wrong, by confident learning.
 
@@ -247,6 +249,13 @@ def find_label_issues(
         Never prune a class below this many items.
     row_sum_tol : float
         Allowed distance of a row sum from 1.
+    multi_label : bool, optional
+        Treat ``labels`` as multi-label: a sequence of class lists (``[[0, 2], [1], []]``) or a
+        0/1 matrix of shape (n_items, n_classes), with ``pred_probs`` independent per-class
+        probabilities. Default: detected from ``labels``. Each class is then a one-vs-rest binary
+        problem; an item is flagged if any membership is; ``scores`` is the lowest per-class
+        score, ``suggested`` the 0/1 matrix ``pred_probs >= 0.5``, ``confident_joint`` has shape
+        (n_classes, 2, 2).
 
     Returns
     -------
@@ -282,9 +291,13 @@ def find_label_issues(
         raise InvalidInputError(f"rank_by must be one of {', '.join(RANKING_METHODS)}, got {rank_by!r}")
     if not 0.0 <= frac_noise <= 1.0:
         raise InvalidInputError(f"frac_noise must lie in [0, 1], got {frac_noise}")
+    used = AUTO_METHOD if method == "auto" else method
+    if multi_label is None:
+        multi_label = is_multilabel(labels, pred_probs)
+    if multi_label:
+        return _find_multilabel_issues(labels, pred_probs, used, rank_by, frac_noise, min_examples_per_class)
     lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
     k = probs.shape[1]
-    used = AUTO_METHOD if method == "auto" else method
     stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy")
     scores = scores_from_stats(stats, rank_by)
     label_counts = np.bincount(lab, minlength=k)
@@ -357,3 +370,56 @@ def _filter(
     top = (lifted > stats.max_other) | ((lifted == stats.max_other) & (labels < stats.argmax_other))
     mask &= ~top
     return mask
+
+
+def _find_multilabel_issues(
+    labels: Any,
+    pred_probs: Any,
+    method: str,
+    rank_by: str,
+    frac_noise: float,
+    min_examples_per_class: int,
+) -> LabelIssues:
+    """One-vs-rest confident learning over the classes (a loop over classes, vectorised over items)."""
+    probs = check_multilabel_probs(pred_probs)
+    n, k = probs.shape
+    member = labels_to_indicator(labels, k)
+    if member.shape[0] != n:
+        raise InvalidInputError(
+            f"labels and pred_probs must have the same number of rows, got {member.shape[0]} and {n}"
+        )
+    mask = np.zeros(n, dtype=bool)
+    scores = np.ones(n, dtype=probs.dtype)
+    cjs = np.zeros((k, 2, 2), dtype=np.int64)
+    noise = np.zeros((k, 2, 2))
+    inverse = np.zeros((k, 2, 2))
+    rates = np.zeros(k)
+    thresholds = np.zeros((k, 2))
+    pair = np.empty((n, 2), dtype=probs.dtype)
+    for c in range(k):
+        lab = member[:, c].astype(np.intp)
+        pair[:, 1] = np.clip(probs[:, c], 0, 1)
+        pair[:, 0] = 1 - pair[:, 1]
+        stats = row_stats(lab, pair, with_entropy=rank_by == "confidence_weighted_entropy")
+        cj = compute_confident_joint(lab, pair, calibrate=True, stats=stats)
+        counts = np.bincount(lab, minlength=2)
+        mask |= _filter(method, lab, pair, stats, cj, counts, frac_noise, min_examples_per_class)
+        np.minimum(scores, scores_from_stats(stats, rank_by), out=scores)
+        cjs[c] = cj
+        noise[c], inverse[c], _ = estimate_noise_matrices(cj)
+        rates[c] = (cj[0, 1] + cj[1, 0]) / max(n, 1)
+        thresholds[c] = stats.thresholds
+    return LabelIssues(
+        mask=mask,
+        ranked=np.argsort(scores, kind="stable"),
+        scores=scores,
+        suggested=(probs >= 0.5).astype(np.intp),
+        confident_joint=cjs,
+        noise_matrix=noise,
+        inverse_noise_matrix=inverse,
+        class_error_rates=rates,
+        thresholds=thresholds,
+        method=method,
+        rank_by=rank_by,
+        extras={"multi_label": True},
+    )
