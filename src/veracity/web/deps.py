@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,8 +31,24 @@ DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-def get_actor(request: Request, db: DB) -> Actor:
-    """Bearer token (API) or session cookie (browser; unsafe methods must carry the CSRF token)."""
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def form_csrf_token(request: Request) -> str | None:
+    """The ``csrf_token`` field of a plain HTML form posted without the ``x-csrf-token`` header."""
+    if request.method not in UNSAFE or "x-csrf-token" in request.headers:
+        return None
+    if not request.headers.get("content-type", "").startswith(FORM_TYPES):
+        return None
+    value = (await request.form()).get("csrf_token")
+    return value if isinstance(value, str) else None
+
+
+def get_actor(
+    request: Request, db: DB, form_csrf: Annotated[str | None, Depends(form_csrf_token)] = None
+) -> Actor:
+    """Bearer token (API) or session cookie (browser; unsafe methods must carry the CSRF token,
+    as the ``x-csrf-token`` header or, from an HTML form, the ``csrf_token`` field)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return authenticate_token(db, header[7:].strip())
@@ -39,7 +56,8 @@ def get_actor(request: Request, db: DB) -> Actor:
     if sid:
         actor, csrf = authenticate_session(db, sid)
         request.state.csrf_token = csrf
-        if request.method in UNSAFE and request.headers.get("x-csrf-token") != csrf:
+        sent = request.headers.get("x-csrf-token", form_csrf)
+        if request.method in UNSAFE and (sent is None or not secrets.compare_digest(sent.encode(), csrf.encode())):
             raise PermissionDeniedError("missing or wrong CSRF token")
         return actor
     raise AuthenticationError("authentication required: send 'Authorization: Bearer <token>'")
