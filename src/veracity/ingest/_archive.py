@@ -1,0 +1,50 @@
+"""Zip archives, unpacked safely before reading: no member may land outside the target folder."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+from veracity.errors import InvalidInputError
+from veracity.ingest._safety import check_size, resolve_inside
+
+__all__ = ["extract_zip"]
+
+
+def extract_zip(path: Path, target: Path, *, max_bytes: int | None) -> Path:
+    """Unpack ``path`` into ``target`` and return ``target``.
+
+    Refused: members with absolute paths or ``..`` that resolve outside ``target``, symbolic links,
+    and archives whose unpacked size exceeds ``max_bytes`` (zip bombs).
+    """
+    check_size(path, max_bytes)
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise InvalidInputError(f"{path}: not a readable zip archive ({exc})") from None
+    with zf:
+        members = zf.infolist()
+        total = sum(m.file_size for m in members)
+        if max_bytes is not None and total > max_bytes:
+            raise InvalidInputError(
+                f"{path}: archive unpacks to {total} bytes, larger than the limit of {max_bytes} bytes"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        for m in members:
+            where = f"{path}: member {m.filename!r}"
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise InvalidInputError(f"{where}: symbolic links are not allowed in archives; refused")
+            if m.filename.startswith(("/", "\\")) or ":" in m.filename.split("/")[0]:
+                raise InvalidInputError(f"{where}: absolute path; refused")
+            resolve_inside(target, m.filename, where=where)
+        for m in members:
+            dest = resolve_inside(target, m.filename, where=f"{path}: member {m.filename!r}")
+            if m.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(m) as src, dest.open("wb") as out:
+                while block := src.read(1 << 20):
+                    out.write(block)
+    return target

@@ -1,0 +1,214 @@
+"""COCO detection and segmentation JSON: boxes ``[x, y, w, h]`` and polygon segmentations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from veracity.errors import InvalidInputError
+from veracity.ingest._common import ReadOptions, fail
+from veracity.ingest._images import ImageExporter, image_size
+from veracity.ingest._safety import load_json, read_image, resolve_inside
+from veracity.ingest.records import SourceRecord, make_annotation
+from veracity.types import Record
+
+__all__ = ["read_coco", "shape_annotations", "write_coco"]
+
+
+def _num(v: float) -> float | int:
+    v = round(float(v), 6)
+    return int(v) if v.is_integer() else v
+
+
+def _locate(root: Path, file_name: str, where: str) -> Path:
+    first = resolve_inside(root, file_name, where=where)
+    if first.is_file():
+        return first
+    second = resolve_inside(root, Path("images") / file_name, where=where)
+    return second if second.is_file() else first
+
+
+def read_coco(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """One record per COCO image, its boxes and polygons as ``boxes`` / ``polygons`` annotations.
+
+    Image ``file_name`` paths resolve against ``image_root`` (default: the JSON file's folder, then
+    its ``images/`` subfolder) and may not leave it. Annotations whose segmentation is a polygon
+    list become polygons; the others (no segmentation, or RLE masks) become boxes.
+    """
+    source = str(path)
+    doc = load_json(path, opts.max_bytes)
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        fail(source, None, "not a COCO file: expected an object with an 'images' list")
+    categories: dict[Any, str] = {}
+    for i, cat in enumerate(doc.get("categories") or [], start=1):
+        if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
+            fail(source, None, f"category {i}: missing field 'id' or 'name'")
+        categories[cat["id"]] = cat["name"]
+    image_ids = {img.get("id") for img in doc["images"] if isinstance(img, dict)}
+    by_image: dict[Any, list[Record]] = {}
+    for i, ann in enumerate(doc.get("annotations") or [], start=1):
+        if not isinstance(ann, dict):
+            fail(source, None, f"annotation {i}: expected an object")
+        for key in ("image_id", "category_id"):
+            if key not in ann:
+                fail(source, None, f"annotation {i} (id {ann.get('id')}): missing field {key!r}")
+        if ann["image_id"] not in image_ids:
+            fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown image_id {ann['image_id']!r}")
+        if ann["category_id"] not in categories:
+            fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown category_id {ann['category_id']!r}")
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    root = opts.image_root or path.parent
+    buf: list[SourceRecord] = []
+    for row, img in enumerate(doc["images"], start=1):
+        if not isinstance(img, dict) or not isinstance(img.get("file_name"), str) or "id" not in img:
+            opts.bad(source, row, "image entry needs 'id' and 'file_name'")
+            continue
+        where = f"{source}: image {row} (id {img['id']})"
+        image = _locate(root, img["file_name"], where)
+        try:
+            info = read_image(image, opts.max_bytes, where=where)
+        except InvalidInputError as exc:
+            opts.bad(source, row, exc.message)
+            continue
+        try:
+            annotations = _coco_annotations(by_image.get(img["id"], []), categories)
+        except (KeyError, TypeError, ValueError) as exc:
+            opts.bad(source, row, f"malformed annotation of image id {img['id']}: {exc}")
+            continue
+        rec = SourceRecord.from_data(
+            {"image": str(image)},
+            source=source,
+            row=row,
+            external_id=img["id"],
+            annotations=annotations,
+            meta={"width": info.width, "height": info.height, "file_name": img["file_name"]},
+            digest=info.sha256,
+        )
+        buf.append(rec)
+        if len(buf) >= opts.chunk_size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _coco_annotations(anns: list[Record], categories: dict[Any, str]) -> list[Record]:
+    boxes: list[Record] = []
+    polygons: list[Record] = []
+    box_ids: list[str] = []
+    poly_ids: list[str] = []
+    for ann in anns:
+        label = categories[ann["category_id"]]
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg and all(isinstance(p, list) for p in seg):
+            for ring in seg:
+                if len(ring) < 6 or len(ring) % 2:
+                    raise ValueError(f"polygon of annotation {ann.get('id')} has {len(ring)} coordinates")
+                pts = [[_num(ring[j]), _num(ring[j + 1])] for j in range(0, len(ring), 2)]
+                polygons.append({"points": pts, "label": label})
+            poly_ids.append(str(ann.get("id")))
+        else:
+            x, y, w, h = ann["bbox"]
+            boxes.append({"x": _num(x), "y": _num(y), "w": _num(w), "h": _num(h), "label": label})
+            box_ids.append(str(ann.get("id")))
+    out = []
+    if boxes:
+        out.append(make_annotation(boxes, origin=f"coco:annotations {','.join(box_ids)}", kind="boxes"))
+    if polygons:
+        out.append(make_annotation(polygons, origin=f"coco:annotations {','.join(poly_ids)}", kind="polygons"))
+    return out
+
+
+def shape_annotations(rec: SourceRecord) -> tuple[list[Record], list[Record]]:
+    """All boxes and all polygons of a record's annotations."""
+    boxes: list[Record] = []
+    polygons: list[Record] = []
+    for ann in rec.annotations:
+        if ann.get("kind") == "boxes":
+            boxes.extend(ann["value"])
+        elif ann.get("kind") == "polygons":
+            polygons.extend(ann["value"])
+    return boxes, polygons
+
+
+def _polygon_area(points: Sequence[Sequence[float]]) -> float:
+    s = 0.0
+    for i in range(len(points)):
+        x1, y1 = points[i]
+        x2, y2 = points[(i + 1) % len(points)]
+        s += x1 * y2 - x2 * y1
+    return abs(s) / 2
+
+
+def write_coco(
+    chunks: Iterable[list[SourceRecord]],
+    path: Path,
+    *,
+    labels: Sequence[str] | None = None,
+    copy_images: bool = True,
+    info: Record | None = None,
+) -> int:
+    """Write one COCO JSON file; images are copied to ``images/`` next to it unless ``copy_images=False``.
+
+    The document is built in memory (COCO is one JSON object): about 200 bytes per box.
+    """
+    exporter = ImageExporter(path.parent / "images", path.parent, copy=copy_images)
+    cat_ids: dict[str, int] = {name: i for i, name in enumerate(labels or [], start=1)}
+    images: list[Record] = []
+    annotations: list[Record] = []
+    used_ids: set[int] = set()
+    next_id = 1
+    n = 0
+    for chunk in chunks:
+        for rec in chunk:
+            n += 1
+            _, file_name = exporter.place(rec)
+            width, height = image_size(rec)
+            ext = rec.external_id
+            image_id = int(ext) if ext is not None and ext.isdigit() and int(ext) not in used_ids else None
+            if image_id is None:
+                while next_id in used_ids:
+                    next_id += 1
+                image_id = next_id
+            used_ids.add(image_id)
+            images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+            boxes, polygons = shape_annotations(rec)
+            for box in boxes:
+                cid = cat_ids.setdefault(box["label"], len(cat_ids) + 1)
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": cid,
+                        "bbox": [box["x"], box["y"], box["w"], box["h"]],
+                        "area": box["w"] * box["h"],
+                        "segmentation": [],
+                        "iscrowd": 0,
+                    }
+                )
+            for poly in polygons:
+                cid = cat_ids.setdefault(poly["label"], len(cat_ids) + 1)
+                xs = [p[0] for p in poly["points"]]
+                ys = [p[1] for p in poly["points"]]
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": cid,
+                        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
+                        "area": _polygon_area(poly["points"]),
+                        "segmentation": [[c for p in poly["points"] for c in p]],
+                        "iscrowd": 0,
+                    }
+                )
+    doc = {
+        "info": info or {},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name} for name, i in cat_ids.items()],
+    }
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(doc, fh, ensure_ascii=False)
+    return n

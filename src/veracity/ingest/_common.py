@@ -1,0 +1,147 @@
+"""Options shared by the readers, chunking, and the mapping from flat objects to records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from veracity.errors import InvalidInputError
+from veracity.ingest._safety import DEFAULT_MAX_BYTES
+from veracity.ingest.records import BadRow, SourceRecord, canonical_json, make_annotation
+from veracity.types import Record
+
+__all__ = ["EXPORT_KEYS", "ReadOptions", "chunked", "record_from_object", "record_to_export"]
+
+T = TypeVar("T")
+
+#: Keys of Veracity's own export layout (JSONL/CSV/Parquet); a source with an ``annotations`` key or
+#: column is read in that layout, anything else is a flat object whose fields become ``data``.
+EXPORT_KEYS = frozenset({"id", "item_id", "data", "label", "confidence", "annotations"})
+
+
+@dataclass(slots=True)
+class ReadOptions:
+    """Settings every reader shares (see :func:`veracity.ingest.read_source`)."""
+
+    chunk_size: int = 10_000
+    max_bytes: int | None = DEFAULT_MAX_BYTES
+    label_field: str | None = "label"
+    required: tuple[str, ...] = ()
+    on_bad_row: Callable[[BadRow], None] | None = None
+    image_root: Path | None = None
+    extract_dir: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def bad(self, source: str, row: int, reason: str, raw: str | None = None) -> None:
+        """Report a bad row: raise, or hand it to ``on_bad_row`` and let the reader go on."""
+        if self.on_bad_row is None:
+            fail(source, row, reason)
+        self.on_bad_row(BadRow(source, row, reason, raw))
+
+
+def fail(source: str, row: int | None, reason: str) -> NoReturn:
+    where = f"{source}: row {row}" if row is not None else source
+    raise InvalidInputError(f"{where}: {reason}", details={"source": source, "row": row, "reason": reason})
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of at most ``size`` items, in order."""
+    buf: list[T] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _annotations_from(value: Any, where: str) -> list[Record]:
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"field 'annotations' is not valid JSON ({exc.msg})") from None
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, dict) and "value" in a for a in value):
+        raise ValueError("field 'annotations' must be a list of objects with a 'value'")
+    out = []
+    for a in value:
+        ann = make_annotation(
+            a["value"], origin=a.get("origin") or where, annotator=a.get("annotator"), kind=a.get("kind")
+        )
+        out.append(ann)
+    return out
+
+
+def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fmt: str) -> SourceRecord | None:
+    """A record from one object of a JSONL/JSON/CSV/Parquet source (None when the row is bad)."""
+    if not isinstance(obj, dict):
+        opts.bad(source, row, f"expected an object, got {type(obj).__name__}")
+        return None
+    meta: Record = {}
+    where = f"{fmt}:row {row}"
+    try:
+        if "annotations" in obj:  # Veracity's export layout
+            annotations = _annotations_from(obj["annotations"], where)
+            nested = obj.get("data")
+            if isinstance(nested, dict) and obj.keys() <= EXPORT_KEYS:
+                data = dict(nested)
+            else:
+                data = {k: v for k, v in obj.items() if k not in EXPORT_KEYS}
+            for key in ("label", "confidence", "item_id"):
+                if obj.get(key) not in (None, ""):
+                    meta[key] = obj[key]
+        else:
+            data = dict(obj)
+            annotations = []
+            if opts.label_field is not None and opts.label_field in data:
+                value = data.pop(opts.label_field)
+                if value not in (None, ""):
+                    annotations.append(make_annotation(value, origin=f"{where} field {opts.label_field}"))
+        ext = data.pop("id", None) if "id" in data else obj.get("id")
+        if ext == "":
+            ext = None
+    except ValueError as exc:
+        opts.bad(source, row, str(exc))
+        return None
+    for name in opts.required:
+        if name not in data or data[name] in (None, ""):
+            opts.bad(source, row, f"missing field {name!r}")
+            return None
+    if not data:
+        opts.bad(source, row, "record has no data fields")
+        return None
+    if ext is not None and not isinstance(ext, str | int):
+        opts.bad(source, row, f"field 'id' must be a string or integer, got {type(ext).__name__}")
+        return None
+    try:
+        return SourceRecord.from_data(data, source=source, row=row, external_id=ext, annotations=annotations, meta=meta)
+    except ValueError as exc:  # NaN or infinity cannot be hashed as JSON
+        opts.bad(source, row, f"value cannot be stored as JSON ({exc})")
+        return None
+
+
+def record_to_export(rec: SourceRecord) -> Record:
+    """The export layout of one record (nested ``data``, as JSONL writes it)."""
+    out: Record = {"id": rec.external_id}
+    if rec.meta.get("item_id") is not None:
+        out["item_id"] = rec.meta["item_id"]
+    out["data"] = rec.data
+    out["label"] = rec.meta.get("label")
+    out["confidence"] = rec.meta.get("confidence")
+    out["annotations"] = [{k: a.get(k) for k in ("kind", "value", "annotator", "origin")} for a in rec.annotations]
+    return out
+
+
+def cell(value: Any) -> Any:
+    """A scalar for a CSV or Parquet cell: strings and numbers as they are, the rest as JSON text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return canonical_json(value)

@@ -1,0 +1,198 @@
+"""Label Studio JSON export (a list of tasks with ``data``, ``annotations[].result`` and ``predictions``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from veracity.ingest._common import ReadOptions, fail
+from veracity.ingest._images import image_size
+from veracity.ingest._safety import load_json
+from veracity.ingest.records import SourceRecord, make_annotation
+from veracity.types import Record
+
+__all__ = ["read_labelstudio", "write_labelstudio"]
+
+
+def _r(v: float) -> float | int:
+    v = round(float(v), 6)
+    return int(v) if v.is_integer() else v
+
+
+def _result_values(result: Record) -> list[tuple[str, Any]]:
+    """(kind, part of a value) pairs for one Label Studio result."""
+    rtype = result.get("type")
+    v = result.get("value") or {}
+    if rtype == "choices":
+        choices = v.get("choices") or []
+        return [("classification", choices[0])] if len(choices) == 1 else [("multi_label", list(choices))]
+    if rtype == "taxonomy":
+        return [("multi_label", ["/".join(path) for path in v.get("taxonomy") or []])]
+    if rtype == "labels":
+        return [("spans", {"start": v["start"], "end": v["end"], "label": lab}) for lab in v.get("labels") or []]
+    if rtype in ("rectanglelabels", "polygonlabels"):
+        width, height = result.get("original_width"), result.get("original_height")
+        if not width or not height:
+            raise ValueError(f"{rtype} result without original_width/original_height")
+        key = rtype
+        if rtype == "rectanglelabels":
+            box = {
+                "x": _r(v["x"] * width / 100),
+                "y": _r(v["y"] * height / 100),
+                "w": _r(v["width"] * width / 100),
+                "h": _r(v["height"] * height / 100),
+            }
+            return [("boxes", {**box, "label": lab}) for lab in v.get(key) or []]
+        pts = [[_r(x * width / 100), _r(y * height / 100)] for x, y in v["points"]]
+        return [("polygons", {"points": pts, "label": lab}) for lab in v.get(key) or []]
+    if rtype == "textarea":
+        return [("text", "\n".join(v.get("text") or []))]
+    if rtype == "rating":
+        return [("rating", v["rating"])]
+    if rtype == "pairwise":
+        return [("pairwise", v.get("selected"))]
+    raise ValueError(f"unsupported result type {rtype!r}")
+
+
+def _annotator(ann: Record) -> str | None:
+    who = ann.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("username") or who.get("id")
+    return None if who is None else str(who)
+
+
+def _convert(ann: Record, origin: str, annotator: str | None) -> tuple[list[Record], Record]:
+    grouped: dict[str, Any] = {}
+    sizes: Record = {}
+    for result in ann.get("result") or []:
+        if result.get("original_width"):
+            sizes = {"width": result["original_width"], "height": result["original_height"]}
+        for kind, part in _result_values(result):
+            if kind in ("spans", "boxes", "polygons"):
+                grouped.setdefault(kind, []).append(part)
+            else:
+                grouped[kind] = part
+    anns = [make_annotation(value, origin=origin, annotator=annotator, kind=kind) for kind, value in grouped.items()]
+    return anns, sizes
+
+
+def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """One record per task; each completed annotation becomes one annotation per kind.
+
+    Percent coordinates of rectangles and polygons are turned into pixels with ``original_width``
+    and ``original_height``. Predictions are kept in ``meta["predictions"]`` as they were.
+    """
+    source = str(path)
+    doc = load_json(path, opts.max_bytes)
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list):
+        fail(source, None, "not a Label Studio export: expected a list of tasks")
+    buf: list[SourceRecord] = []
+    for row, task in enumerate(doc, start=1):
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or not task["data"]:
+            opts.bad(source, row, "missing field 'data'")
+            continue
+        annotations: list[Record] = []
+        meta: Record = {}
+        try:
+            for ann in task.get("annotations") or []:
+                if ann.get("was_cancelled"):
+                    continue
+                converted, sizes = _convert(ann, f"labelstudio:annotation {ann.get('id')}", _annotator(ann))
+                annotations.extend(converted)
+                meta.update(sizes)
+        except (KeyError, TypeError, ValueError) as exc:
+            opts.bad(source, row, f"annotation of task {task.get('id')}: {exc}")
+            continue
+        if task.get("predictions"):
+            meta["predictions"] = task["predictions"]
+        buf.append(
+            SourceRecord.from_data(
+                dict(task["data"]),
+                source=source,
+                row=row,
+                external_id=task.get("id"),
+                annotations=annotations,
+                meta=meta,
+            )
+        )
+        if len(buf) >= opts.chunk_size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _to_results(ann: Record, rec: SourceRecord, to_name: str) -> list[Record]:
+    kind, value = ann.get("kind"), ann.get("value")
+    base = {"from_name": "label", "to_name": to_name}
+    if kind == "classification":
+        return [{**base, "type": "choices", "value": {"choices": [value]}}]
+    if kind == "multi_label":
+        return [{**base, "type": "choices", "value": {"choices": list(value)}}]
+    if kind == "spans":
+        return [
+            {**base, "type": "labels", "value": {"start": s["start"], "end": s["end"], "labels": [s["label"]]}}
+            for s in value
+        ]
+    if kind in ("boxes", "polygons"):
+        width, height = _size(rec)
+        out = []
+        for shape in value:
+            size = {"original_width": width, "original_height": height}
+            if kind == "boxes":
+                v = {
+                    "x": shape["x"] * 100 / width,
+                    "y": shape["y"] * 100 / height,
+                    "width": shape["w"] * 100 / width,
+                    "height": shape["h"] * 100 / height,
+                    "rectanglelabels": [shape["label"]],
+                }
+                out.append({**base, **size, "type": "rectanglelabels", "value": v})
+            else:
+                pts = [[x * 100 / width, y * 100 / height] for x, y in shape["points"]]
+                v = {"points": pts, "polygonlabels": [shape["label"]]}
+                out.append({**base, **size, "type": "polygonlabels", "value": v})
+        return out
+    if kind == "text":
+        return [{**base, "type": "textarea", "value": {"text": [value]}}]
+    if kind == "rating":
+        return [{**base, "type": "rating", "value": {"rating": value}}]
+    if kind == "pairwise":
+        return [{**base, "type": "pairwise", "value": {"selected": value}}]
+    return []
+
+
+def _size(rec: SourceRecord) -> tuple[int, int]:
+    if isinstance(rec.meta.get("width"), int) and isinstance(rec.meta.get("height"), int):
+        return rec.meta["width"], rec.meta["height"]
+    return image_size(rec)
+
+
+def write_labelstudio(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
+    """Write a Label Studio import/export file: tasks with ``data`` and ``annotations``.
+
+    Annotations that share an annotator and origin become one Label Studio annotation.
+    """
+    tasks: list[Record] = []
+    n = 0
+    for chunk in chunks:
+        for rec in chunk:
+            n += 1
+            to_name = "image" if "image" in rec.data else next(iter(rec.data), "text")
+            groups: dict[tuple[Any, Any], list[Record]] = {}
+            for ann in rec.annotations:
+                groups.setdefault((ann.get("annotator"), ann.get("origin")), []).extend(_to_results(ann, rec, to_name))
+            ext = rec.external_id
+            task: Record = {"id": int(ext) if ext is not None and ext.isdigit() else ext, "data": rec.data}
+            task["annotations"] = [
+                {"id": i, "completed_by": who, "result": results}
+                for i, ((who, _origin), results) in enumerate(groups.items(), start=1)
+            ]
+            tasks.append(task)
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(tasks, fh, ensure_ascii=False)
+    return n

@@ -1,0 +1,340 @@
+"""Readers and writers for record tables: JSONL, a JSON array, CSV, Parquet and crowd answers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from veracity.errors import InvalidInputError
+from veracity.ingest._common import EXPORT_KEYS, ReadOptions, cell, fail, record_from_object, record_to_export
+from veracity.ingest._safety import check_size, load_json
+from veracity.ingest.records import SourceRecord, make_annotation
+from veracity.types import Record
+
+__all__ = [
+    "read_crowd",
+    "read_csv",
+    "read_json_array",
+    "read_jsonl",
+    "read_parquet",
+    "write_crowd",
+    "write_csv",
+    "write_jsonl",
+    "write_parquet",
+]
+
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+# --------------------------------------------------------------------------- JSONL / JSON
+def read_jsonl(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """One record per non-blank line; ``row`` is the line number."""
+    check_size(path, opts.max_bytes)
+    source = str(path)
+    loads = json.loads
+    buf: list[SourceRecord] = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = loads(raw)
+            except json.JSONDecodeError as exc:
+                opts.bad(source, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})", _text(raw))
+                continue
+            except UnicodeDecodeError as exc:
+                opts.bad(source, lineno, f"not UTF-8 text ({exc.reason})", None)
+                continue
+            rec = record_from_object(obj, source=source, row=lineno, opts=opts, fmt="jsonl")
+            if rec is not None:
+                buf.append(rec)
+                if len(buf) >= opts.chunk_size:
+                    yield buf
+                    buf = []
+    if buf:
+        yield buf
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def read_json_array(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """A JSON document holding a list of objects; ``row`` is the 1-based index in the list."""
+    doc = load_json(path, opts.max_bytes)
+    if not isinstance(doc, list):
+        fail(str(path), None, f"expected a JSON list of objects, got {type(doc).__name__}")
+    source = str(path)
+    buf: list[SourceRecord] = []
+    for i, obj in enumerate(doc, start=1):
+        rec = record_from_object(obj, source=source, row=i, opts=opts, fmt="json")
+        if rec is not None:
+            buf.append(rec)
+            if len(buf) >= opts.chunk_size:
+                yield buf
+                buf = []
+    if buf:
+        yield buf
+
+
+def write_jsonl(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
+    """Write the export layout, one JSON object per line."""
+    n = 0
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        for chunk in chunks:
+            fh.write("".join(json.dumps(record_to_export(r), ensure_ascii=False) + "\n" for r in chunk))
+            n += len(chunk)
+    return n
+
+
+# --------------------------------------------------------------------------- CSV
+def _csv_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, list[str], Record]]:
+    """(row number, header, row dict) for each data row; bad widths are reported."""
+    check_size(path, opts.max_bytes)
+    source = str(path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            fail(source, None, "empty file: expected a header row")
+        except (csv.Error, UnicodeDecodeError) as exc:
+            fail(source, 1, f"cannot read the header ({exc})")
+        if len(set(header)) != len(header):
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            fail(source, None, f"duplicate column names in the header: {', '.join(dupes)}")
+        row = 0
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                row += 1
+                opts.bad(source, row, f"cannot parse (line {reader.line_num}: {exc})")
+                continue
+            row += 1
+            if not values:
+                continue
+            if len(values) != len(header):
+                opts.bad(
+                    source,
+                    row,
+                    f"expected {len(header)} fields, got {len(values)} (line {reader.line_num})",
+                    delimiter.join(values),
+                )
+                continue
+            yield row, header, dict(zip(header, values, strict=True))
+
+
+def read_csv(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """A CSV (or ``.tsv``) file with a header; ``row`` counts data rows from 1."""
+    source = str(path)
+    buf: list[SourceRecord] = []
+    for row, _header, obj in _csv_rows(path, opts):
+        rec = record_from_object(obj, source=source, row=row, opts=opts, fmt="csv")
+        if rec is not None:
+            buf.append(rec)
+            if len(buf) >= opts.chunk_size:
+                yield buf
+                buf = []
+    if buf:
+        yield buf
+
+
+def _flat_columns(chunk: list[SourceRecord], path: Path) -> list[str]:
+    keys: dict[str, None] = {}
+    for rec in chunk:
+        for k in rec.data:
+            if k in EXPORT_KEYS:
+                raise InvalidInputError(
+                    f"{path}: data field {k!r} of {rec.source} row {rec.row} collides with an export "
+                    "column; export as JSONL instead"
+                )
+            keys.setdefault(k)
+    return list(keys)
+
+
+def _flat_row(rec: SourceRecord, columns: list[str], path: Path) -> Record:
+    extra = rec.data.keys() - set(columns)
+    if extra:
+        raise InvalidInputError(
+            f"{path}: {rec.source} row {rec.row} has field(s) {', '.join(sorted(extra))} that the first "
+            "chunk did not have; export as JSONL for records of varying shape"
+        )
+    out: Record = {"id": rec.external_id}
+    out.update({c: rec.data.get(c) for c in columns})
+    label = rec.meta.get("label")
+    out["label"] = label if label is None or isinstance(label, str) else json.dumps(label)
+    out["confidence"] = rec.meta.get("confidence")
+    out["annotations"] = json.dumps(record_to_export(rec)["annotations"], ensure_ascii=False)
+    return out
+
+
+def write_csv(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
+    """Write ``id``, the data fields as columns, ``label``, ``confidence`` and ``annotations`` (JSON)."""
+    n = 0
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        columns: list[str] | None = None
+        for chunk in chunks:
+            if columns is None:
+                columns = _flat_columns(chunk, path)
+                writer.writerow(["id", *columns, "label", "confidence", "annotations"])
+            for rec in chunk:
+                writer.writerow(["" if v is None else cell(v) for v in _flat_row(rec, columns, path).values()])
+            n += len(chunk)
+        if columns is None:
+            writer.writerow(["id", "label", "confidence", "annotations"])
+    return n
+
+
+# --------------------------------------------------------------------------- Parquet
+def read_parquet(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """Row groups streamed with ``iter_batches`` (memory bounded by ``chunk_size``)."""
+    check_size(path, opts.max_bytes)
+    source = str(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        fail(source, None, f"not a readable Parquet file ({exc})")
+    row = 0
+    for batch in pf.iter_batches(batch_size=opts.chunk_size):
+        buf: list[SourceRecord] = []
+        for obj in batch.to_pylist():
+            row += 1
+            obj = {k: v for k, v in obj.items() if v is not None}
+            rec = record_from_object(obj, source=source, row=row, opts=opts, fmt="parquet")
+            if rec is not None:
+                buf.append(rec)
+        if buf:
+            yield buf
+
+
+def _arrow_schema(rows: list[Record]) -> pa.Schema:
+    table = pa.Table.from_pylist(rows)
+    fields = []
+    for f in table.schema:
+        if pa.types.is_null(f.type):
+            f = f.with_type(pa.string())
+        if f.name == "confidence":
+            f = f.with_type(pa.float64())
+        if f.name in ("id", "label", "annotations"):
+            f = f.with_type(pa.string())
+        fields.append(f)
+    return pa.schema(fields)
+
+
+def write_parquet(chunks: Iterable[list[SourceRecord]], path: Path, *, info: Record | None = None) -> int:
+    """Write the flat export layout; the schema is taken from the first chunk."""
+    n = 0
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    columns: list[str] = []
+    try:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if schema is None:
+                columns = _flat_columns(chunk, path)
+            rows = [_flat_row(rec, columns, path) for rec in chunk]
+            if schema is None:
+                schema = _arrow_schema(rows)
+                if info:
+                    schema = schema.with_metadata({"veracity": json.dumps(info)})
+                writer = pq.ParquetWriter(path, schema)
+            try:
+                table = pa.Table.from_pylist(rows, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InvalidInputError(
+                    f"{path}: records from {chunk[0].source} do not fit the column types of the first "
+                    f"chunk ({exc}); export as JSONL instead"
+                ) from None
+            assert writer is not None
+            writer.write_table(table)
+            n += len(chunk)
+        if writer is None:
+            empty = pa.schema([("id", pa.string()), ("annotations", pa.string())])
+            pq.write_table(empty.empty_table(), path)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+# --------------------------------------------------------------------------- crowd answers
+CROWD_COLUMNS = ("worker", "task", "label")
+
+
+def _crowd_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, Record]]:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        for row, _header, obj in _csv_rows(path, opts):
+            yield row, obj
+    elif suffix == ".parquet":
+        check_size(path, opts.max_bytes)
+        row = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=opts.chunk_size, columns=list(CROWD_COLUMNS)):
+            for obj in batch.to_pylist():
+                row += 1
+                yield row, obj
+    else:
+        check_size(path, opts.max_bytes)
+        with path.open("rb") as fh:
+            for row, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield row, json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    opts.bad(str(path), row, f"malformed JSON ({exc.msg} at column {exc.colno})", _text(raw))
+
+
+def read_crowd(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
+    """A table of answers ``worker,task,label``: one record per task, one annotation per answer.
+
+    The answers of a task may be anywhere in the file, so the tasks are held in memory (a few
+    hundred bytes each) before records are yielded in order of first appearance.
+    """
+    source = str(path)
+    tasks: dict[str, SourceRecord] = {}
+    for row, obj in _crowd_rows(path, opts):
+        if not isinstance(obj, dict):
+            opts.bad(source, row, f"expected an object, got {type(obj).__name__}")
+            continue
+        missing = [c for c in CROWD_COLUMNS if obj.get(c) in (None, "")]
+        if missing:
+            opts.bad(source, row, f"missing field {missing[0]!r}")
+            continue
+        task = str(obj["task"])
+        rec = tasks.get(task)
+        if rec is None:
+            rec = SourceRecord.from_data({"task": task}, source=source, row=row, external_id=task)
+            tasks[task] = rec
+        rec.annotations.append(make_annotation(obj["label"], origin=f"crowd:row {row}", annotator=str(obj["worker"])))
+    records = list(tasks.values())
+    for i in range(0, len(records), opts.chunk_size):
+        yield records[i : i + opts.chunk_size]
+
+
+def write_crowd(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
+    """One ``worker,task,label`` row per annotation that has an annotator and a single label."""
+    n = 0
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CROWD_COLUMNS)
+        for chunk in chunks:
+            for rec in chunk:
+                task = rec.external_id if rec.external_id is not None else rec.data.get("task", rec.row)
+                for ann in rec.annotations:
+                    if ann.get("annotator") is None:
+                        continue
+                    writer.writerow([ann["annotator"], task, cell(ann["value"])])
+                    n += 1
+    return n
