@@ -1,0 +1,156 @@
+"""``veracity label-issues``: .npy/.csv/.parquet in, ISSUES.csv out, exit 2 on bad input."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from veracity.cli import app
+from veracity.errors import InvalidInputError
+from veracity.quality.label_errors import find_label_issues
+
+
+def make_problem(n: int = 300, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), truth] += 3.0
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = truth.copy()
+    flip = rng.random(n) < 0.1
+    labels[flip] = (truth[flip] + 1) % k
+    return labels, probs.astype(np.float32), flip
+
+
+def read_issues(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["label-issues", *args])
+
+
+def test_npy_to_issues_csv(tmp_path: Path) -> None:
+    labels, probs, flip = make_problem()
+    np.save(tmp_path / "L.npy", labels)
+    np.save(tmp_path / "P.npy", probs)
+    out = tmp_path / "ISSUES.csv"
+    result = run("--labels", str(tmp_path / "L.npy"), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = read_issues(out)
+    assert list(rows[0]) == ["index", "score", "is_issue", "suggested"]
+    assert len(rows) == len(labels)
+    assert sorted(int(r["index"]) for r in rows) == list(range(len(labels)))
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores)  # most likely mislabelled first
+    expected = find_label_issues(labels, probs)
+    flagged = {int(r["index"]) for r in rows if r["is_issue"] == "true"}
+    assert flagged == set(np.flatnonzero(expected.mask).tolist())
+    assert [int(r["index"]) for r in rows] == expected.ranked.tolist()
+    assert flip[sorted(flagged)].mean() > 0.8
+    assert f"{len(flagged)} of {len(labels)} items flagged" in result.output
+
+
+def test_csv_and_parquet_inputs_agree(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    labels, probs, _ = make_problem(200, 4, seed=1)
+    probs = probs.astype(np.float64)
+    np.savetxt(tmp_path / "L.csv", labels, fmt="%d", header="label", comments="")
+    np.savetxt(tmp_path / "P.csv", probs, delimiter=",", fmt="%.17g")
+    pq.write_table(pa.table({"label": labels}), tmp_path / "L.parquet")
+    pq.write_table(pa.table({f"p{j}": probs[:, j] for j in range(4)}), tmp_path / "P.parquet")
+    outs = []
+    for lab, pp in (("L.csv", "P.csv"), ("L.parquet", "P.parquet")):
+        out = tmp_path / f"{lab}.issues.csv"
+        result = run("--labels", str(tmp_path / lab), "--pred-probs", str(tmp_path / pp), "--out", str(out))
+        assert result.exit_code == 0, result.output
+        outs.append([(r["index"], r["is_issue"]) for r in read_issues(out)])
+    assert outs[0] == outs[1]
+
+
+def test_method_option(tmp_path: Path) -> None:
+    labels, probs, _ = make_problem()
+    np.save(tmp_path / "L.npy", labels)
+    np.save(tmp_path / "P.npy", probs)
+    out = tmp_path / "I.csv"
+    args = ["--labels", str(tmp_path / "L.npy"), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out)]
+    result = run(*args, "--method", "predicted_neq_given")
+    assert result.exit_code == 0, result.output
+    flagged = {int(r["index"]) for r in read_issues(out) if r["is_issue"] == "true"}
+    assert flagged == set(np.flatnonzero(probs.argmax(axis=1) != labels).tolist())
+    bad = run(*args, "--method", "nope")
+    assert isinstance(bad.exception, InvalidInputError) and "--method" in str(bad.exception)
+
+
+def _bad_cases(tmp_path: Path) -> list[tuple[str, str, str]]:
+    labels, probs, _ = make_problem(20, 3)
+    np.save(tmp_path / "L.npy", labels)
+    np.save(tmp_path / "P.npy", probs)
+    np.save(tmp_path / "short.npy", probs[:-1])
+    nan = probs.copy()
+    nan[7, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    unnorm = probs.astype(np.float64)
+    unnorm[4] = [0.5, 0.4, 0.3]
+    np.save(tmp_path / "sum.npy", unnorm)
+    out_of_range = labels.copy()
+    out_of_range[11] = 3
+    np.save(tmp_path / "range.npy", out_of_range)
+    (tmp_path / "junk.npy").write_bytes(b"not a numpy file")
+    (tmp_path / "words.csv").write_text("a,b,c\nx,y,z\n")
+    return [
+        ("L.npy", "short.npy", r"L\.npy and .*short\.npy must have the same number of rows, got 20 and 19"),
+        ("L.npy", "nan.npy", r"nan\.npy row 7"),
+        ("L.npy", "sum.npy", r"sum\.npy row 4: probabilities must sum to 1"),
+        ("range.npy", "P.npy", r"range\.npy row 11: label 3 is outside 0\.\.2"),
+        ("junk.npy", "P.npy", r"junk\.npy: cannot read"),
+        ("L.npy", "missing.npy", r"missing\.npy: no such file"),
+        ("L.npy", "words.csv", r"words\.csv: cannot read"),
+    ]
+
+
+def test_bad_input_raises_invalid_input(tmp_path: Path) -> None:
+    for lab, pp, pattern in _bad_cases(tmp_path):
+        result = run(
+            "--labels", str(tmp_path / lab), "--pred-probs", str(tmp_path / pp), "--out", str(tmp_path / "o.csv")
+        )
+        assert isinstance(result.exception, InvalidInputError), (lab, pp, result.output)
+        assert re.search(pattern, str(result.exception)), (pattern, str(result.exception))
+
+
+def test_bad_input_exits_2_with_message(tmp_path: Path) -> None:
+    labels, probs, _ = make_problem(20, 3)
+    np.save(tmp_path / "L.npy", labels)
+    nan = probs.copy()
+    nan[7, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    cmd = [sys.executable, "-c", "from veracity.cli import main; main()", "label-issues"]
+    proc = subprocess.run(
+        [
+            *cmd,
+            "--labels",
+            str(tmp_path / "L.npy"),
+            "--pred-probs",
+            str(tmp_path / "nan.npy"),
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "nan.npy row 7" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.csv").exists()
