@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import runpy
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,20 @@ def generator() -> dict[str, Any]:
 def test_every_command_has_help(generator: dict[str, Any]) -> None:
     root = typer.main.get_command(app)
     undocumented = [" ".join(path) for path, command in generator["walk"](root, ("veracity",)) if not command.help]
-    assert not undocumented, f"commands without a docstring or help=: {undocumented}"
+    if undocumented:
+        pytest.fail(f"commands without a docstring or help=: {undocumented}", pytrace=False)
 
 
 def test_every_command_is_in_the_reference(generator: dict[str, Any]) -> None:
     text = CLI_MD.read_text(encoding="utf-8")
     missing = [path for path in generator["command_paths"](app) if f"## `{path}`" not in text]
-    assert not missing, f"docs/cli.md lacks {missing}: {REGENERATE}"
+    if missing:
+        pytest.fail(f"docs/cli.md lacks {missing}: {REGENERATE}", pytrace=False)
 
 
 def test_reference_is_up_to_date(generator: dict[str, Any]) -> None:
-    assert CLI_MD.read_text(encoding="utf-8") == generator["render"](app), f"docs/cli.md is out of date: {REGENERATE}"
+    current = CLI_MD.read_text(encoding="utf-8").splitlines(keepends=True)
+    generated = generator["render"](app).splitlines(keepends=True)
+    diff = "".join(difflib.unified_diff(current, generated, "docs/cli.md", "generated", n=1))
+    if diff:
+        pytest.fail(f"docs/cli.md is out of date: {REGENERATE}\n{diff}", pytrace=False)
