@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 RESERVED_KEYS = ("id", "label", "gold", "sensitivity")
+GOLD_TARGET = 1_000_000  # gold tasks may be served to every annotator once
 
 
 @dataclass(frozen=True)
@@ -354,7 +355,8 @@ def import_items(
             item_ids = list(s.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows))
             target = project.min_labels or project.overlap
             task_rows = [
-                {"project_id": project.id, "item_id": iid, "target": target, "is_gold": gold is not None,
+                {"project_id": project.id, "item_id": iid, "target": GOLD_TARGET if gold is not None else target,
+                 "is_gold": gold is not None,
                  "gold_value": gold, "status": "open", "priority": 1.0}
                 for iid, (_label, gold) in zip(item_ids, keep, strict=True)
             ]

@@ -11,23 +11,34 @@ annotator, so a retried submission stores one row.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError
 from veracity.services._common import as_utc, iso, now
 from veracity.services.actors import Actor
-from veracity.services.label_schemas import label_key, labels_of, validate_value
+from veracity.services.label_schemas import validate_value
 from veracity.services.projects import require_role
+from veracity.services.quality import update_task_consensus
+from veracity.services.review import refresh_skills
 from veracity.storage import Database
-from veracity.storage.models import Annotation, Assignment, Consensus, Item, Prediction, Project, Task
+from veracity.storage.models import Annotation, Assignment, Item, Prediction, Project, ProjectMember, Task, User
 
-__all__ = ["ANNOTATE_ROLES", "AnnotationResult", "next_task", "recompute_consensus", "skip_task", "submit_annotation"]
+__all__ = [
+    "ANNOTATE_ROLES",
+    "AnnotationResult",
+    "assign_items",
+    "next_task",
+    "skip_task",
+    "submit_annotation",
+    "undo_last_annotation",
+]
 
 ANNOTATE_ROLES = ("annotator", "reviewer", "manager")
 
@@ -98,21 +109,9 @@ def next_task(db: Database, actor: Actor, project_id: int, *, lease_seconds: int
                 assert task is not None
                 return _task_payload(s, task, held, project)
             expire_leases(s, project_id, at)
-            seen = exists().where(Assignment.task_id == Task.id, Assignment.user_id == actor.user_id)
-            candidate = s.execute(
-                select(Task.id)
-                .join(Item, Item.id == Task.item_id)
-                .where(
-                    Task.project_id == project_id,
-                    Task.status == "open",
-                    Task.n_assigned < Task.target,
-                    (Task.assignee_id.is_(None)) | (Task.assignee_id == actor.user_id),
-                    Item.sensitivity <= actor.clearance,
-                    ~seen,
-                )
-                .order_by(Task.flagged.desc(), Task.priority, Task.id)
-                .limit(1)
-            ).scalar_one_or_none()
+            if _quota_reached(s, project_id, actor):
+                return None
+            candidate = _pick_task(s, project, actor)
             if candidate is None:
                 return None
             claimed = s.execute(
@@ -134,6 +133,45 @@ def next_task(db: Database, actor: Actor, project_id: int, *, lease_seconds: int
             assert task is not None
             return _task_payload(s, task, assignment, project)
     raise ConflictError("the queue is too busy right now; try again")
+
+
+def _quota_reached(session: Session, project_id: int, actor: Actor) -> bool:
+    quota = session.execute(
+        select(ProjectMember.quota).where(ProjectMember.project_id == project_id,
+                                          ProjectMember.user_id == actor.user_id)
+    ).scalar_one_or_none()
+    if quota is None:
+        return False
+    done = session.execute(
+        select(func.count()).where(Assignment.project_id == project_id, Assignment.user_id == actor.user_id,
+                                   Assignment.status.in_(("submitted", "leased")))
+    ).scalar_one()
+    return int(done) >= quota
+
+
+def _pick_task(session: Session, project: Project, actor: Actor) -> int | None:
+    """The next task id for the actor: directly assigned first, then gold at ``gold_rate``, then the queue."""
+    seen = exists().where(Assignment.task_id == Task.id, Assignment.user_id == actor.user_id)
+    base = (
+        select(Task.id)
+        .join(Item, Item.id == Task.item_id)
+        .where(Task.project_id == project.id, Task.status == "open", Task.n_assigned < Task.target,
+               Item.sensitivity <= actor.clearance, ~seen)
+        .limit(1)
+    )
+    mine = session.execute(base.where(Task.assignee_id == actor.user_id).order_by(Task.id)).scalar_one_or_none()
+    if mine is not None:
+        return mine
+    # A task assigned to someone else keeps its last slot for them until they have taken it.
+    assignee_took = exists().where(Assignment.task_id == Task.id, Assignment.user_id == Task.assignee_id)
+    open_to_all = base.where(
+        (Task.assignee_id.is_(None)) | (Task.n_assigned < Task.target - 1) | assignee_took
+    ).order_by(Task.flagged.desc(), Task.priority, Task.id)
+    if project.gold_rate > 0 and secrets.randbelow(1_000_000) < project.gold_rate * 1_000_000:
+        gold = session.execute(open_to_all.where(Task.is_gold.is_(True))).scalar_one_or_none()
+        if gold is not None:
+            return gold
+    return session.execute(open_to_all.where(Task.is_gold.is_(False))).scalar_one_or_none()
 
 
 @dataclass(frozen=True)
@@ -195,7 +233,9 @@ def submit_annotation(
             assignment.status, assignment.finished_at = "submitted", at
             task.n_annotations += 1
             s.flush()
-            recompute_consensus(s, project, task)
+            update_task_consensus(s, project, task)
+            if task.is_gold:
+                refresh_skills(s, project)
             return AnnotationResult(ann.id, task_id, value, created=True)
     except IntegrityError as exc:
         if idempotency_key is None:
@@ -227,37 +267,53 @@ def skip_task(db: Database, actor: Actor, task_id: int) -> None:
         task.n_assigned -= 1
 
 
-def recompute_consensus(session: Session, project: Project, task: Task) -> None:
-    """Majority vote over the task's active labels; ties go to the label listed first in the schema.
 
-    Confidence is the winning share of votes. Kinds without a categorical key (spans, boxes, ...)
-    record the number of labels only. A task whose labels reach its target is complete.
-    """
-    schema = project.label_schema
-    values = list(
-        session.execute(
-            select(Annotation.value).where(Annotation.task_id == task.id, Annotation.status == "active",
-                                           Annotation.origin != "import")
-        ).scalars()
-    )
-    votes: Counter[str] = Counter()
-    first_value: dict[str, Any] = {}
-    for v in values:
-        key = label_key(schema, v)
-        if key is not None:
-            votes[key] += 1
-            first_value.setdefault(key, v)
-    label = confidence = key_out = None
-    if votes:
-        order = {name: i for i, name in enumerate(labels_of(schema))}
-        key_out = min(votes, key=lambda k: (-votes[k], order.get(k, len(order)), k))
-        label, confidence = first_value[key_out], votes[key_out] / sum(votes.values())
-    row = session.get(Consensus, task.id)
-    if row is None:
-        row = Consensus(task_id=task.id, project_id=project.id, item_id=task.item_id, method="mv")
-        session.add(row)
-    row.label, row.label_key, row.confidence = label, key_out, confidence
-    row.n_labels, row.updated_at = len(values), now()
-    task.priority = 1.0 if confidence is None else float(confidence)
-    if task.n_annotations >= task.target and task.status == "open":
-        task.status, task.completed_at = "complete", now()
+def assign_items(db: Database, actor: Actor, project_id: int, user_name: str, item_ids: list[int]) -> int:
+    """Reserve a slot of each item's task for a named annotator; they are served these first."""
+    with db.transaction() as s:
+        require_role(s, actor, project_id, ("manager",))
+        user = s.execute(select(User).where(User.name == user_name)).scalar_one_or_none()
+        if user is None:
+            raise NotFoundError(f"user: no user named {user_name!r}")
+        member = s.get(ProjectMember, (project_id, user.id))
+        if member is None or member.role not in ANNOTATE_ROLES:
+            raise InvalidInputError(f"user: {user_name!r} is not an annotator of project {project_id}")
+        res = s.execute(
+            update(Task).where(Task.project_id == project_id, Task.item_id.in_(item_ids)).values(assignee_id=user.id)
+        )
+        if res.rowcount != len(set(item_ids)):
+            missing = len(set(item_ids)) - res.rowcount
+            raise NotFoundError(f"item_ids: {missing} item(s) are not in project {project_id}")
+        return int(res.rowcount)
+
+
+def undo_last_annotation(db: Database, actor: Actor, project_id: int) -> dict[str, Any]:
+    """Take back the actor's most recent label in a project: the task is leased to them again."""
+    with db.transaction() as s:
+        project, _ = require_role(s, actor, project_id, ANNOTATE_ROLES)
+        ann = s.execute(
+            select(Annotation)
+            .where(Annotation.project_id == project_id, Annotation.user_id == actor.user_id,
+                   Annotation.origin == "human", Annotation.status == "active")
+            .order_by(Annotation.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if ann is None:
+            raise ConflictError("nothing to undo: you have no labels in this project")
+        task = s.get(Task, ann.task_id)
+        assert task is not None
+        if task.status == "reviewed":
+            raise ConflictError(f"task {task.id} was already reviewed; its labels can no longer be undone")
+        ann.status = "superseded"
+        task.n_annotations -= 1
+        if task.status in ("complete", "review"):
+            task.status, task.completed_at = "open", None
+        assignment = s.execute(
+            select(Assignment).where(Assignment.task_id == task.id, Assignment.user_id == actor.user_id)
+        ).scalar_one()
+        at = now()
+        assignment.status, assignment.finished_at = "leased", None
+        assignment.expires_at = at + dt.timedelta(seconds=600)
+        s.flush()
+        update_task_consensus(s, project, task)
+        return _task_payload(s, task, assignment, project)

@@ -1,0 +1,268 @@
+"""Project quality: consensus and annotator skill from the truth-inference engine, adaptive
+redundancy, and suspect-item flagging from model predictions.
+
+Two speeds:
+
+- **Incremental**, after each annotation (:func:`update_task_consensus`): the item's posterior over
+  labels is recomputed from its labels with each annotator's current accuracy (one-coin model:
+  an annotator of accuracy ``a`` gives the true label with probability ``a`` and each other label
+  with ``(1 - a) / (K - 1)``; Dawid & Skene 1979), starting from a prior of 0.7 for unknown
+  annotators. Projects with ``consensus_method="mv"`` use the plain vote share instead.
+- **Full refit** (:func:`refit_project`, run in the background by the server and on demand): the
+  project's chosen method of :func:`veracity.quality.infer_truth` (``ds``, ``glad``, ``mace``, ...)
+  over every label, with gold tasks as anchors; it rewrites every consensus row and every
+  annotator's accuracy and confusion matrix.
+
+Adaptive redundancy: with ``target_confidence`` set, an item stops receiving annotators once its
+posterior reaches the target and it has ``min_labels``; below the target it asks for one more label,
+up to ``max_labels``; still uncertain at the maximum, it goes to review.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from veracity.errors import ConflictError, InvalidInputError
+from veracity.quality import infer_truth
+from veracity.quality.label_errors import find_label_issues
+from veracity.services._common import now
+from veracity.services.actors import Actor
+from veracity.services.audit import append_event
+from veracity.services.label_schemas import label_key, labels_of
+from veracity.services.projects import require_role
+from veracity.storage import Database
+from veracity.storage.models import Annotation, AnnotatorSkill, Consensus, Prediction, Project, Task
+
+__all__ = [
+    "CATEGORICAL_KINDS",
+    "DEFAULT_ACCURACY",
+    "flag_label_issues",
+    "refit_project",
+    "update_task_consensus",
+]
+
+CATEGORICAL_KINDS = ("classification", "pairwise", "rating")
+DEFAULT_ACCURACY = 0.7
+
+
+def _key_value(schema: dict[str, Any], key: str) -> Any:
+    if schema["kind"] == "rating":
+        return float(key) if "." in key else int(key)
+    return key
+
+
+def update_task_consensus(session: Session, project: Project, task: Task) -> None:
+    """Recompute one task's consensus after a label arrives, and apply adaptive redundancy."""
+    schema = project.label_schema
+    rows = list(
+        session.execute(
+            select(Annotation.user_id, Annotation.value).where(
+                Annotation.task_id == task.id, Annotation.status == "active", Annotation.origin == "human"
+            )
+        )
+    )
+    classes = labels_of(schema)
+    index = {c: i for i, c in enumerate(classes)}
+    keys = [(uid, label_key(schema, v)) for uid, v in rows]
+    keys = [(uid, k) for uid, k in keys if k is not None and k in index]
+    label = confidence = key_out = None
+    method = project.consensus_method
+    if task.is_gold and task.gold_value is not None:
+        key_out = label_key(schema, task.gold_value)
+        label, confidence, method = task.gold_value, 1.0, "gold"
+    elif keys and classes:
+        n_k = len(classes)
+        if method == "mv":
+            votes = np.bincount([index[k] for _, k in keys], minlength=n_k).astype(float)
+            post = votes / votes.sum()
+        else:
+            acc = {
+                uid: a
+                for uid, a in session.execute(
+                    select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy).where(
+                        AnnotatorSkill.project_id == project.id,
+                        AnnotatorSkill.user_id.in_([u for u, _ in keys if u is not None]),
+                    )
+                )
+            }
+            logp = np.zeros(n_k)
+            for uid, k in keys:
+                a = float(acc.get(uid) or DEFAULT_ACCURACY)
+                a = min(max(a, 1.0 / n_k + 1e-3), 1 - 1e-3)
+                row = np.full(n_k, math.log((1 - a) / max(n_k - 1, 1)))
+                row[index[k]] = math.log(a)
+                logp += row
+            post = np.exp(logp - logp.max())
+            post /= post.sum()
+        best = int(np.argmax(post))  # ties: the label listed first in the schema
+        key_out, confidence = classes[best], float(post[best])
+        label = _key_value(schema, key_out)
+    cons = session.get(Consensus, task.id)
+    if cons is None:
+        cons = Consensus(task_id=task.id, project_id=project.id, item_id=task.item_id, method=method)
+        session.add(cons)
+    cons.label, cons.label_key, cons.confidence = label, key_out, confidence
+    cons.n_labels, cons.method, cons.updated_at = len(rows), method, now()
+    task.priority = 1.0 if confidence is None else confidence
+    _apply_redundancy(project, task, confidence)
+
+
+def _apply_redundancy(project: Project, task: Task, confidence: float | None) -> None:
+    if task.is_gold or task.status not in ("open", "complete"):
+        return
+    n = task.n_annotations
+    if project.target_confidence is None or project.label_schema["kind"] not in CATEGORICAL_KINDS:
+        if n >= task.target and task.status == "open":
+            task.status, task.completed_at = "complete", now()
+        return
+    lo = project.min_labels or 1
+    hi = project.max_labels or max(lo, project.overlap)
+    if n < lo:
+        task.target = max(task.target, lo)
+        return
+    if confidence is not None and confidence >= project.target_confidence:
+        task.target = n
+        task.status, task.completed_at = "complete", now()
+    elif n >= hi:
+        task.target = n
+        task.status, task.completed_at = "review", now()
+    else:
+        task.target = n + 1
+        task.status = "open"
+
+
+def _coded_answers(session: Session, project: Project) -> dict[str, Any]:
+    schema = project.label_schema
+    classes = labels_of(schema)
+    index = {c: i for i, c in enumerate(classes)}
+    rows = session.execute(
+        select(Annotation.task_id, Annotation.user_id, Annotation.value)
+        .join(Task, Task.id == Annotation.task_id)
+        .where(Annotation.project_id == project.id, Annotation.status == "active", Annotation.origin == "human",
+               Annotation.user_id.is_not(None))
+        .order_by(Annotation.id)
+    )
+    t_ids: dict[int, int] = {}
+    w_ids: dict[int, int] = {}
+    t_idx, w_idx, lab = [], [], []
+    for tid, uid, value in rows:
+        k = label_key(schema, value)
+        if k is None or k not in index:
+            continue
+        t_idx.append(t_ids.setdefault(tid, len(t_ids)))
+        w_idx.append(w_ids.setdefault(uid, len(w_ids)))
+        lab.append(index[k])
+    gold_t, gold_l = [], []
+    for tid, gold in session.execute(
+        select(Task.id, Task.gold_value).where(Task.project_id == project.id, Task.is_gold.is_(True))
+    ):
+        k = label_key(schema, gold)
+        if tid in t_ids and k in index:
+            gold_t.append(t_ids[tid])
+            gold_l.append(index[k])
+    return {"classes": classes, "task_ids": list(t_ids), "user_ids": list(w_ids), "task_idx": t_idx,
+            "worker_idx": w_idx, "label": lab, "gold_t": gold_t, "gold_l": gold_l}
+
+
+def refit_project(db: Database, project_id: int, *, method: str | None = None,
+                  actor: Actor | None = None) -> dict[str, Any]:
+    """Refit consensus and skills of a categorical project with the full truth-inference model."""
+    with db.transaction() as s:
+        if actor is not None:
+            require_role(s, actor, project_id, ("manager",))
+        project = s.get(Project, project_id)
+        if project is None:
+            raise InvalidInputError(f"project {project_id} not found")
+        if project.label_schema["kind"] not in CATEGORICAL_KINDS:
+            raise ConflictError(f"project {project_id} is of kind {project.label_schema['kind']}: "
+                                "truth inference needs categorical labels")
+        method = method or (project.consensus_method if project.consensus_method != "mv" else "mv")
+        data = _coded_answers(s, project)
+        if not data["task_idx"]:
+            return {"project_id": project_id, "method": method, "n_answers": 0}
+        res = infer_truth(
+            np.asarray(data["task_idx"]), np.asarray(data["worker_idx"]), np.asarray(data["label"]),
+            n_tasks=len(data["task_ids"]), n_classes=len(data["classes"]), n_workers=len(data["user_ids"]),
+            method=method, gold_task_idx=np.asarray(data["gold_t"], dtype=np.int64) if data["gold_t"] else None,
+            gold_label=np.asarray(data["gold_l"], dtype=np.int64) if data["gold_t"] else None, random_state=0,
+        )
+        schema = project.label_schema
+        counts = np.bincount(np.asarray(data["worker_idx"]), minlength=len(data["user_ids"]))
+        conf = res.probas[np.arange(len(data["task_ids"])), res.label_idx]
+        for j, tid in enumerate(data["task_ids"]):
+            task = s.get(Task, tid)
+            assert task is not None
+            if task.is_gold or task.status == "reviewed":
+                continue
+            key = data["classes"][int(res.label_idx[j])]
+            s.execute(
+                update(Consensus).where(Consensus.task_id == tid).values(
+                    label=_key_value(schema, key), label_key=key, confidence=float(conf[j]), method=method,
+                    updated_at=now())
+            )
+            task.priority = float(conf[j])
+        for w, uid in enumerate(data["user_ids"]):
+            row = s.get(AnnotatorSkill, (project_id, uid))
+            if row is None:
+                row = AnnotatorSkill(project_id=project_id, user_id=uid)
+                s.add(row)
+            row.accuracy = float(res.worker_accuracy[w])
+            row.n_answers = int(counts[w])
+            row.confusion = None if res.confusions is None else np.round(res.confusions[w], 4).tolist()
+            row.method, row.updated_at = method, now()
+        settings = dict(project.settings or {})
+        settings["last_refit"] = {"at": now().isoformat(), "method": method, "n_answers": len(data["label"])}
+        project.settings = settings
+        return {"project_id": project_id, "method": method, "n_answers": len(data["label"]),
+                "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"])}
+
+
+def flag_label_issues(db: Database, actor: Actor, project_id: int, *, model_name: str | None = None,
+                      method: str = "auto") -> dict[str, Any]:
+    """Flag items whose consensus label disagrees with the model's probabilities (confident learning).
+
+    Uses each item's latest prediction with probabilities (optionally of ``model_name``). Flagged
+    items get ``issue_score`` (low = suspect) and ``suggested`` and are served first for review.
+    """
+    with db.transaction() as s:
+        project, _ = require_role(s, actor, project_id, ("manager", "reviewer"))
+        schema = project.label_schema
+        classes = labels_of(schema)
+        index = {c: i for i, c in enumerate(classes)}
+        q = (
+            select(Task.id, Consensus.label_key, Prediction.probabilities, Prediction.id)
+            .join(Consensus, Consensus.task_id == Task.id)
+            .join(Prediction, Prediction.item_id == Task.item_id)
+            .where(Task.project_id == project_id, Prediction.probabilities.is_not(None),
+                   Consensus.label_key.is_not(None), Task.status != "reviewed")
+            .order_by(Task.id, Prediction.id)
+        )
+        if model_name is not None:
+            q = q.where(Prediction.model_name == model_name)
+        latest: dict[int, tuple[str, list[float]]] = {}
+        for tid, key, probs, _pid in s.execute(q):
+            if key in index and isinstance(probs, list) and len(probs) == len(classes):
+                latest[tid] = (key, probs)
+        if len(latest) < 2:
+            raise ConflictError("need consensus labels and model probabilities for at least 2 items to flag issues")
+        task_ids = list(latest)
+        labels = np.array([index[latest[t][0]] for t in task_ids])
+        probs = np.array([latest[t][1] for t in task_ids], dtype=np.float64)
+        probs /= probs.sum(axis=1, keepdims=True)
+        res = find_label_issues(labels, probs, method=method)
+        flagged = 0
+        for j, tid in enumerate(task_ids):
+            task = s.get(Task, tid)
+            assert task is not None
+            task.issue_score = float(res.scores[j])
+            task.flagged = bool(res.mask[j])
+            task.suggested = _key_value(schema, classes[int(res.suggested[j])]) if res.mask[j] else None
+            flagged += int(res.mask[j])
+        append_event(s, actor=actor.name, action="label_issues.flag", object_type="project", object_id=project_id,
+                     payload={"checked": len(task_ids), "flagged": flagged, "method": method})
+        return {"checked": len(task_ids), "flagged": flagged}
