@@ -200,7 +200,9 @@ def list_projects(db: Database, actor: Actor) -> list[dict[str, Any]]:
         return out
 
 
-def add_member(db: Database, actor: Actor, project_id: int, user_name: str, role: str) -> dict[str, Any]:
+def add_member(
+    db: Database, actor: Actor, project_id: int, user_name: str, role: str, *, quota: int | None = None
+) -> dict[str, Any]:
     """Add (or change the role of) a project member. Managers of the project and admins may."""
     if role not in PROJECT_ROLES:
         raise InvalidInputError(f"role: expected one of {', '.join(PROJECT_ROLES)}, got {role!r}")
@@ -211,12 +213,12 @@ def add_member(db: Database, actor: Actor, project_id: int, user_name: str, role
             raise NotFoundError(f"user: no user named {user_name!r}")
         member = s.get(ProjectMember, (project_id, user.id))
         if member is None:
-            s.add(ProjectMember(project_id=project_id, user_id=user.id, role=role))
+            s.add(ProjectMember(project_id=project_id, user_id=user.id, role=role, quota=quota))
         else:
-            member.role = role
+            member.role, member.quota = role, quota
         append_event(s, actor=actor.name, action="project.member", object_type="project", object_id=project_id,
                      payload={"user": user_name, "role": role})
-    return {"project_id": project_id, "user": user_name, "role": role}
+    return {"project_id": project_id, "user": user_name, "role": role, "quota": quota}
 
 
 def list_members(db: Database, actor: Actor, project_id: int) -> list[dict[str, Any]]:

@@ -6,7 +6,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AnnotationIn", "MemberIn", "ProjectIn", "ProjectOut"]
+__all__ = [
+    "AnnotationIn",
+    "AssignIn",
+    "IssueResolveIn",
+    "MemberIn",
+    "PredictionsIn",
+    "ProjectIn",
+    "ProjectOut",
+    "ReviewIn",
+]
 
 
 class ProjectIn(BaseModel):
@@ -56,6 +65,7 @@ class MemberIn(BaseModel):
 
     user: str
     role: str = Field(description="manager, reviewer, annotator or viewer")
+    quota: int | None = Field(None, ge=0, description="Most tasks this member may take in the project.")
 
 
 class AnnotationIn(BaseModel):
@@ -66,3 +76,40 @@ class AnnotationIn(BaseModel):
     value: Any = Field(description="A label value of the project's schema kind.")
     idempotency_key: str | None = Field(None, max_length=128, description="Retries with the same key store one row.")
     duration_ms: int | None = Field(None, ge=0)
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"verdict": "correct", "value": "dog", "comment": "it barks"}]}
+    )
+
+    verdict: str = Field(description="accept, reject or correct")
+    value: Any = Field(None, description="The right value, for 'correct'.")
+    comment: str = ""
+
+
+class IssueResolveIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"action": "fix"}, {"action": "keep"}]})
+
+    action: str = Field(description="keep (the given label) or fix (to value, default the suggestion)")
+    value: Any = None
+
+
+class PredictionsIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"model": "resnet50", "model_version": "2026-11", "predictions": [
+                {"external_id": "a", "probabilities": [0.9, 0.1]}, {"item_id": 7, "value": "dog"}]}]
+        }
+    )
+
+    model: str = Field(min_length=1)
+    model_version: str = ""
+    predictions: list[dict[str, Any]]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user": "alice", "item_ids": [1, 2, 3]}]})
+
+    user: str
+    item_ids: list[int] = Field(min_length=1)

@@ -49,7 +49,7 @@ def get_project(project_id: int, db: DB, actor: CurrentActor) -> ProjectOut:
 
 @router.post("/{project_id}/members", status_code=201, summary="Add a member or change their role")
 def add_member(project_id: int, body: MemberIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    return project_service.add_member(db, actor, project_id, body.user, body.role)
+    return project_service.add_member(db, actor, project_id, body.user, body.role, quota=body.quota)
 
 
 @router.get("/{project_id}/members", summary="List members")
