@@ -1,0 +1,89 @@
+"""Input checks for the decide engines: messages name the argument, the first bad row and the sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from veracity.errors import InvalidInputError
+from veracity.types import FloatArray, IntArray, RandomState
+
+__all__ = ["ROW_SUM_TOL", "check_labels", "check_probs", "check_random_state", "check_unit_interval"]
+
+#: How far a row of probabilities may sum from 1 (float16 sources and smoothed outputs drift).
+ROW_SUM_TOL = 1e-3
+
+
+def check_random_state(random_state: RandomState) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.default_rng(int(random_state))
+    raise InvalidInputError(
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+    )
+
+
+def check_unit_interval(name: str, value: float, *, open_low: bool = True, open_high: bool = True) -> float:
+    """``value`` as float when it lies in (0, 1) (ends included when ``open_*`` is False)."""
+    v = float(value)
+    low_ok = v > 0 if open_low else v >= 0
+    high_ok = v < 1 if open_high else v <= 1
+    if not (np.isfinite(v) and low_ok and high_ok):
+        lo = "(" if open_low else "["
+        hi = ")" if open_high else "]"
+        raise InvalidInputError(f"{name} must be in {lo}0, 1{hi}, got {value!r}")
+    return v
+
+
+def check_probs(probs: Any, *, name: str = "probs", row_sum_tol: float = ROW_SUM_TOL) -> FloatArray:
+    """Return ``probs`` as a float64 array of shape (n_items, n_classes), rows renormalised to sum 1.
+
+    Raises :class:`~veracity.errors.InvalidInputError` naming the first bad row: not finite, outside
+    ``[0, 1]`` (a tolerance of ``row_sum_tol`` is allowed) or a row sum further than ``row_sum_tol``
+    from 1.
+    """
+    arr = np.asarray(probs)
+    if arr.dtype.kind not in "fiub":
+        raise InvalidInputError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{name} must be 2-D (n_items, n_classes), got shape {arr.shape}")
+    if arr.shape[1] < 1:
+        raise InvalidInputError(f"{name} must have at least one column, got shape {arr.shape}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    bad |= (arr < -row_sum_tol).any(axis=1) | (arr > 1 + row_sum_tol).any(axis=1)
+    sums = arr.sum(axis=1)
+    bad |= np.abs(sums - 1.0) > row_sum_tol
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"{name} row {row} is not a probability vector (values in [0, 1] summing to 1), got sum {sums[row]:.6g}"
+        )
+    arr = np.clip(arr, 0.0, None)
+    return arr / arr.sum(axis=1, keepdims=True)
+
+
+def check_labels(labels: Any, n_classes: int, n_items: int, *, name: str = "labels") -> IntArray:
+    """Return ``labels`` as int64 of shape (n_items,) with values in ``0 .. n_classes - 1``."""
+    lab = np.asarray(labels)
+    if lab.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D (n_items,), got shape {lab.shape}")
+    if lab.shape[0] != n_items:
+        raise InvalidInputError(f"{name} and probs must have the same number of rows, got {lab.shape[0]} and {n_items}")
+    if lab.size and lab.dtype.kind == "f":
+        if not np.all(np.isfinite(lab)) or not np.all(lab == np.round(lab)):
+            row = int(np.flatnonzero(~np.isfinite(lab) | (lab != np.round(lab)))[0])
+            raise InvalidInputError(f"{name} must be integer class indices, row {row} is {lab[row]!r}")
+    elif lab.size and lab.dtype.kind not in "iub":
+        raise InvalidInputError(f"{name} must be integer class indices, got dtype {lab.dtype}")
+    out = lab.astype(np.int64)
+    bad = (out < 0) | (out >= n_classes)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(f"{name} row {row} is {out[row]}, expected a class in 0..{n_classes - 1}")
+    return out

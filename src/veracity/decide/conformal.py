@@ -1,0 +1,364 @@
+"""Split conformal prediction sets for classification: LAC, APS and RAPS scores, Mondrian option.
+
+A conformity score ``s(x, k)`` says how unusual label ``k`` is for item ``x`` (lower = more
+typical). On calibration data with known labels the score of the true label is computed for every
+item; its conformal quantile ``q`` is the ``ceil((n + 1) * coverage)``-th smallest of the ``n``
+scores, and the set of a new item holds every label with ``s(x, k) <= q``. For exchangeable data
+this covers the true label with probability at least ``coverage`` (Vovk et al. 2005; Lei et al.
+2018), whatever the model.
+
+References
+----------
+.. [1] V. Vovk, A. Gammerman, G. Shafer, "Algorithmic Learning in a Random World", Springer 2005,
+   doi:10.1007/b106715.
+.. [2] J. Lei, M. G'Sell, A. Rinaldo, R. J. Tibshirani, L. Wasserman, "Distribution-Free Predictive
+   Inference for Regression", JASA 113(523), 2018, doi:10.1080/01621459.2017.1307116.
+.. [3] M. Sadinle, J. Lei, L. Wasserman, "Least Ambiguous Set-Valued Classifiers with Bounded Error
+   Levels", JASA 114(525), 2019, doi:10.1080/01621459.2017.1395341 (LAC).
+.. [4] Y. Romano, M. Sesia, E. J. Candès, "Classification with Valid and Adaptive Coverage",
+   NeurIPS 2020, arXiv:2006.02544 (APS).
+.. [5] A. N. Angelopoulos, S. Bates, J. Malik, M. I. Jordan, "Uncertainty Sets for Image Classifiers
+   using Conformal Prediction", ICLR 2021, arXiv:2009.14193 (RAPS).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from veracity.decide._checks import check_labels, check_probs, check_random_state, check_unit_interval
+from veracity.errors import InvalidInputError
+from veracity.types import FloatArray, RandomState
+
+__all__ = ["SCORES", "SetEvaluation", "SplitConformal", "conformal_quantile", "evaluate_sets"]
+
+BoolArray = npt.NDArray[np.bool_]
+ScoreName = Literal["lac", "aps", "raps"]
+#: Conformity scores understood by :class:`SplitConformal`.
+SCORES: tuple[str, ...] = ("lac", "aps", "raps")
+
+#: Score given to the top label when sets must not be empty: below every real score (all are >= 0).
+_TOP_SCORE = -1.0
+
+
+def conformal_quantile(scores: Any, coverage: float) -> float:
+    """The split-conformal threshold: the ``ceil((n + 1) * coverage)``-th smallest of ``scores``.
+
+    Equivalently the empirical quantile at level ``ceil((n + 1) * coverage) / n`` (the finite-sample
+    correction of Lei et al. 2018). ``+inf`` when that rank exceeds ``n`` (too few calibration
+    scores to promise ``coverage``: every label is then kept).
+
+    Examples
+    --------
+    >>> conformal_quantile([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], 0.8)
+    0.8
+    >>> conformal_quantile([0.1, 0.2], 0.9)
+    inf
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    n = s.size
+    rank = math.ceil((n + 1) * coverage - 1e-9)
+    if n == 0 or rank > n:
+        return math.inf
+    rank = max(rank, 1)
+    return float(np.partition(s, rank - 1)[rank - 1])
+
+
+class SplitConformal:
+    """Split conformal classifier: calibrated prediction sets from any model's probabilities.
+
+    Parameters
+    ----------
+    coverage : float
+        Target probability ``1 - alpha`` that a set holds the true label, in (0, 1).
+    score : {"lac", "aps", "raps"}
+        Conformity score of label ``k`` for an item with probabilities ``p``:
+
+        - ``"lac"``: ``1 - p_k`` (least ambiguous set-valued classifier, Sadinle et al. 2019); the
+          smallest sets on average.
+        - ``"aps"``: total probability of the labels ranked at or above ``k`` (adaptive prediction
+          sets, Romano et al. 2020); larger sets for hard items, smaller for easy ones.
+        - ``"raps"``: APS plus ``lam * max(0, rank_k - k_reg)`` (regularised APS, Angelopoulos et al.
+          2021), which discourages long tails of unlikely labels.
+    class_conditional : bool
+        Mondrian (label-conditional) calibration: one quantile per class from the calibration items
+        of that class, so that coverage holds within every class, not only on average (Vovk et al.
+        2005). A class with fewer than ``ceil(1 / (1 - coverage)) - 1`` calibration items gets an
+        infinite quantile (its label is always kept).
+    allow_empty : bool
+        Default ``False``: every set holds the top label (``argmax`` of ``p``, first index on ties).
+        To keep the guarantee while doing so, the top label's score is set below every other
+        score *both* in calibration and in prediction; this is still a fixed function of
+        ``(x, k)``, so the finite-sample guarantee holds, and the sets are never larger than sets
+        calibrated without the top label and filled with it afterwards. When the model's top-1
+        accuracy exceeds ``coverage``, never-empty sets necessarily over-cover. ``True`` gives the
+        plain score (sets may be empty, coverage is closest to nominal).
+    randomized : bool
+        For ``aps``/``raps``: subtract ``U * p_k`` with ``U ~ Uniform(0, 1)`` from the score, which
+        makes coverage exact rather than at least nominal (Romano et al. 2020). Uses
+        ``random_state``.
+    lam, k_reg : float, int
+        RAPS penalty weight and the number of top ranks left unpenalised.
+    random_state : int, numpy Generator or None
+        Randomness of ``randomized`` scores (never the global RNG).
+
+    Attributes
+    ----------
+    quantile_ : float or ndarray of shape (n_classes,)
+        Fitted threshold, per class when ``class_conditional``.
+    n_classes_ : int
+        Number of classes (columns of ``cal_probs``).
+    n_calibration_ : int
+        Number of calibration items.
+    cal_scores_ : ndarray of shape (n_calibration,)
+        Conformity score of each calibration item's true label.
+
+    References
+    ----------
+    Lei et al. 2018, doi:10.1080/01621459.2017.1307116; Sadinle et al. 2019,
+    doi:10.1080/01621459.2017.1395341; Romano et al. 2020, arXiv:2006.02544; Angelopoulos et al.
+    2021, arXiv:2009.14193; Vovk et al. 2005, doi:10.1007/b106715.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> probs = rng.dirichlet(np.ones(3), size=500)
+    >>> labels = np.array([rng.choice(3, p=p) for p in probs])
+    >>> cp = SplitConformal(coverage=0.9, score="aps").fit(probs[:250], labels[:250])
+    >>> sets = cp.predict_sets(probs[250:])
+    >>> sets.shape, bool(sets.any(axis=1).all())
+    ((250, 3), True)
+    """
+
+    def __init__(
+        self,
+        coverage: float = 0.9,
+        *,
+        score: ScoreName = "lac",
+        class_conditional: bool = False,
+        allow_empty: bool = False,
+        randomized: bool = False,
+        lam: float = 0.01,
+        k_reg: int = 1,
+        random_state: RandomState = None,
+    ) -> None:
+        self.coverage = coverage
+        self.score = score
+        self.class_conditional = class_conditional
+        self.allow_empty = allow_empty
+        self.randomized = randomized
+        self.lam = lam
+        self.k_reg = k_reg
+        self.random_state = random_state
+
+    # -- scores -------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        check_unit_interval("coverage", self.coverage)
+        if self.score not in SCORES:
+            raise InvalidInputError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
+        if not (np.isfinite(self.lam) and self.lam >= 0):
+            raise InvalidInputError(f"lam must be >= 0, got {self.lam!r}")
+        if int(self.k_reg) < 0:
+            raise InvalidInputError(f"k_reg must be >= 0, got {self.k_reg!r}")
+
+    def _scores(self, p: FloatArray, rng: np.random.Generator | None) -> FloatArray:
+        n, k = p.shape
+        top = np.argmax(p, axis=1)
+        if self.score == "lac":
+            s = 1.0 - p
+        else:
+            order = np.argsort(-p, axis=1, kind="stable")
+            sorted_p = np.take_along_axis(p, order, axis=1)
+            cum = np.cumsum(sorted_p, axis=1)
+            if self.score == "raps":
+                ranks = np.arange(1, k + 1, dtype=np.float64)
+                cum = cum + float(self.lam) * np.maximum(0.0, ranks - int(self.k_reg))
+            if self.randomized and rng is not None:
+                cum = cum - rng.random((n, 1)) * sorted_p
+            s = np.empty_like(cum)
+            np.put_along_axis(s, order, cum, axis=1)
+            s = np.maximum(s, 0.0)
+        if not self.allow_empty and n:
+            s[np.arange(n), top] = _TOP_SCORE
+        return s
+
+    def conformity_scores(self, probs: Any) -> FloatArray:
+        """Score of every label, shape (n_items, n_classes); lower means more conforming.
+
+        With ``randomized`` scores this draws fresh uniforms from the fitted random state.
+        """
+        self._check_params()
+        p = check_probs(probs)
+        return self._scores(p, getattr(self, "rng_", None) if self.randomized else None)
+
+    # -- fit / predict ------------------------------------------------------------------------
+    def fit(self, cal_probs: Any, cal_labels: Any) -> Self:
+        """Calibrate on held-out ``cal_probs`` (n, k) and true ``cal_labels`` (n,).
+
+        The calibration items must not have been used to train the model, and must be exchangeable
+        with the items to be predicted.
+        """
+        self._check_params()
+        for name in ("quantile_", "cal_scores_", "n_classes_", "n_calibration_"):
+            self.__dict__.pop(name, None)
+        p = check_probs(cal_probs, name="cal_probs")
+        y = check_labels(cal_labels, p.shape[1], p.shape[0], name="cal_labels")
+        self.rng_ = check_random_state(self.random_state)
+        scores = self._scores(p, self.rng_ if self.randomized else None)
+        true_scores = scores[np.arange(p.shape[0]), y]
+        cov = float(self.coverage)
+        if self.class_conditional:
+            q = np.array([conformal_quantile(true_scores[y == c], cov) for c in range(p.shape[1])])
+            self.quantile_: float | FloatArray = q
+        else:
+            self.quantile_ = conformal_quantile(true_scores, cov)
+        self.cal_scores_ = true_scores
+        self.n_classes_ = p.shape[1]
+        self.n_calibration_ = p.shape[0]
+        return self
+
+    def predict_sets(self, test_probs: Any) -> BoolArray:
+        """Prediction sets for ``test_probs`` (n, k): a bool array (n, k), True = label in the set.
+
+        Never empty unless ``allow_empty=True`` (the top label is always in).
+        """
+        if not hasattr(self, "quantile_"):
+            raise InvalidInputError("SplitConformal is not fitted yet: call fit(cal_probs, cal_labels) first")
+        p = check_probs(test_probs, name="test_probs")
+        if p.shape[1] != self.n_classes_:
+            raise InvalidInputError(f"test_probs must have {self.n_classes_} columns as in fit, got {p.shape[1]}")
+        scores = self._scores(p, self.rng_ if self.randomized else None)
+        q = np.asarray(self.quantile_, dtype=np.float64)
+        return scores <= (q[None, :] if q.ndim else q)
+
+    def fit_predict_sets(self, cal_probs: Any, cal_labels: Any, test_probs: Any) -> BoolArray:
+        """``fit(cal_probs, cal_labels).predict_sets(test_probs)``."""
+        return self.fit(cal_probs, cal_labels).predict_sets(test_probs)
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (for storing a policy next to its decisions)."""
+        return {
+            "coverage": self.coverage,
+            "score": self.score,
+            "class_conditional": self.class_conditional,
+            "allow_empty": self.allow_empty,
+            "randomized": self.randomized,
+            "lam": self.lam,
+            "k_reg": self.k_reg,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"SplitConformal({args})"
+
+
+@dataclass(frozen=True)
+class SetEvaluation:
+    """How prediction sets did on labelled items.
+
+    Attributes
+    ----------
+    coverage : float
+        Fraction of items whose set holds the true label.
+    mean_size : float
+        Mean number of labels per set.
+    empty_rate : float
+        Fraction of empty sets.
+    singleton_rate : float
+        Fraction of sets with exactly one label.
+    class_coverage : ndarray, shape (n_classes,)
+        Coverage among the items of each true class (NaN where a class has no items).
+    bin_edges : ndarray, shape (n_bins + 1,)
+        Difficulty bins: quantiles of ``1 - max(p)`` (0 = easy).
+    bin_coverage, bin_size : ndarray, shape (n_bins,)
+        Coverage and mean set size per difficulty bin.
+    """
+
+    coverage: float
+    mean_size: float
+    empty_rate: float
+    singleton_rate: float
+    class_coverage: FloatArray
+    bin_edges: FloatArray
+    bin_coverage: FloatArray
+    bin_size: FloatArray = field(default_factory=lambda: np.empty(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN becomes ``None``)."""
+
+        def clean(a: FloatArray) -> list[float | None]:
+            return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=np.float64)]
+
+        return {
+            "coverage": self.coverage,
+            "mean_size": self.mean_size,
+            "empty_rate": self.empty_rate,
+            "singleton_rate": self.singleton_rate,
+            "class_coverage": clean(self.class_coverage),
+            "bin_edges": clean(self.bin_edges),
+            "bin_coverage": clean(self.bin_coverage),
+            "bin_size": clean(self.bin_size),
+        }
+
+
+def evaluate_sets(sets: Any, labels: Any, probs: Any = None, *, n_bins: int = 5) -> SetEvaluation:
+    """Coverage, size, empty-set rate, coverage per class and per difficulty bin of ``sets``.
+
+    Parameters
+    ----------
+    sets : array-like of bool, shape (n_items, n_classes)
+        Prediction sets (e.g. from :meth:`SplitConformal.predict_sets`).
+    labels : array-like of int, shape (n_items,)
+        True classes.
+    probs : array-like of float, shape (n_items, n_classes), optional
+        Model probabilities; difficulty is ``1 - max(probs)``, binned at its quantiles into
+        ``n_bins`` bins of about equal count. Without ``probs`` the bins are empty arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ev = evaluate_sets(np.array([[True, False], [True, True]]), np.array([1, 1]))
+    >>> ev.coverage, ev.mean_size
+    (0.5, 1.5)
+    """
+    s = np.asarray(sets, dtype=bool)
+    if s.ndim != 2:
+        raise InvalidInputError(f"sets must be 2-D (n_items, n_classes), got shape {s.shape}")
+    n, k = s.shape
+    y = check_labels(labels, k, n)
+    if n == 0:
+        raise InvalidInputError("sets must have at least one row, got 0")
+    hit = s[np.arange(n), y]
+    size = s.sum(axis=1)
+    counts = np.bincount(y, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        class_cov = np.bincount(y, weights=hit.astype(np.float64), minlength=k) / counts
+    edges = np.empty(0)
+    bin_cov = np.empty(0)
+    bin_size = np.empty(0)
+    if probs is not None:
+        p = check_probs(probs)
+        if p.shape != s.shape:
+            raise InvalidInputError(f"probs must have the shape of sets {s.shape}, got {p.shape}")
+        difficulty = 1.0 - p.max(axis=1)
+        edges = np.quantile(difficulty, np.linspace(0, 1, int(n_bins) + 1))
+        idx = np.clip(np.searchsorted(edges, difficulty, side="right") - 1, 0, int(n_bins) - 1)
+        bc = np.bincount(idx, minlength=int(n_bins))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bin_cov = np.bincount(idx, weights=hit.astype(np.float64), minlength=int(n_bins)) / bc
+            bin_size = np.bincount(idx, weights=size.astype(np.float64), minlength=int(n_bins)) / bc
+    return SetEvaluation(
+        coverage=float(hit.mean()),
+        mean_size=float(size.mean()),
+        empty_rate=float(np.mean(size == 0)),
+        singleton_rate=float(np.mean(size == 1)),
+        class_coverage=class_cov,
+        bin_edges=edges,
+        bin_coverage=bin_cov,
+        bin_size=bin_size,
+    )
