@@ -1,0 +1,256 @@
+"""Conventions shared by the aggregators: parameters, ``fit`` / ``fit_predict``, the result object.
+
+An aggregator stores its keyword parameters in ``__init__`` and does nothing else there. ``fit``
+clears any earlier fitted state, checks the input, runs the algorithm and sets the fitted
+attributes (``labels_``, ``probas_``, ``result_`` and, where the method has them, ``confusions_``,
+``priors_``, ``n_iter_``, ``converged_``, ``log_likelihood_history_``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from veracity.errors import InvalidInputError
+from veracity.quality._validation import as_responses
+from veracity.quality.responses import Responses, _lookup
+from veracity.types import FloatArray, IntArray
+
+__all__ = ["AggregationResult", "BaseAggregator", "Gold", "resolve_gold"]
+
+
+@dataclass(frozen=True, eq=False)
+class AggregationResult:
+    """One consensus label per task, its posterior confidence and a skill per worker.
+
+    Attributes
+    ----------
+    method : str
+    task_ids : ndarray, shape (n_tasks,)
+    worker_ids : ndarray, shape (n_workers,)
+    classes : ndarray, shape (n_classes,)
+    probas : ndarray of float64, shape (n_tasks, n_classes)
+        Posterior class probabilities (rows sum to 1; one-hot for gold tasks).
+    label_idx : ndarray of int64, shape (n_tasks,)
+        Code of the chosen class; ties go to the lowest code.
+    worker_accuracy : ndarray of float64, shape (n_workers,)
+        Estimated probability that each worker answers correctly.
+    worker_n_answers : ndarray of int64, shape (n_workers,)
+    confusions : ndarray of float64, shape (n_workers, n_classes, n_classes), or None
+        ``confusions[w, k, l]`` = P(worker ``w`` answers ``l`` | true class ``k``).
+    priors : ndarray of float64, shape (n_classes,), or None
+    """
+
+    method: str
+    task_ids: np.ndarray
+    worker_ids: np.ndarray
+    classes: np.ndarray
+    probas: FloatArray
+    label_idx: IntArray
+    worker_accuracy: FloatArray
+    worker_n_answers: IntArray
+    confusions: FloatArray | None = None
+    priors: FloatArray | None = None
+    n_iter: int = 0
+    converged: bool = True
+    log_likelihood_history: list[float] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_values(self) -> np.ndarray:
+        """Chosen label value per task, shape (n_tasks,)."""
+        return self.classes[self.label_idx] if self.label_idx.size else self.classes[:0]
+
+    @property
+    def confidence_values(self) -> FloatArray:
+        """Posterior probability of the chosen label per task, shape (n_tasks,)."""
+        if not self.label_idx.size:
+            return np.zeros(0)
+        return self.probas[np.arange(self.label_idx.shape[0]), self.label_idx]
+
+    @property
+    def labels(self) -> dict[Any, Any]:
+        """Mapping task id -> consensus label."""
+        return dict(zip(self.task_ids.tolist(), self.label_values.tolist(), strict=True))
+
+    @property
+    def confidence(self) -> dict[Any, float]:
+        """Mapping task id -> posterior probability of its consensus label."""
+        return dict(zip(self.task_ids.tolist(), self.confidence_values.tolist(), strict=True))
+
+    @property
+    def workers(self) -> dict[Any, float]:
+        """Mapping worker id -> estimated accuracy (see ``confusions`` for the full matrices)."""
+        return dict(zip(self.worker_ids.tolist(), self.worker_accuracy.tolist(), strict=True))
+
+    def __repr__(self) -> str:
+        return (
+            f"AggregationResult(method={self.method!r}, n_tasks={self.task_ids.shape[0]}, "
+            f"n_workers={self.worker_ids.shape[0]}, n_classes={self.classes.shape[0]})"
+        )
+
+
+Gold = Mapping[Any, Any] | tuple[Any, Any] | Any
+
+
+def _gold_columns(gold: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(gold, Mapping) and not ("task" in gold and "label" in gold):
+        return np.array(list(gold.keys()), dtype=object), np.array(list(gold.values()), dtype=object)
+    if isinstance(gold, tuple) and len(gold) == 2:
+        return np.asarray(gold[0]), np.asarray(gold[1])
+    if isinstance(gold, Mapping):
+        return np.asarray(gold["task"]), np.asarray(gold["label"])
+    if hasattr(gold, "column_names") and hasattr(gold, "column"):
+        names = set(gold.column_names)
+        if not {"task", "label"} <= names:
+            raise InvalidInputError(f"gold must have columns task, label; got {', '.join(sorted(names))}")
+        return (
+            gold.column("task").to_numpy(zero_copy_only=False),
+            gold.column("label").to_numpy(zero_copy_only=False),
+        )
+    if hasattr(gold, "columns") and hasattr(gold, "to_numpy"):
+        names = {str(c) for c in gold.columns}
+        if not {"task", "label"} <= names:
+            raise InvalidInputError(f"gold must have columns task, label; got {', '.join(sorted(names))}")
+        return np.asarray(gold["task"].to_numpy()), np.asarray(gold["label"].to_numpy())
+    raise InvalidInputError(
+        "gold must be a mapping task -> label, a (tasks, labels) pair or a table with task, label columns; "
+        f"got {type(gold).__name__}"
+    )
+
+
+def resolve_gold(responses: Responses, gold: Any) -> tuple[Responses, IntArray, IntArray]:
+    """Code ``gold`` against ``responses``: returns (responses with widened classes, task codes, class codes).
+
+    Gold tasks that nobody answered are ignored; gold labels outside the answered classes widen
+    the class set.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if gold is None:
+        return responses, empty, empty
+    tasks, labels = _gold_columns(gold)
+    if tasks.shape[0] != labels.shape[0]:
+        raise InvalidInputError(
+            f"gold tasks and labels must be the same length, got {tasks.shape[0]} and {labels.shape[0]}"
+        )
+    if tasks.shape[0] == 0:
+        return responses, empty, empty
+    t_codes = responses.task_codes(tasks, field="gold task")
+    keep = t_codes >= 0
+    labels = labels[keep]
+    t_codes = t_codes[keep]
+    if labels.size:
+        from_lookup = _missing_classes(responses, labels)
+        if from_lookup.size:
+            merged = np.concatenate([responses.classes.astype(object), from_lookup.astype(object)])
+            try:
+                values = sorted(set(merged.tolist()))
+            except TypeError:
+                values = list(dict.fromkeys(merged.tolist()))
+            dtype = responses.classes.dtype if responses.classes.dtype.kind in "iufU" else object
+            merged = np.array(values, dtype=dtype if dtype.kind != "U" else None)
+            responses = responses.with_classes(merged)
+    l_codes = responses.class_codes(labels, field="gold label")
+    # a task listed twice in gold: keep its last gold label
+    _, last_rev = np.unique(t_codes[::-1], return_index=True)
+    pick = t_codes.shape[0] - 1 - last_rev
+    return responses, t_codes[pick], l_codes[pick]
+
+
+def _missing_classes(responses: Responses, labels: np.ndarray) -> np.ndarray:
+    codes = _lookup(responses.classes, labels, field="gold label")
+    missing = labels[codes < 0]
+    if not missing.size:
+        return missing
+    if responses.classes.dtype.kind in "iuf":
+        try:
+            missing = missing.astype(responses.classes.dtype)
+        except (TypeError, ValueError):
+            pass
+    return np.unique(missing)
+
+
+class BaseAggregator:
+    """Base of every aggregator (scikit-learn / crowd-kit conventions, arrays instead of frames)."""
+
+    method: ClassVar[str] = "base"
+
+    result_: AggregationResult | None
+
+    def __init__(self) -> None:
+        self.result_ = None
+
+    # -- parameters ---------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The keyword parameters given to ``__init__``."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, answers: Any, *, gold: Gold | None = None) -> Self:
+        """Fit on ``answers`` (anything :func:`veracity.quality.aggregate` accepts)."""
+        for name in [k for k in vars(self) if k.endswith("_")]:
+            setattr(self, name, None)
+        responses = as_responses(answers)
+        if responses.n_responses == 0:
+            raise InvalidInputError("answers are empty: expected at least one (worker, task, label) row")
+        responses, gold_idx, gold_label = resolve_gold(responses, gold)
+        result = self._fit(responses, gold_idx, gold_label)
+        if gold_idx.size:  # gold is never overwritten in the output
+            probas = result.probas
+            probas[gold_idx] = 0.0
+            probas[gold_idx, gold_label] = 1.0
+            result.label_idx[gold_idx] = gold_label
+        self.result_ = result
+        self.labels_ = result.label_values
+        self.probas_ = result.probas
+        self.confusions_ = result.confusions
+        self.priors_ = result.priors
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.log_likelihood_history_ = result.log_likelihood_history
+        self.skills_ = result.worker_accuracy
+        return self
+
+    def fit_predict(self, answers: Any, *, gold: Gold | None = None) -> np.ndarray:
+        """Fit and return the consensus label value per task, shape (n_tasks,)."""
+        self.fit(answers, gold=gold)
+        assert self.result_ is not None
+        return self.result_.label_values
+
+    def fit_predict_proba(self, answers: Any, *, gold: Gold | None = None) -> FloatArray:
+        """Fit and return posterior class probabilities, shape (n_tasks, n_classes)."""
+        self.fit(answers, gold=gold)
+        assert self.result_ is not None
+        return self.result_.probas
+
+    def _fit(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> AggregationResult:
+        raise NotImplementedError
+
+
+def argmax_lowest(probas: FloatArray) -> IntArray:
+    """Row argmax with ties (within 1e-12) going to the lowest class code."""
+    if probas.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    best = probas.max(axis=1, keepdims=True)
+    return np.argmax(probas >= best - 1e-12, axis=1).astype(np.int64)
+
+
+def worker_answer_counts(responses: Responses) -> IntArray:
+    """Number of answers per worker, shape (n_workers,)."""
+    return np.bincount(responses.worker_idx, minlength=responses.n_workers).astype(np.int64)
+
+
+def agreement_accuracy(responses: Responses, label_idx: IntArray, smoothing: float = 1.0) -> FloatArray:
+    """Per-worker share of answers equal to ``label_idx`` of their task (Laplace-smoothed)."""
+    hit = (responses.label == label_idx[responses.task_idx]).astype(np.float64)
+    n = np.bincount(responses.worker_idx, minlength=responses.n_workers).astype(np.float64)
+    ok = np.bincount(responses.worker_idx, weights=hit, minlength=responses.n_workers)
+    k = max(responses.n_classes, 2)
+    return (ok + smoothing / k) / (n + smoothing)

@@ -1,0 +1,91 @@
+"""Input checks shared by the quality engines; they raise :class:`InvalidInputError` with sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from veracity.errors import InvalidInputError
+from veracity.quality.responses import Responses
+from veracity.types import RandomState
+
+__all__ = ["as_responses", "check_choice", "check_positive", "check_random_state"]
+
+
+def check_random_state(random_state: RandomState) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.default_rng(int(random_state))
+    raise InvalidInputError(
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+    )
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else an error that lists them."""
+    options = list(choices)
+    if value not in options:
+        raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """``value`` as float if it is positive (or zero when allowed)."""
+    v = float(value)
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidInputError(f"{name} must be {bound}, got {value!r}")
+    return v
+
+
+def _columns(obj: Any, names: tuple[str, str, str]) -> tuple[Any, Any, Any] | None:
+    """Column arrays of a DataFrame-, Arrow- or dict-like ``obj``; ``None`` if it is none of those."""
+    if isinstance(obj, Mapping):
+        cols = obj
+        keys = set(cols)
+    elif hasattr(obj, "column_names") and hasattr(obj, "column"):  # pyarrow.Table (duck-typed)
+        keys = set(obj.column_names)
+        cols = {k: obj.column(k).to_numpy(zero_copy_only=False) for k in names if k in keys}
+    elif hasattr(obj, "columns") and hasattr(obj, "to_numpy"):  # pandas / polars DataFrame
+        keys = {str(c) for c in obj.columns}
+        cols = {k: np.asarray(obj[k].to_numpy()) for k in names if k in keys}
+    else:
+        return None
+    missing = [k for k in names if k not in keys]
+    if missing:
+        raise InvalidInputError(
+            f"answers must have columns {', '.join(names)}; missing {', '.join(missing)} "
+            f"(got {', '.join(sorted(map(str, keys))) or 'no columns'})"
+        )
+    return cols[names[0]], cols[names[1]], cols[names[2]]
+
+
+def as_responses(
+    answers: Any,
+    *,
+    task: str = "task",
+    worker: str = "worker",
+    label: str = "label",
+    classes: Any = None,
+) -> Responses:
+    """Turn ``answers`` into :class:`Responses`.
+
+    Accepts a :class:`Responses`, a pandas DataFrame, a pyarrow Table, a mapping of columns, or an
+    iterable of records (mappings) with ``worker``, ``task`` and ``label`` fields.
+    """
+    if isinstance(answers, Responses):
+        return answers if classes is None else answers.with_classes(classes)
+    if answers is None:
+        raise InvalidInputError("answers must not be None")
+    cols = _columns(answers, (task, worker, label))
+    if cols is not None:
+        return Responses.from_arrays(cols[0], cols[1], cols[2], classes=classes)
+    if isinstance(answers, (str, bytes)):
+        raise InvalidInputError("answers must be a table or records, got a string (read the file first)")
+    return Responses.from_records(answers, task=task, worker=worker, label=label, classes=classes)
