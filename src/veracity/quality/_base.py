@@ -8,6 +8,7 @@ attributes (``labels_``, ``probas_``, ``result_`` and, where the method has them
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -166,10 +167,8 @@ def _missing_classes(responses: Responses, labels: np.ndarray) -> np.ndarray:
     if not missing.size:
         return missing
     if responses.classes.dtype.kind in "iuf":
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             missing = missing.astype(responses.classes.dtype)
-        except (TypeError, ValueError):
-            pass
     return np.unique(missing)
 
 

@@ -314,8 +314,5 @@ def fit_temperature(
     idx = np.flatnonzero(mask)
     if idx.size > max_answers:
         idx = np.sort(rng.choice(idx, size=max_answers, replace=False))
-    if callable(log_conf):
-        own = log_conf(idx)
-    else:
-        own = log_conf[responses.worker_idx[idx], :, responses.label[idx]]
+    own = log_conf(idx) if callable(log_conf) else log_conf[responses.worker_idx[idx], :, responses.label[idx]]
     return best_temperature(logits[responses.task_idx[idx]] - own, own)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
-
-VB = os.environ.get("VB") == "1"
 
 from veracity.quality._validation import check_positive
 from veracity.quality.aggregation._confusion import ConfusionEMAggregator
