@@ -10,6 +10,17 @@ from __future__ import annotations
 from veracity.quality._base import AggregationResult
 from veracity.quality.aggregation import aggregate, infer_truth
 from veracity.quality.agreement import agreement
+from veracity.quality.data_issues import find_data_issues
+from veracity.quality.label_errors import cross_val_pred_probs, find_label_issues
 from veracity.quality.responses import Responses
 
-__all__ = ["AggregationResult", "Responses", "aggregate", "agreement", "infer_truth"]
+__all__ = [
+    "AggregationResult",
+    "Responses",
+    "aggregate",
+    "agreement",
+    "cross_val_pred_probs",
+    "find_data_issues",
+    "find_label_issues",
+    "infer_truth",
+]
