@@ -27,9 +27,9 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
     v = result.get("value") or {}
     if rtype == "choices":
         choices = v.get("choices") or []
-        return [("classification", choices[0])] if len(choices) == 1 else [("multi_label", list(choices))]
+        return [("classification", choices[0])] if len(choices) == 1 else [("multilabel", list(choices))]
     if rtype == "taxonomy":
-        return [("multi_label", ["/".join(path) for path in v.get("taxonomy") or []])]
+        return [("multilabel", ["/".join(path) for path in v.get("taxonomy") or []])]
     if rtype == "labels":
         return [("spans", {"start": v["start"], "end": v["end"], "label": lab}) for lab in v.get("labels") or []]
     if rtype in ("rectanglelabels", "polygonlabels"):
@@ -131,7 +131,7 @@ def _to_results(ann: Record, rec: SourceRecord, to_name: str) -> list[Record]:
     base = {"from_name": "label", "to_name": to_name}
     if kind == "classification":
         return [{**base, "type": "choices", "value": {"choices": [value]}}]
-    if kind == "multi_label":
+    if kind == "multilabel":
         return [{**base, "type": "choices", "value": {"choices": list(value)}}]
     if kind == "spans":
         return [

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Kinds whose values carry label names (the ones ontology mapping rewrites).
-LABELLED_KINDS = frozenset({"classification", "multi_label", "spans", "boxes", "polygons"})
+LABELLED_KINDS = frozenset({"classification", "multilabel", "spans", "boxes", "polygons"})
 ANNOTATION_KINDS = LABELLED_KINDS | {"rating", "text", "pairwise"}
 
 
@@ -125,7 +125,7 @@ def infer_kind(value: Any) -> str:
         return "pairwise" if value in ("left", "right", "tie") else "classification"
     if isinstance(value, list):
         if all(isinstance(v, str) for v in value):
-            return "multi_label"
+            return "multilabel"
         if all(isinstance(v, dict) for v in value) and value:
             first = value[0]
             if "points" in first:
@@ -153,7 +153,7 @@ def label_names(annotation: Record) -> list[str]:
     value = annotation.get("value")
     if kind == "classification" and isinstance(value, str):
         return [value]
-    if kind == "multi_label" and isinstance(value, list):
+    if kind == "multilabel" and isinstance(value, list):
         return [v for v in value if isinstance(v, str)]
     if kind in ("spans", "boxes", "polygons") and isinstance(value, list):
         return [v["label"] for v in value if isinstance(v, dict) and isinstance(v.get("label"), str)]
@@ -166,7 +166,7 @@ def map_value_labels(annotation: Record, mapping: dict[str, str]) -> Any:
     value = annotation.get("value")
     if kind == "classification" and isinstance(value, str):
         return mapping[value]
-    if kind == "multi_label" and isinstance(value, list):
+    if kind == "multilabel" and isinstance(value, list):
         return [mapping[v] for v in value]
     if kind in ("spans", "boxes", "polygons") and isinstance(value, list):
         return [{**v, "label": mapping[v["label"]]} if "label" in v else dict(v) for v in value]

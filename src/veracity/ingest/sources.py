@@ -196,7 +196,7 @@ def read_source(
     fmt = normalise_format(format) if format is not None and format != "zip" else None
     if p.is_file() and p.suffix.lower() == ".zip":
         target = Path(extract_dir) if extract_dir is not None else p.with_name(p.stem + "_unpacked")
-        p = extract_zip(p, target, max_bytes=max_bytes)
+        p = _single_file(extract_zip(p, target, max_bytes=max_bytes))
     if fmt is None:
         fmt = sniff_format(p, max_bytes=max_bytes)
     if chunk_size < 1:
@@ -215,6 +215,12 @@ def read_source(
     if fmt not in (*folder_formats, "voc") and not p.is_file():
         raise InvalidInputError(f"{p}: file not found" if not p.exists() else f"{p}: format {fmt!r} reads a file")
     return _READERS[fmt](p, opts)
+
+
+def _single_file(folder: Path) -> Path:
+    """The one data file of an unpacked archive, or the folder when it holds several files."""
+    files = [f for f in folder.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.parts)]
+    return files[0] if len(files) == 1 else folder
 
 
 @dataclass(frozen=True, slots=True)
