@@ -50,6 +50,7 @@ NON_NETWORK_SCHEMES = {"data", "blob", "about", "javascript"}
 # Network URLs to any host but 127.0.0.1; matched inside the driver, so local requests go untouched.
 EXTERNAL_URL = re.compile(r"^(?:https?|wss?|ftp)://(?!127\.0\.0\.1(?::\d+)?/)")
 SERVER_START_TIMEOUT = 30.0
+ACTION_TIMEOUT_MS = 10_000  # Playwright's default of 30 s per action makes a broken page slow to fail
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -148,6 +149,7 @@ def page_requests() -> list[str]:
 def page(browser: Browser, page_requests: list[str]) -> Iterator[Page]:
     """A page in a fresh browser context (no cookies), 1280x800, that cannot reach the internet."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.on("request", lambda request: page_requests.append(request.url))
     context.route(EXTERNAL_URL, lambda route: route.abort("blockedbyclient"))
     page = context.new_page()
