@@ -84,7 +84,7 @@ def wait_until_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) 
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"`veracity serve` exited with {proc.returncode}:\n{log.read_text()}")
+            pytest.fail(f"`veracity serve` exited with {proc.returncode}:\n{log.read_text()}", pytrace=False)
         try:
             with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
                 if response.status == 200:
@@ -92,7 +92,9 @@ def wait_until_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) 
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.05)
-    pytest.fail(f"`veracity serve` did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{log.read_text()}")
+    pytest.fail(
+        f"`veracity serve` did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{log.read_text()}", pytrace=False
+    )
 
 
 @pytest.fixture
