@@ -8,18 +8,38 @@ code 2; nothing prints a traceback for bad input.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from veracity import __version__
-from veracity.cli import aggregate, align, data, label_issues, workspace
+from veracity.cli import aggregate, align, data, label_issues, ops, workspace
 from veracity.cli._common import err_console
 from veracity.errors import VeracityError
 
 __all__ = ["app", "main"]
 
+
+
+def _report(exc: VeracityError) -> None:
+    err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+
+
+class _VeracityGroup(TyperGroup):
+    """The root command group: a VeracityError ends any command with one line and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VeracityError as exc:
+            _report(exc)
+            raise typer.Exit(2) from exc
+
+
 app = typer.Typer(
     name="veracity",
+    cls=_VeracityGroup,
     help="Veracity: unify, label, verify, align and decide on trustworthy data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,7 +62,7 @@ def _root(
     """Veracity command line."""
 
 
-for _module in (workspace, aggregate, label_issues, data, align):
+for _module in (workspace, aggregate, label_issues, data, align, ops):
     _module.register(app)
 
 
@@ -51,5 +71,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="veracity")
     except VeracityError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        _report(exc)
         sys.exit(2)

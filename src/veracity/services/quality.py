@@ -21,10 +21,11 @@ up to ``max_labels``; still uncertain at the maximum, it goes to review.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError
@@ -42,6 +43,7 @@ __all__ = [
     "CATEGORICAL_KINDS",
     "DEFAULT_ACCURACY",
     "flag_label_issues",
+    "maybe_refit",
     "refit_project",
     "update_task_consensus",
 ]
@@ -220,6 +222,40 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
         project.settings = settings
         return {"project_id": project_id, "method": method, "n_answers": len(data["label"]),
                 "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"])}
+
+
+_refit_locks: dict[tuple[str, int], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def maybe_refit(db: Database, project_id: int, *, min_new: int = 25, share: float = 0.1) -> dict[str, Any] | None:
+    """Refit a project in the background once enough new labels arrived since the last refit.
+
+    Runs when the project's method is not ``mv`` and at least ``max(min_new, share * total)`` human
+    labels are new. One refit per project at a time in this process; a refit already running
+    makes this call return None at once.
+    """
+    with db.transaction(write=False) as s:
+        project = s.get(Project, project_id)
+        if project is None or project.consensus_method == "mv":
+            return None
+        if project.label_schema["kind"] not in CATEGORICAL_KINDS:
+            return None
+        total = s.execute(
+            select(func.count()).where(Annotation.project_id == project_id, Annotation.origin == "human",
+                                       Annotation.status == "active")
+        ).scalar_one()
+        last = int(((project.settings or {}).get("last_refit") or {}).get("n_answers", 0))
+    if total - last < max(min_new, share * total):
+        return None
+    with _locks_guard:
+        lock = _refit_locks.setdefault((db.url, project_id), threading.Lock())
+    if not lock.acquire(blocking=False):
+        return None
+    try:
+        return refit_project(db, project_id)
+    finally:
+        lock.release()
 
 
 def flag_label_issues(db: Database, actor: Actor, project_id: int, *, model_name: str | None = None,

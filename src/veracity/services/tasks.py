@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError
 from veracity.services._common import as_utc, iso, now
 from veracity.services.actors import Actor
+from veracity.services.audit import append_event
 from veracity.services.label_schemas import validate_value
 from veracity.services.projects import require_role
 from veracity.services.quality import update_task_consensus
@@ -178,6 +179,7 @@ def _pick_task(session: Session, project: Project, actor: Actor) -> int | None:
 class AnnotationResult:
     id: int
     task_id: int
+    project_id: int
     value: Any
     created: bool  # False when an idempotent retry returned the stored annotation
 
@@ -206,7 +208,7 @@ def submit_annotation(
             if prior is not None:
                 if prior.task_id != task_id:
                     raise ConflictError("idempotency_key was already used for another task")
-                return AnnotationResult(prior.id, prior.task_id, prior.value, created=False)
+                return AnnotationResult(prior.id, prior.task_id, prior.project_id, prior.value, created=False)
     try:
         with db.transaction() as s:
             task = s.get(Task, task_id)
@@ -236,7 +238,7 @@ def submit_annotation(
             update_task_consensus(s, project, task)
             if task.is_gold:
                 refresh_skills(s, project)
-            return AnnotationResult(ann.id, task_id, value, created=True)
+            return AnnotationResult(ann.id, task_id, project.id, value, created=True)
     except IntegrityError as exc:
         if idempotency_key is None:
             raise
@@ -247,7 +249,7 @@ def submit_annotation(
             ).scalar_one_or_none()
             if prior is None:
                 raise ConflictError("annotation conflicts with a concurrent write; try again") from exc
-            return AnnotationResult(prior.id, prior.task_id, prior.value, created=False)
+            return AnnotationResult(prior.id, prior.task_id, prior.project_id, prior.value, created=False)
 
 
 def skip_task(db: Database, actor: Actor, task_id: int) -> None:
@@ -287,8 +289,13 @@ def assign_items(db: Database, actor: Actor, project_id: int, user_name: str, it
         return int(res.rowcount)
 
 
-def undo_last_annotation(db: Database, actor: Actor, project_id: int) -> dict[str, Any]:
-    """Take back the actor's most recent label in a project: the task is leased to them again."""
+def undo_last_annotation(db: Database, actor: Actor, project_id: int, *, lease_seconds: int = 600) -> dict[str, Any]:
+    """Withdraw the actor's most recent label in a project and lease its task back to them.
+
+    The label gets status "withdrawn" (consensus, exports and skills ignore it), the task reopens
+    if that label had completed it, and its consensus is recomputed. The returned task payload
+    carries the withdrawn value as ``previous_value`` for editing. Reviewed tasks cannot be undone.
+    """
     with db.transaction() as s:
         project, _ = require_role(s, actor, project_id, ANNOTATE_ROLES)
         ann = s.execute(
@@ -299,21 +306,31 @@ def undo_last_annotation(db: Database, actor: Actor, project_id: int) -> dict[st
             .limit(1)
         ).scalar_one_or_none()
         if ann is None:
-            raise ConflictError("nothing to undo: you have no labels in this project")
+            raise NotFoundError(f"you have no label in project {project_id} to undo")
         task = s.get(Task, ann.task_id)
         assert task is not None
         if task.status == "reviewed":
             raise ConflictError(f"task {task.id} was already reviewed; its labels can no longer be undone")
-        ann.status = "superseded"
-        task.n_annotations -= 1
-        if task.status in ("complete", "review"):
-            task.status, task.completed_at = "open", None
         assignment = s.execute(
             select(Assignment).where(Assignment.task_id == task.id, Assignment.user_id == actor.user_id)
-        ).scalar_one()
+        ).scalar_one_or_none()
         at = now()
+        if assignment is None:  # a label stored without a lease: lease the task now
+            assignment = Assignment(task_id=task.id, project_id=project_id, user_id=actor.user_id)
+            s.add(assignment)
+            task.n_assigned += 1
         assignment.status, assignment.finished_at = "leased", None
-        assignment.expires_at = at + dt.timedelta(seconds=600)
+        assignment.leased_at, assignment.expires_at = at, at + dt.timedelta(seconds=lease_seconds)
+        ann.status = "withdrawn"
+        task.n_annotations = max(0, task.n_annotations - 1)
+        if task.status in ("complete", "review"):
+            task.status, task.completed_at = "open", None
+            task.target = max(task.target, task.n_annotations + 1)
         s.flush()
         update_task_consensus(s, project, task)
-        return _task_payload(s, task, assignment, project)
+        append_event(s, actor=actor.name, action="annotation.undo", object_type="annotation", object_id=ann.id,
+                     payload={"task_id": task.id})
+        s.flush()
+        payload = _task_payload(s, task, assignment, project)
+        payload["previous_value"] = ann.value
+        return payload

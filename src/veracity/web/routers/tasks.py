@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 
+from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
 from veracity.web.deps import DB, CurrentActor
 from veracity.web.schemas import AnnotationIn
@@ -15,11 +16,12 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 @router.post("/{task_id}/annotations", status_code=201, summary="Submit a label for a leased task")
 def create_annotation(
-    task_id: int, body: AnnotationIn, db: DB, actor: CurrentActor, response: Response
+    task_id: int, body: AnnotationIn, db: DB, actor: CurrentActor, response: Response, background: BackgroundTasks
 ) -> dict[str, Any]:
     result = task_service.submit_annotation(
         db, actor, task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
     )
+    background.add_task(quality_service.maybe_refit, db, result.project_id)
     if not result.created:
         response.headers["Idempotent-Replayed"] = "true"
     return result.to_dict()
