@@ -1,0 +1,217 @@
+"""Column tables for the drift engine: arrays, mappings, pandas or Arrow tables, one shape inside.
+
+A :class:`Table` is an ordered mapping of column name to a 1-D numpy array plus the kind of each
+column (``"numeric"`` or ``"categorical"``). pandas and pyarrow are never imported: their objects
+are recognised by duck typing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veracity.errors import InvalidInputError
+from veracity.types import FloatArray
+
+__all__ = ["MISSING", "Table", "align_tables", "as_table", "design_matrix"]
+
+#: Category given to missing values (None, NaN) of a categorical column.
+MISSING = "<missing>"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Named columns of equal length with a kind per column."""
+
+    columns: dict[str, np.ndarray]
+    kinds: dict[str, str]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    @property
+    def n_rows(self) -> int:
+        return next(iter(self.columns.values())).shape[0] if self.columns else 0
+
+
+def _raw_columns(obj: Any, name: str, feature_names: Sequence[str] | None) -> dict[str, np.ndarray]:
+    if isinstance(obj, Table):
+        return dict(obj.columns)
+    if isinstance(obj, Mapping):
+        return {str(k): np.asarray(v) for k, v in obj.items()}
+    if hasattr(obj, "column_names") and hasattr(obj, "column"):  # pyarrow.Table (duck-typed)
+        return {str(k): np.asarray(obj.column(k).to_numpy(zero_copy_only=False)) for k in obj.column_names}
+    if hasattr(obj, "columns") and hasattr(obj, "to_numpy") and not isinstance(obj, np.ndarray):  # pandas/polars
+        return {str(c): np.asarray(obj[c].to_numpy()) for c in obj.columns}
+    arr = np.asarray(obj)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{name} must be a 2-D array (n_rows, n_features) or a table, got shape {arr.shape}")
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise InvalidInputError(f"{name} has {arr.shape[1]} columns but {len(names)} feature names were given")
+    return {n: arr[:, j] for j, n in enumerate(names)}
+
+
+def _is_numeric(col: np.ndarray) -> bool:
+    return col.dtype.kind in "iuf"
+
+
+def as_table(
+    obj: Any,
+    *,
+    name: str = "data",
+    feature_names: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+) -> Table:
+    """Turn ``obj`` into a :class:`Table`.
+
+    ``obj`` may be a 2-D numpy array (columns named ``feature_names`` or ``x0, x1, ...``), a mapping
+    of column name to values, a pandas or polars DataFrame, or a pyarrow Table. Numeric columns are
+    ``"numeric"`` unless listed in ``categorical``; strings, booleans and objects are categorical.
+    """
+    raw = _raw_columns(obj, name, feature_names)
+    if not raw:
+        raise InvalidInputError(f"{name} has no columns")
+    lengths = {k: v.shape[0] if v.ndim else 1 for k, v in raw.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"{name} columns must have the same length, got {lengths}")
+    cat = set(categorical)
+    columns: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
+    for key, col in raw.items():
+        col = np.asarray(col)
+        if col.ndim != 1:
+            raise InvalidInputError(f"{name} column {key!r} must be 1-D, got shape {col.shape}")
+        if key not in cat and _is_numeric(col):
+            columns[key] = col.astype(np.float64)
+            kinds[key] = "numeric"
+        else:
+            columns[key] = _as_categories(col)
+            kinds[key] = "categorical"
+    return Table(columns, kinds)
+
+
+def _as_categories(col: np.ndarray) -> np.ndarray:
+    out = np.empty(col.shape[0], dtype=object)
+    for i, v in enumerate(col.tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out[i] = MISSING
+        else:
+            out[i] = str(v)
+    return out.astype(str)
+
+
+def align_tables(
+    reference: Any,
+    current: Any,
+    *,
+    features: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    feature_names: Sequence[str] | None = None,
+) -> tuple[Table, Table]:
+    """Tables for ``reference`` and ``current`` with the same columns and kinds.
+
+    A column that is categorical on either side is categorical on both. ``features`` selects (and
+    orders) columns; each must exist on both sides.
+    """
+    ref = as_table(reference, name="reference", feature_names=feature_names, categorical=categorical)
+    cur = as_table(current, name="current", feature_names=feature_names, categorical=categorical)
+    if features is not None:
+        wanted = [str(f) for f in features]
+        for side, tab in (("reference", ref), ("current", cur)):
+            missing = [f for f in wanted if f not in tab.columns]
+            if missing:
+                raise InvalidInputError(
+                    f"{side} has no column {', '.join(map(repr, missing))} (has {', '.join(tab.names)})"
+                )
+        names = wanted
+    else:
+        only_ref = [c for c in ref.names if c not in cur.columns]
+        only_cur = [c for c in cur.names if c not in ref.columns]
+        if only_ref or only_cur:
+            raise InvalidInputError(
+                "reference and current must have the same columns; "
+                f"only in reference: {only_ref or 'none'}, only in current: {only_cur or 'none'}"
+            )
+        names = ref.names
+    if not names:
+        raise InvalidInputError("no features to compare")
+    if ref.n_rows < 2 or cur.n_rows < 2:
+        raise InvalidInputError(f"reference and current need at least 2 rows each, got {ref.n_rows} and {cur.n_rows}")
+    cols_r: dict[str, np.ndarray] = {}
+    cols_c: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
+    for n in names:
+        r, c = ref.columns[n], cur.columns[n]
+        if ref.kinds[n] == "numeric" and cur.kinds[n] == "numeric":
+            kinds[n] = "numeric"
+        else:
+            kinds[n] = "categorical"
+            r = r if ref.kinds[n] == "categorical" else _numeric_as_categories(r)
+            c = c if cur.kinds[n] == "categorical" else _numeric_as_categories(c)
+        cols_r[n], cols_c[n] = r, c
+    return Table(cols_r, dict(kinds)), Table(cols_c, dict(kinds))
+
+
+def _numeric_as_categories(col: np.ndarray) -> np.ndarray:
+    out = np.array(
+        [MISSING if np.isnan(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))) for v in col]
+    )
+    return out.astype(str)
+
+
+def design_matrix(
+    ref: Table, cur: Table, *, max_levels: int = 20
+) -> tuple[FloatArray, FloatArray, list[str], FloatArray, FloatArray]:
+    """Numeric matrices for multivariate tests, standardised on the pooled data.
+
+    Numeric columns are centred and scaled by the pooled mean and standard deviation (NaN becomes
+    the pooled mean); categorical columns become one-hot blocks scaled by ``1 / sqrt(2)`` so that a
+    change of category moves a row by distance 1, like one standard deviation of a number. At most
+    ``max_levels`` most frequent levels per column are kept (the rest share one level).
+
+    Returns ``(ref_matrix, cur_matrix, column_names, ref_numeric, cur_numeric)``; the last two hold
+    only the standardised numeric columns (used by the moment statistics).
+    """
+    blocks_r: list[FloatArray] = []
+    blocks_c: list[FloatArray] = []
+    num_r: list[FloatArray] = []
+    num_c: list[FloatArray] = []
+    names: list[str] = []
+    for n, kind in ref.kinds.items():
+        r, c = ref.columns[n], cur.columns[n]
+        if kind == "numeric":
+            pooled = np.concatenate([r, c])
+            finite = pooled[np.isfinite(pooled)]
+            mu = float(finite.mean()) if finite.size else 0.0
+            sd = float(finite.std()) if finite.size else 1.0
+            sd = sd if sd > 0 else 1.0
+            zr = np.where(np.isfinite(r), (r - mu) / sd, 0.0)
+            zc = np.where(np.isfinite(c), (c - mu) / sd, 0.0)
+            blocks_r.append(zr[:, None])
+            blocks_c.append(zc[:, None])
+            num_r.append(zr[:, None])
+            num_c.append(zc[:, None])
+            names.append(n)
+        else:
+            levels, counts = np.unique(np.concatenate([r, c]), return_counts=True)
+            keep = levels[np.argsort(-counts, kind="stable")[:max_levels]]
+            scale = 1.0 / np.sqrt(2.0)
+            blocks_r.append((r[:, None] == keep[None, :]).astype(np.float64) * scale)
+            blocks_c.append((c[:, None] == keep[None, :]).astype(np.float64) * scale)
+            names.extend(f"{n}={v}" for v in keep)
+    empty_r = np.empty((ref.n_rows, 0))
+    empty_c = np.empty((cur.n_rows, 0))
+    return (
+        np.hstack(blocks_r),
+        np.hstack(blocks_c),
+        names,
+        np.hstack(num_r) if num_r else empty_r,
+        np.hstack(num_c) if num_c else empty_c,
+    )

@@ -1,0 +1,454 @@
+"""``detect_drift``: does operational data still look like the training data, and where not?
+
+References
+----------
+.. [1] A. Gretton et al., "A Kernel Two-Sample Test", JMLR 13:723-773, 2012 (MMD).
+.. [2] D. Lopez-Paz, M. Oquab, "Revisiting Classifier Two-Sample Tests", ICLR 2017,
+   arXiv:1610.06545 (C2ST).
+.. [3] P. H. Westfall, S. S. Young, "Resampling-Based Multiple Testing", Wiley 1993 (min-p
+   combination calibrated by permutations).
+.. [4] S. Rabanser, S. Günnemann, Z. C. Lipton, "Failing Loudly: An Empirical Study of Methods for
+   Detecting Dataset Shift", NeurIPS 2019, arXiv:1810.11953.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from veracity.align._table import Table, align_tables, design_matrix
+from veracity.align.label_shift import LabelShiftResult, estimate_label_shift
+from veracity.align.multivariate import (
+    TwoSampleTest,
+    classifier_two_sample_test,
+    gaussian_kernel,
+    median_bandwidth,
+    mmd_statistics,
+    permutation_indicators,
+    permutation_p_values,
+)
+from veracity.align.report import render_html
+from veracity.align.slices import Slice, category_slices, cluster_slices
+from veracity.align.univariate import CORRECTIONS, adjust_p_values, chi2_test, ks_test, psi_categorical, psi_numeric
+from veracity.errors import InvalidInputError
+from veracity.types import FloatArray, RandomState
+
+__all__ = ["METHODS", "DriftReport", "FeatureDrift", "detect_drift"]
+
+#: Values of ``method`` understood by :func:`detect_drift`.
+METHODS = ("auto", "univariate", "mmd", "c2st")
+
+_HIST_BINS = 24
+_MAX_LEVELS_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """Drift test of one feature.
+
+    Attributes
+    ----------
+    name, kind : str
+        Feature name and ``"numeric"`` or ``"categorical"``.
+    test : str
+        ``"ks"`` (two-sample Kolmogorov-Smirnov) or ``"chi2"`` (chi-squared homogeneity).
+    statistic, p_value : float
+        Test statistic and raw p-value.
+    p_adjusted : float
+        p-value after the multiple-testing correction of the report.
+    psi : float
+        Population stability index.
+    drift : bool
+        ``p_adjusted < alpha``.
+    n_reference, n_current : int
+        Non-missing values (numeric) or rows (categorical) on each side.
+    histogram : dict
+        Data for plots: ``{"edges", "reference", "current"}`` (shares per bin) for numbers,
+        ``{"levels", "reference", "current"}`` for categories.
+    """
+
+    name: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float
+    p_adjusted: float
+    psi: float
+    drift: bool
+    n_reference: int
+    n_current: int
+    histogram: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Result of :func:`detect_drift`.
+
+    Attributes
+    ----------
+    drift : bool
+        ``p_value < alpha``.
+    p_value : float
+        p-value of "current rows come from the reference distribution" for the chosen ``method``.
+    method : str
+        Test that decided ``drift``.
+    alpha : float
+        Significance level.
+    correction : str
+        Multiple-testing correction of the per-feature p-values.
+    per_feature : list of FeatureDrift
+        One entry per feature, in column order.
+    multivariate : dict of str to TwoSampleTest
+        Multivariate tests that were run (``"combined"``, ``"mmd"``, ``"c2st"``).
+    slices : list of Slice
+        Groups over-represented in current data, most important first.
+    label_shift : LabelShiftResult or None
+        Estimated class priors of the current data, when model outputs were given.
+    n_reference, n_current : int
+        Rows on each side.
+    """
+
+    drift: bool
+    p_value: float
+    method: str
+    alpha: float
+    correction: str
+    per_feature: list[FeatureDrift]
+    multivariate: dict[str, TwoSampleTest]
+    slices: list[Slice]
+    label_shift: LabelShiftResult | None
+    n_reference: int
+    n_current: int
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of features whose adjusted p-value is below ``alpha``, most significant first."""
+        hits = [f for f in self.per_feature if f.drift]
+        return [f.name for f in sorted(hits, key=lambda f: f.p_value)]
+
+    def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
+        """JSON-ready dict of the whole report (plot data only with ``histograms=True``)."""
+        feats = []
+        for f in self.per_feature:
+            d = f.to_dict()
+            if not histograms:
+                d.pop("histogram")
+            feats.append(d)
+        return {
+            "drift": self.drift,
+            "p_value": self.p_value,
+            "method": self.method,
+            "alpha": self.alpha,
+            "correction": self.correction,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "drifted_features": self.drifted_features,
+            "per_feature": feats,
+            "multivariate": {k: v.to_dict() for k, v in self.multivariate.items()},
+            "slices": [s.to_dict() for s in self.slices],
+            "label_shift": None if self.label_shift is None else self.label_shift.to_dict(),
+        }
+
+    def to_html(self, *, title: str = "Drift report") -> str:
+        """A self-contained HTML page (inline CSS and SVG, no external assets)."""
+        return render_html(self, title=title)
+
+
+def _histogram(kind: str, r: np.ndarray, c: np.ndarray) -> dict[str, list[Any]]:
+    if kind == "numeric":
+        rf, cf = r[np.isfinite(r)], c[np.isfinite(c)]
+        pooled = np.concatenate([rf, cf])
+        if pooled.size == 0:
+            return {"edges": [], "reference": [], "current": []}
+        lo, hi = np.quantile(pooled, [0.005, 0.995])
+        if hi <= lo:
+            lo, hi = float(pooled.min()) - 0.5, float(pooled.max()) + 0.5
+        edges = np.linspace(lo, hi, _HIST_BINS + 1)
+        rh = np.histogram(np.clip(rf, lo, hi), edges)[0] / max(rf.size, 1)
+        ch = np.histogram(np.clip(cf, lo, hi), edges)[0] / max(cf.size, 1)
+        return {"edges": edges.tolist(), "reference": rh.tolist(), "current": ch.tolist()}
+    levels, counts = np.unique(np.concatenate([r, c]), return_counts=True)
+    keep = levels[np.argsort(-counts, kind="stable")[:_MAX_LEVELS_SHOWN]]
+    return {
+        "levels": [str(v) for v in keep],
+        "reference": [float(np.mean(r == v)) for v in keep],
+        "current": [float(np.mean(c == v)) for v in keep],
+    }
+
+
+def _per_feature(ref: Table, cur: Table, alpha: float, correction: str) -> list[FeatureDrift]:
+    raw: list[tuple[str, str, str, float, float, float, int, int, dict[str, list[Any]]]] = []
+    for name, kind in ref.kinds.items():
+        r, c = ref.columns[name], cur.columns[name]
+        if kind == "numeric":
+            stat, p = ks_test(r, c)
+            psi = psi_numeric(r, c)
+            nr, nc = int(np.isfinite(r).sum()), int(np.isfinite(c).sum())
+            test = "ks"
+        else:
+            stat, p, _levels, rc, cc = chi2_test(r, c)
+            psi = psi_categorical(rc, cc)
+            nr, nc = r.size, c.size
+            test = "chi2"
+        raw.append((name, kind, test, stat, p, psi, nr, nc, _histogram(kind, r, c)))
+    adjusted = adjust_p_values([x[4] for x in raw], correction)
+    return [
+        FeatureDrift(n, k, t, s, p, float(a), psi, bool(a < alpha), nr, nc, h)
+        for (n, k, t, s, p, psi, nr, nc, h), a in zip(raw, adjusted, strict=True)
+    ]
+
+
+def _ks_permutation_stats(values: np.ndarray, ind: np.ndarray) -> FloatArray:
+    """KS statistic of every relabelling in ``ind`` (B, N); NaN is one more value, above all numbers."""
+    v = np.where(np.isfinite(values), values, np.inf)
+    order = np.argsort(v, kind="stable")
+    vs = v[order]
+    ends = np.flatnonzero(np.r_[vs[1:] != vs[:-1], True])
+    n_ref = int(ind[0].sum())
+    n_cur = ind.shape[1] - n_ref
+    cum_ref = np.cumsum(ind[:, order], axis=1, dtype=np.int32)[:, ends]
+    diff = cum_ref / n_ref - (ends[None, :] + 1 - cum_ref) / n_cur
+    return np.abs(diff).max(axis=1)
+
+
+def _chi2_permutation_stats(values: np.ndarray, ind: np.ndarray) -> FloatArray:
+    """Chi-squared homogeneity statistic of every relabelling in ``ind`` (B, N)."""
+    _levels, codes = np.unique(values, return_inverse=True)
+    onehot = np.eye(_levels.size, dtype=np.float32)[codes]
+    n_ref = float(ind[0].sum())
+    n = float(ind.shape[1])
+    tot = onehot.sum(0, dtype=np.float64)
+    a = ind.astype(np.float32) @ onehot
+    e_ref = n_ref * tot / n
+    e_cur = (n - n_ref) * tot / n
+    return ((a - e_ref) ** 2 / e_ref + ((tot - a) - e_cur) ** 2 / e_cur).sum(axis=1)
+
+
+def _combined_test(
+    ref: Table,
+    cur: Table,
+    matrix: FloatArray,
+    numeric: FloatArray,
+    n_permutations: int,
+    rng: np.random.Generator,
+) -> tuple[TwoSampleTest, TwoSampleTest]:
+    """Min-p combination of per-feature and multivariate statistics, calibrated by one set of permutations."""
+    n_ref, n_cur = ref.n_rows, cur.n_rows
+    ind = permutation_indicators(n_ref, n_cur, n_permutations, rng)
+    comps: dict[str, FloatArray] = {}
+    for name, kind in ref.kinds.items():
+        pooled = np.concatenate([ref.columns[name], cur.columns[name]])
+        if kind == "numeric":
+            comps[f"ks:{name}"] = _ks_permutation_stats(pooled, ind)
+        else:
+            comps[f"chi2:{name}"] = _chi2_permutation_stats(pooled, ind)
+    w = np.where(ind, 1.0 / n_ref, -1.0 / n_cur)
+    if numeric.shape[1]:
+        comps["mean"] = ((w @ numeric) ** 2).sum(axis=1)
+        comps["second_moment"] = ((w @ (numeric * numeric)) ** 2).sum(axis=1)
+    bandwidth = median_bandwidth(matrix, rng=rng)
+    comps["mmd"] = mmd_statistics(gaussian_kernel(matrix, bandwidth), ind)
+    names = list(comps)
+    pv = permutation_p_values(np.column_stack([comps[k] for k in names]))
+    min_p = pv.min(axis=1)
+    combined_p = float(np.mean(min_p <= min_p[0] + 1e-12))
+    details = {
+        "n_permutations": n_permutations,
+        "components": {k: float(pv[0, j]) for j, k in enumerate(names)},
+    }
+    combined = TwoSampleTest("combined", float(min_p[0]), combined_p, details)
+    j = names.index("mmd")
+    mmd = TwoSampleTest(
+        "mmd", float(comps["mmd"][0]), float(pv[0, j]), {"bandwidth": bandwidth, "n_permutations": n_permutations}
+    )
+    return combined, mmd
+
+
+def _embedding_pair(reference_embeddings: Any, current_embeddings: Any) -> tuple[FloatArray, FloatArray] | None:
+    if reference_embeddings is None and current_embeddings is None:
+        return None
+    if reference_embeddings is None or current_embeddings is None:
+        raise InvalidInputError("give both reference_embeddings and current_embeddings, or neither")
+    er = np.asarray(reference_embeddings, dtype=np.float64)
+    ec = np.asarray(current_embeddings, dtype=np.float64)
+    if er.ndim != 2 or ec.ndim != 2 or er.shape[1] != ec.shape[1]:
+        raise InvalidInputError(f"embeddings must be 2-D with the same width, got {er.shape} and {ec.shape}")
+    if not (np.isfinite(er).all() and np.isfinite(ec).all()):
+        raise InvalidInputError("embeddings must be finite")
+    pooled = np.vstack([er, ec])
+    mu, sd = pooled.mean(0), pooled.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (er - mu) / sd, (ec - mu) / sd
+
+
+def detect_drift(
+    reference: Any,
+    current: Any,
+    method: str = "auto",
+    alpha: float = 0.05,
+    *,
+    features: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    feature_names: Sequence[str] | None = None,
+    correction: str = "holm",
+    n_permutations: int = 199,
+    reference_embeddings: Any = None,
+    current_embeddings: Any = None,
+    n_clusters: int = 8,
+    reference_probs: Any = None,
+    reference_labels: Any = None,
+    current_probs: Any = None,
+    label_shift_method: str = "bbse",
+    random_state: RandomState = 0,
+) -> DriftReport:
+    """Compare ``current`` (operational) data with ``reference`` (training) data.
+
+    Parameters
+    ----------
+    reference, current : array-like (n, d), mapping of columns, pandas/polars DataFrame or pyarrow Table
+        The two samples, with the same columns. Numeric columns are tested with the two-sample
+        Kolmogorov-Smirnov test, others (strings, booleans, and numeric columns named in
+        ``categorical``) with the chi-squared test of homogeneity; every feature also gets a
+        population stability index.
+    method : {"auto", "univariate", "mmd", "c2st"}
+        Test that decides ``report.drift``:
+
+        - ``"auto"`` (default): one permutation test that combines, by their minimum p-value, the
+          per-feature KS and chi-squared statistics, the distance between the mean vectors and
+          between the second-moment vectors of the standardised numeric features, and the Gaussian
+          kernel MMD (Gretton et al. 2012) of all features. All components are recomputed on the
+          same ``n_permutations`` relabellings, so the combination has exact level ``alpha``
+          (Westfall & Young 1993) while each kind of shift is seen by the statistic best suited to
+          it (location, spread, a new mode, a category).
+        - ``"univariate"``: the smallest corrected per-feature p-value.
+        - ``"mmd"``: the MMD permutation test alone (median-heuristic bandwidth).
+        - ``"c2st"``: classifier two-sample test, held-out AUC of a logistic regression on the
+          standardised features and their squares (Lopez-Paz & Oquab 2017).
+    alpha : float
+        Significance level; ``drift`` is ``p_value < alpha``.
+    features : sequence of str, optional
+        Columns to compare (default: all; both sides must then have the same columns).
+    categorical : sequence of str
+        Numeric columns to treat as categories.
+    feature_names : sequence of str, optional
+        Names of the columns of plain 2-D arrays (default ``x0, x1, ...``).
+    correction : {"holm", "bh", "bonferroni", "none"}
+        Multiple-testing correction of the per-feature p-values: Holm (default; family-wise error
+        rate) or Benjamini-Hochberg (false discovery rate).
+    n_permutations : int
+        Relabellings for the permutation tests; p-values are multiples of ``1 / (n_permutations +
+        1)``.
+    reference_embeddings, current_embeddings : array-like (n, e), optional
+        Embeddings of the same rows; when given, the multivariate tests and the clusters use them
+        instead of the features.
+    n_clusters : int
+        k-means clusters for coverage slices (0 disables them).
+    reference_probs, reference_labels, current_probs : array-like, optional
+        Model probabilities on held-out labelled reference rows and on current rows; when given,
+        ``report.label_shift`` estimates the current class priors (``label_shift_method``: ``"bbse"``
+        of Lipton et al. 2018 or ``"em"`` of Saerens et al. 2002).
+    random_state : int, Generator or None
+        Seed of permutations, data splits and k-means.
+
+    Returns
+    -------
+    DriftReport
+        ``.drift``, ``.p_value``, ``.per_feature``, ``.slices``, ``.to_dict()``, ``.to_html()``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.normal(size=(500, 3))
+    >>> cur = rng.normal(size=(500, 3)) * [1.0, 1.0, 1.6]
+    >>> report = detect_drift(ref, cur, random_state=0)
+    >>> report.drift, report.drifted_features
+    (True, ['x2'])
+    """
+    if method not in METHODS:
+        raise InvalidInputError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if correction not in CORRECTIONS:
+        raise InvalidInputError(f"correction must be one of {', '.join(map(repr, CORRECTIONS))}, got {correction!r}")
+    a = float(alpha)
+    if not 0 < a < 1:
+        raise InvalidInputError(f"alpha must be in (0, 1), got {alpha!r}")
+    if int(n_permutations) < 1:
+        raise InvalidInputError(f"n_permutations must be >= 1, got {n_permutations!r}")
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    ref, cur = align_tables(reference, current, features=features, categorical=categorical, feature_names=feature_names)
+    per_feature = _per_feature(ref, cur, a, correction)
+    matrix_r, matrix_c, names, num_r, num_c = design_matrix(ref, cur)
+    emb = _embedding_pair(reference_embeddings, current_embeddings)
+    if emb is not None:
+        if emb[0].shape[0] != ref.n_rows or emb[1].shape[0] != cur.n_rows:
+            raise InvalidInputError(
+                f"embeddings must have one row per data row: reference {emb[0].shape[0]} vs {ref.n_rows}, "
+                f"current {emb[1].shape[0]} vs {cur.n_rows}"
+            )
+        matrix_r, matrix_c = emb
+        num_r, num_c = emb
+        names = [f"e{j}" for j in range(matrix_r.shape[1])]
+    multivariate: dict[str, TwoSampleTest] = {}
+    if method == "auto":
+        combined, mmd = _combined_test(
+            ref, cur, np.vstack([matrix_r, matrix_c]), np.vstack([num_r, num_c]), int(n_permutations), rng
+        )
+        multivariate["combined"] = combined
+        multivariate["mmd"] = mmd
+        p_value = combined.p_value
+    elif method == "mmd":
+        ind = permutation_indicators(ref.n_rows, cur.n_rows, int(n_permutations), rng)
+        pooled = np.vstack([matrix_r, matrix_c])
+        bw = median_bandwidth(pooled, rng=rng)
+        t = mmd_statistics(gaussian_kernel(pooled, bw), ind)
+        p_mmd = float(permutation_p_values(t[:, None])[0, 0])
+        multivariate["mmd"] = TwoSampleTest(
+            "mmd", float(t[0]), p_mmd, {"bandwidth": bw, "n_permutations": int(n_permutations)}
+        )
+        p_value = p_mmd
+    elif method == "c2st":
+        multivariate["c2st"] = classifier_two_sample_test(matrix_r, matrix_c, random_state=rng)
+        p_value = multivariate["c2st"].p_value
+    else:
+        p_value = min((f.p_adjusted for f in per_feature), default=1.0)
+
+    slices: list[Slice] = []
+    for name, kind in ref.kinds.items():
+        if kind == "categorical":
+            slices.extend(category_slices(name, ref.columns[name], cur.columns[name]))
+    cluster_r, cluster_c = emb if emb is not None else (num_r, num_c)
+    if int(n_clusters) > 0 and cluster_r.shape[1] > 0:
+        cluster_names = names if emb is not None else [n for n, k in ref.kinds.items() if k == "numeric"]
+        slices.extend(
+            cluster_slices(
+                cluster_r, cluster_c, n_clusters=int(n_clusters), feature_names=cluster_names, random_state=rng
+            )
+        )
+    slices.sort(key=lambda s: (-s.score, s.p_value))
+
+    label_shift = None
+    if reference_probs is not None or current_probs is not None or reference_labels is not None:
+        if reference_probs is None or current_probs is None or reference_labels is None:
+            raise InvalidInputError("label shift needs reference_probs, reference_labels and current_probs together")
+        label_shift = estimate_label_shift(reference_probs, reference_labels, current_probs, method=label_shift_method)
+
+    return DriftReport(
+        drift=bool(p_value < a),
+        p_value=float(p_value),
+        method=method,
+        alpha=a,
+        correction=correction,
+        per_feature=per_feature,
+        multivariate=multivariate,
+        slices=slices,
+        label_shift=label_shift,
+        n_reference=ref.n_rows,
+        n_current=cur.n_rows,
+    )
