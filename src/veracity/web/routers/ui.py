@@ -20,7 +20,6 @@ from veracity.services import projects as project_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.label_schemas import labels_of
-from veracity.services.tasks_undo import undo_last_annotation
 from veracity.web.deps import DB, AppSettings, CurrentActor
 from veracity.web.routers.ui_charts import bar_chart, colour_for, heat_map, line_chart, stacked_bar
 from veracity.web.routers.ui_markdown import render_markdown
@@ -107,7 +106,7 @@ def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor,
 @router.post("/ui/api/projects/{project_id}/undo")
 def undo(project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     """Withdraw the caller's last label and return that task again, with ``previous_value``."""
-    return {"next": undo_last_annotation(db, actor, project_id, lease_seconds=settings.lease_seconds)}
+    return {"next": task_service.undo_last_annotation(db, actor, project_id, lease_seconds=settings.lease_seconds)}
 
 
 # --------------------------------------------------------------------------- dashboard

@@ -117,7 +117,7 @@ export function imageEditor(ctx, mode, ui) {
     W = img.naturalWidth; H = img.naturalHeight;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     const r = viewport.getBoundingClientRect();
-    const fit = Math.min((r.width || W) / W, 520 / H);
+    const fit = Math.min((r.width || W) / W, (r.height || H) / H);
     canvas.style.width = `${W * fit}px`;
     canvas.style.height = `${H * fit}px`;
     draw();
