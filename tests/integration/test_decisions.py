@@ -1,0 +1,92 @@
+"""Decision support through the services layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from veracity.errors import ConflictError, InvalidInputError
+from veracity.services import decisions as decision_service
+from veracity.services import items as item_service
+from veracity.services import projects as project_service
+from veracity.services import tasks as task_service
+from veracity.services.audit import list_events, verify_chain
+from veracity.services.users import authenticate_token, create_user
+from veracity.storage import Database
+from veracity.storage.models import Annotation, Decision
+
+LABELS = ["cat", "dog", "fox"]
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None:
+    _, token = create_user(db, "boss", "admin")
+    boss = authenticate_token(db, token)
+    _, token = create_user(db, "ana", "reviewer")
+    analyst = authenticate_token(db, token)
+    p = project_service.create_project(db, boss, name="D", schema={"kind": "classification", "labels": LABELS})
+    project_service.add_member(db, boss, p.id, "ana", "reviewer")
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, size=120)
+    res = project_service.import_items(db, boss, p.id, [{"id": f"x{i}", "text": f"item {i}"} for i in range(120)])
+    # a model that is sure and right on most items, unsure on every fifth
+    probs = np.full((120, 3), 0.05)
+    probs[np.arange(120), truth] = 0.9
+    probs[::5] = [0.4, 0.35, 0.25]
+    item_service.import_predictions(db, boss, p.id, [{"external_id": f"x{i}", "probabilities": probs[i].tolist()}
+                                                     for i in range(120)], model="net", model_version="3")
+    for _ in range(60):  # trusted labels for the first 60 served items
+        task = task_service.next_task(db, boss, p.id)
+        assert task is not None
+        i = int(task["item"]["external_id"][1:])
+        task_service.submit_annotation(db, boss, task["task_id"], LABELS[truth[i]])
+
+    with pytest.raises(InvalidInputError, match="coverage"):
+        decision_service.set_policy(db, boss, p.id, {"coverage": 1.5})
+    decision_service.set_policy(db, boss, p.id, {"coverage": 0.9, "score": "lac", "threshold": 0.8})
+    out = decision_service.run_decisions(db, boss, p.id, model="net")
+    assert out["calibration"] == 60 and out["decided"] == 60
+    assert out["accepted"] + out["review"] == 60 and out["review"] >= 10  # the unsure fifth is queued
+    assert decision_service.run_decisions(db, boss, p.id, model="net")["decided"] == 0
+
+    queue = decision_service.decision_queue(db, analyst, p.id)
+    assert len(queue) == out["review"]
+    first = queue[0]
+    assert len(first["set"]) >= 1 and set(first["probabilities"]) == set(LABELS)
+    assert len(first["evidence"]) == 3 and all(e["label"] in LABELS for e in first["evidence"])
+
+    with pytest.raises(InvalidInputError, match="reason"):
+        decision_service.record_decision(db, analyst, first["id"], "override", label="fox")
+    decision_service.record_decision(db, analyst, first["id"], "override", label="fox", reason="tail shape")
+    with pytest.raises(ConflictError):
+        decision_service.record_decision(db, analyst, first["id"], "accept")
+    second = queue[1]
+    outside = next(lab for lab in LABELS if lab not in second["set"]) if len(second["set"]) < 3 else None
+    if outside is not None:
+        with pytest.raises(InvalidInputError, match="prediction set"):
+            decision_service.record_decision(db, analyst, second["id"], "accept", label=outside)
+    decision_service.record_decision(db, analyst, second["id"], "accept", label=second["set"][0])
+    decision_service.record_decision(db, analyst, queue[2]["id"], "escalate", reason="unsure")
+    assert len(decision_service.decision_queue(db, analyst, p.id)) == out["review"] - 3
+    assert len(decision_service.decision_queue(db, analyst, p.id, status="escalated")) == 1
+
+    with db.transaction(write=False) as s:
+        overrides = list(s.execute(select(Annotation).where(Annotation.origin == "decision")).scalars())
+        made = s.get(Decision, first["id"])
+    assert [a.value for a in overrides] == ["fox"]
+    assert made is not None and made.final_label == "fox" and made.model_version == "3"
+    assert made.policy == {"coverage": 0.9, "score": "lac", "threshold": 0.8, "class_conditional": False}
+    actions = [e["action"] for e in list_events(db, limit=500)]
+    assert actions.count("decision.override") == 1 and actions.count("decision.escalate") == 1
+    assert actions.count("decision.auto_accept") == out["accepted"]
+    assert verify_chain(db).ok
+    assert res.imported == 120
