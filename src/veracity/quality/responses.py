@@ -272,6 +272,7 @@ class Responses:
         codes = _lookup(self.classes, values, field=field)
         if codes.size and codes.min() < 0:
             bad = np.asarray(values, dtype=object)[codes < 0][0]
+            bad = bad.item() if isinstance(bad, np.generic) else bad
             raise InvalidInputError(f"{field} value {bad!r} is not one of the classes {self.classes.tolist()}")
         return codes
 
@@ -306,5 +307,6 @@ def _recode(codes: IntArray, old: np.ndarray, new: np.ndarray, *, field: str) ->
     mapping = _lookup(new, old, field=field)
     if mapping.size and mapping.min() < 0:
         bad = old[mapping < 0][0]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
         raise InvalidInputError(f"{field} value {bad!r} is not one of the classes {new.tolist()}")
     return mapping[codes] if codes.size else codes

@@ -110,9 +110,13 @@ def _stats(shard: Shard, probas: FloatArray) -> FloatArray:
     return np.asarray(shard.a @ probas)
 
 
-def shard_init_step(shard: Shard) -> tuple[FloatArray, FloatArray, float]:
-    """M-step statistics of the shard under the majority-vote initialisation."""
+def shard_init_step(shard: Shard, gold_only: bool = False) -> tuple[FloatArray, FloatArray, float]:
+    """M-step statistics of the shard under the initialisation: majority vote, or gold only."""
     probas = shard.vote_probas()
+    if gold_only:
+        keep = np.zeros(probas.shape[0], dtype=bool)
+        keep[shard.gold_pos] = True
+        probas[~keep] = 0.0
     return _stats(shard, probas), probas.sum(axis=0), 0.0
 
 
@@ -221,15 +225,21 @@ def fit_confusion_em(
     tol: float,
     executor: Executor | None = None,
     name: str = "EM",
+    min_gold_init: int = 10,
 ) -> EMFit:
     """Run EM for ``model`` over ``shards``; the map/reduce goes through ``executor``.
 
+    Initialisation: the first M-step uses majority-vote posteriors, or, when at least
+    ``min_gold_init`` gold tasks are given, the gold tasks alone (semi-supervised EM: gold decides
+    which way the workers lean, and workers without gold answers start at the crowd's prior).
     Convergence: the change of the mean log-likelihood per answer is below ``tol``. Stopping at
     ``n_iter`` without it emits :class:`~veracity.errors.ConvergenceWarning`.
     """
     run = executor.map if executor is not None else local_map
     k = n_classes
-    counts, totals, _ = _reduce(run(shard_init_step, shards), n_workers, k)
+    n_gold = sum(int(s.gold_pos.size) for s in shards)
+    init = partial(shard_init_step, gold_only=n_gold >= min_gold_init)
+    counts, totals, _ = _reduce(run(init, shards), n_workers, k)
     log_conf, log_prior = model.m_step(counts, totals)
     history: list[float] = []
     converged = False

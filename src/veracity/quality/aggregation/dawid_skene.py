@@ -16,6 +16,11 @@ from veracity.types import Executor, FloatArray, RandomState
 
 __all__ = ["DawidSkene", "OneCoinDawidSkene"]
 
+# M-steps at which the prior (mean and strength) is re-estimated; it is then frozen so that EM
+# converges on a fixed objective.
+_STRENGTH_UPDATES = frozenset({1, 2, 3, 5, 8, 12, 20})
+_MAX_STRENGTH = 100.0
+
 
 def _log_normalize(x: FloatArray, axis: int = -1) -> FloatArray:
     return np.log(x) - np.log(x.sum(axis=axis, keepdims=True))
@@ -49,6 +54,7 @@ class _FullConfusion:
         self.prior_strength = prior_strength
         self.strength = 1.0 if prior_strength == "auto" else float(prior_strength)
         self.calls = 0
+        self.mean: FloatArray | None = None
         self.extras: dict[str, Any] = {}
 
     def prior_mean(self, counts: FloatArray) -> FloatArray:
@@ -70,14 +76,17 @@ class _FullConfusion:
     def m_step(self, counts: FloatArray, class_totals: FloatArray) -> tuple[FloatArray, FloatArray]:
         k = self.n_classes
         eps = max(self.smoothing, 1e-12)
-        mean = self.prior_mean(counts)
-        mean /= mean.sum(axis=2, keepdims=True)
         self.calls += 1
-        if self.prior_strength == "auto" and counts.shape[0] > 1 and (self.calls <= 3 or self.calls % 8 == 0):
+        if self.mean is None or self.calls in _STRENGTH_UPDATES:
+            mean = self.prior_mean(counts)
+            mean /= mean.sum(axis=2, keepdims=True)
+            self.mean = mean
+        mean = self.mean
+        if self.prior_strength == "auto" and counts.shape[0] > 1 and self.calls in _STRENGTH_UPDATES:
             row_n = counts.sum(axis=2)
             res = minimize_scalar(
                 _dm_neg_log_marginal,
-                bounds=(math.log(1e-2), math.log(1e4)),
+                bounds=(math.log(1e-2), math.log(_MAX_STRENGTH)),
                 args=(counts, mean, row_n),
                 method="bounded",
                 options={"xatol": 0.1},
@@ -85,7 +94,7 @@ class _FullConfusion:
             self.strength = math.exp(float(res.x))
         post = counts + self.strength * mean + eps
         log_conf = _log_normalize(post, axis=2)
-        log_prior = _log_normalize(class_totals + eps * k)
+        log_prior = _log_normalize(class_totals + 1.0)
         self.extras = {"prior_strength": self.strength}
         return log_conf, log_prior
 
@@ -206,7 +215,7 @@ class _OneCoin:
         log_conf[:, idx, idx] = np.log(acc)[:, None]
         if k == 1:
             log_conf[:] = 0.0
-        log_prior = _log_normalize(class_totals + eps * k)
+        log_prior = _log_normalize(class_totals + 1.0)
         self.extras = {"prior_strength": s, "population_accuracy": float(pop)}
         return log_conf, log_prior
 

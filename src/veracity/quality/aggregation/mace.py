@@ -42,7 +42,7 @@ class _MaceModel:
         idx = np.arange(k)
         conf[:, idx, idx] += self.theta[:, None]
         log_conf = np.log(np.maximum(conf, 1e-300))
-        prior = class_totals + eps * k
+        prior = class_totals + 1.0
         log_prior = np.log(prior / prior.sum())
         self.extras = {"competence": self.theta.copy(), "spam_distribution": self.xi.copy()}
         return log_conf, log_prior

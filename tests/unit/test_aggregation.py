@@ -1,0 +1,269 @@
+"""Truth inference: known answers, edge cases, gold, determinism and properties."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from veracity.errors import ConvergenceWarning, InvalidInputError
+from veracity.quality import Responses, aggregate, infer_truth
+from veracity.quality.aggregation import AGGREGATORS, DawidSkene, MajorityVote
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "crowd_bluebirds"
+METHODS = list(AGGREGATORS)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def bluebirds() -> tuple[list[dict[str, str]], dict[str, str]]:
+    answers = read_csv(DATA / "answers.csv")
+    gold = {r["task"]: r["label"] for r in read_csv(DATA / "gold.csv")}
+    return answers, gold
+
+
+def accuracy(labels: dict[object, object], gold: dict[str, str]) -> float:
+    return float(np.mean([labels[t] == g for t, g in gold.items()]))
+
+
+def small_crowd(n_tasks: int = 400, n_workers: int = 30, k: int = 3, seed: int = 0) -> tuple[Responses, np.ndarray]:
+    """Good workers (80% right), 20% spammers who always answer class 0."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_tasks)
+    t = np.repeat(np.arange(n_tasks), 5)
+    w = rng.integers(0, n_workers, t.size)
+    spam = np.arange(n_workers) < n_workers // 5
+    right = rng.random(t.size) < 0.8
+    lab = np.where(right, truth[t], (truth[t] + rng.integers(1, k, t.size)) % k)
+    lab = np.where(spam[w], 0, lab)
+    return Responses.from_codes(t, w, lab, n_tasks=n_tasks, n_workers=n_workers, n_classes=k), truth
+
+
+# ---------------------------------------------------------------- known answers
+def test_bluebirds_majority_vote_known_accuracy(bluebirds) -> None:
+    answers, gold = bluebirds
+    res = aggregate(answers, method="mv")
+    assert accuracy(res.labels, gold) == pytest.approx(82 / 108)
+
+
+def test_bluebirds_dawid_skene_beats_majority_vote(bluebirds) -> None:
+    answers, gold = bluebirds
+    res = aggregate(answers, method="ds", random_state=0)
+    assert accuracy(res.labels, gold) >= 0.87
+    assert res.confusions is not None and res.confusions.shape == (39, 2, 2)
+    np.testing.assert_allclose(res.confusions.sum(axis=2), 1.0)
+
+
+@pytest.mark.parametrize("method", ["ds", "onecoin", "mace", "glad", "wmv", "auto"])
+def test_every_method_beats_chance_on_a_crowd_with_spammers(method: str) -> None:
+    responses, truth = small_crowd()
+    res = aggregate(responses, method=method, random_state=0)
+    acc = float((res.label_idx == truth).mean())
+    mv = float((aggregate(responses, method="mv").label_idx == truth).mean())
+    assert acc >= mv - 0.01, (method, acc, mv)
+    assert acc > 0.85
+
+
+def test_model_based_methods_find_the_spammers() -> None:
+    responses, _ = small_crowd()
+    res = aggregate(responses, method="ds", random_state=0)
+    spam = np.arange(30) < 6
+    assert res.worker_accuracy[spam].max() < res.worker_accuracy[~spam].min()
+
+
+# ---------------------------------------------------------------- result shape
+@pytest.mark.parametrize("method", METHODS)
+def test_result_contract(method: str) -> None:
+    answers = {
+        "worker": ["a", "b", "c", "a", "b", "c", "a"],
+        "task": ["t1", "t1", "t1", "t2", "t2", "t2", "t3"],
+        "label": ["cat", "cat", "dog", "dog", "dog", "dog", "cat"],
+    }
+    res = aggregate(answers, method=method, random_state=0)
+    assert set(res.labels) == {"t1", "t2", "t3"}
+    assert res.labels["t2"] == "dog"
+    assert set(res.workers) == {"a", "b", "c"}
+    assert all(0.0 <= c <= 1.0 for c in res.confidence.values())
+    np.testing.assert_allclose(res.probas.sum(axis=1), 1.0)
+    assert res.probas.shape == (3, 2)
+
+
+def test_tie_break_goes_to_smallest_label() -> None:
+    res = aggregate({"worker": [1, 2], "task": [1, 1], "label": ["b", "a"]}, method="mv")
+    assert res.labels == {1: "a"}
+    assert res.confidence == {1: 0.5}
+
+
+def test_duplicate_answers_count_as_votes() -> None:
+    answers = {"worker": ["a", "a", "b"], "task": [1, 1, 1], "label": ["x", "x", "y"]}
+    assert aggregate(answers, method="mv").labels == {1: "x"}
+    dedup = Responses.from_arrays(answers["task"], answers["worker"], answers["label"]).deduplicate()
+    assert aggregate(dedup, method="mv").labels == {1: "x"}  # 1-1 tie -> smallest label
+
+
+def test_integer_labels_and_unused_classes() -> None:
+    res = aggregate(
+        {"worker": [1, 2, 3], "task": [7, 7, 8], "label": [2, 2, 0]}, method="ds", classes=[0, 1, 2], random_state=0
+    )
+    assert res.labels == {7: 2, 8: 0}
+    assert res.probas.shape == (2, 3)
+
+
+def test_single_answer_task_and_worker() -> None:
+    res = aggregate({"worker": ["solo"], "task": ["only"], "label": ["x"]}, method="ds")
+    assert res.labels == {"only": "x"}
+    assert res.confidence["only"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- errors and warnings
+def test_empty_input_is_an_error() -> None:
+    with pytest.raises(InvalidInputError, match="empty"):
+        aggregate({"worker": [], "task": [], "label": []})
+    with pytest.raises(InvalidInputError, match="empty"):
+        aggregate([])
+
+
+def test_unknown_method_and_missing_column() -> None:
+    with pytest.raises(InvalidInputError, match="method must be one of"):
+        aggregate({"worker": [1], "task": [1], "label": [1]}, method="nope")
+    with pytest.raises(InvalidInputError, match="missing worker"):
+        aggregate({"task": [1], "label": [1]})
+
+
+def test_iteration_cap_warns() -> None:
+    responses, _ = small_crowd()
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        DawidSkene(n_iter=1).fit(responses)
+
+
+# ---------------------------------------------------------------- gold
+def test_gold_is_never_overwritten() -> None:
+    answers = {"worker": ["a", "b", "c"], "task": [1, 1, 1], "label": ["x", "x", "x"]}
+    for method in METHODS:
+        res = aggregate(answers, method=method, gold={1: "y"}, random_state=0)
+        assert res.labels == {1: "y"}, method
+        assert res.confidence == {1: 1.0}
+
+
+def test_gold_anchors_worker_skill() -> None:
+    """A crowd whose majority is adversarial: only gold can tell which side is right."""
+    rng = np.random.default_rng(1)
+    n = 300
+    truth = rng.integers(0, 2, n)
+    t = np.repeat(np.arange(n), 3)
+    w = np.tile([0, 1, 2], n)
+    lab = np.where(w == 0, truth[t], 1 - truth[t])  # workers 1 and 2 always flip
+    responses = Responses.from_codes(t, w, lab)
+    plain = aggregate(responses, method="ds", random_state=0)
+    assert (plain.label_idx == truth).mean() < 0.1
+    gold = (np.arange(20), truth[:20])
+    anchored = aggregate(responses, method="ds", gold=gold, random_state=0)
+    assert (anchored.label_idx == truth).mean() == 1.0
+    assert anchored.worker_accuracy[0] > 0.9 > 0.1 > anchored.worker_accuracy[1]
+
+
+def test_gold_label_outside_answers_widens_classes() -> None:
+    for method in METHODS:
+        res = aggregate({"worker": [1, 2], "task": [1, 2], "label": ["a", "a"]}, method=method, gold={2: "b"})
+        assert res.classes.tolist() == ["a", "b"]
+        assert res.labels[2] == "b"
+        assert res.probas.shape == (2, 2)
+
+
+# ---------------------------------------------------------------- determinism and invariance
+def test_fixed_seed_is_deterministic() -> None:
+    responses, _ = small_crowd()
+    a = aggregate(responses, method="ds", random_state=3)
+    b = aggregate(responses, method="ds", random_state=3)
+    np.testing.assert_array_equal(a.probas, b.probas)
+
+
+@pytest.mark.parametrize("method", ["mv", "wmv", "ds", "onecoin", "mace"])
+def test_labels_do_not_depend_on_row_order_or_ids(method: str) -> None:
+    responses, _ = small_crowd(n_tasks=150, n_workers=12)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(responses.n_responses)
+    renamed_tasks = np.array([f"task-{i:04d}" for i in rng.permutation(responses.n_tasks)])
+    renamed_workers = np.array([f"w{i}" for i in rng.permutation(responses.n_workers)])
+    answers = {
+        "task": renamed_tasks[responses.task_idx][order],
+        "worker": renamed_workers[responses.worker_idx][order],
+        "label": responses.label[order],
+    }
+    a = aggregate(responses, method=method, random_state=0, **({} if method in ("mv", "wmv") else {"calibrate": False}))
+    b = aggregate(answers, method=method, random_state=0, **({} if method in ("mv", "wmv") else {"calibrate": False}))
+    relabelled = {renamed_tasks[t]: lab for t, lab in a.labels.items()}
+    assert relabelled == b.labels
+    conf_a = {renamed_tasks[t]: c for t, c in a.confidence.items()}
+    for task, c in b.confidence.items():
+        assert c == pytest.approx(conf_a[task], abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4), st.integers(0, 2)), min_size=1, max_size=40),
+    method=st.sampled_from(["mv", "wmv", "ds", "onecoin", "mace"]),
+)
+def test_posteriors_are_distributions(data: list[tuple[int, int, int]], method: str) -> None:
+    task, worker, label = (np.array(c) for c in zip(*data, strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = aggregate({"task": task, "worker": worker, "label": label}, method=method, random_state=0)
+    assert np.all(res.probas >= 0)
+    np.testing.assert_allclose(res.probas.sum(axis=1), 1.0, atol=1e-9)
+    assert np.all((res.worker_accuracy >= 0) & (res.worker_accuracy <= 1))
+    best = res.probas.max(axis=1)
+    np.testing.assert_allclose(res.confidence_values, best, atol=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 4), min_size=2, max_size=5), min_size=1, max_size=8))
+def test_unanimous_answers_are_kept(panels: list[set[int]]) -> None:
+    """Every task answered the same way by two or more workers keeps that answer."""
+    task = np.concatenate([np.full(len(p), i) for i, p in enumerate(panels)])
+    worker = np.concatenate([sorted(p) for p in panels])
+    label = task % 3
+    for method in ("mv", "wmv", "ds", "onecoin", "mace"):
+        res = aggregate({"task": task, "worker": worker, "label": label}, method=method, random_state=0)
+        assert res.labels == {i: i % 3 for i in range(len(panels))}, method
+
+
+# ---------------------------------------------------------------- services entry point
+def test_infer_truth_on_codes_keeps_unanswered_tasks_and_gold() -> None:
+    responses, truth = small_crowd(n_tasks=200, n_workers=10)
+    res = infer_truth(
+        responses.task_idx,
+        responses.worker_idx,
+        responses.label,
+        n_tasks=201,
+        n_classes=4,
+        method="ds",
+        gold_task_idx=[0, 1],
+        gold_label=[3, 3],
+        random_state=0,
+    )
+    assert res.probas.shape == (201, 4)
+    assert res.label_idx[:2].tolist() == [3, 3]
+    assert (res.label_idx[2:200] == truth[2:]).mean() > 0.9
+    assert res.worker_accuracy.shape == (10,)
+    assert res.priors is not None
+    np.testing.assert_allclose(res.probas[200].argmax(), res.priors.argmax())
+
+
+def test_estimator_api_matches_function() -> None:
+    responses, _ = small_crowd(n_tasks=100)
+    est = MajorityVote()
+    labels = est.fit_predict(responses)
+    assert est.result_ is not None
+    np.testing.assert_array_equal(labels, aggregate(responses, method="mv").label_values)
+    assert est.fit_predict_proba(responses).shape == (100, 3)
+    assert "n_iter" in repr(DawidSkene(n_iter=5))
