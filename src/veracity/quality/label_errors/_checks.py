@@ -14,7 +14,7 @@ __all__ = ["ROW_SUM_TOL", "check_labels", "check_pred_probs", "validate_label_in
 #: How far a row of ``pred_probs`` may sum from 1 (float16 sources and smoothed probabilities drift).
 ROW_SUM_TOL = 1e-3
 
-_BLOCK_ELEMENTS = 1 << 21  # cells of pred_probs per block in the blockwise checks
+_BLOCK_ELEMENTS = 1 << 18  # cells of pred_probs per block in the blockwise checks
 
 
 def _first_bad_row(bad: npt.NDArray[np.bool_], offset: int = 0) -> int | None:

@@ -33,7 +33,7 @@ THRESHOLD_SLACK = 1e-6
 THRESHOLD_FLOOR = 2e-6
 #: Threshold of a class nobody carries as given label: no probability reaches it.
 MISSING_CLASS_THRESHOLD = 2.0
-_BLOCK_ELEMENTS = 1 << 20  # cells of pred_probs handled at once (~4 MB of float32)
+_BLOCK_ELEMENTS = 1 << 18  # cells of pred_probs handled at once (1 MB of float32)
 
 FloatVec = npt.NDArray[np.floating[Any]]
 IntVec = npt.NDArray[np.integer[Any]]

@@ -190,19 +190,25 @@ def _prune_by_noise_rate(
 
 
 def _prune_by_class(
-    labels: npt.NDArray[np.intp], key: npt.NDArray[Any], n_remove: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.intp], order: npt.NDArray[np.intp], n_remove: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.bool_]:
-    """Flag, in each class i, the ``n_remove[i]`` items with the lowest ``key``."""
+    """Flag, in each class i, the first ``n_remove[i]`` of its items in ``order`` (ascending key).
+
+    A stable sort of the labels taken in ``order`` groups the items by class and keeps the key
+    order inside each class (radix sort on small integer labels).
+    """
     n = labels.shape[0]
     k = n_remove.shape[0]
-    order = np.lexsort((key, labels))
+    small = np.int16 if k < 2**15 else np.int32
+    lab_sorted = labels[order].astype(small)
+    grouped = np.argsort(lab_sorted, kind="stable")
+    lab_grouped = lab_sorted[grouped].astype(np.intp)
     starts = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(labels, minlength=k), out=starts[1:])
-    lab_sorted = labels[order]
+    np.cumsum(np.bincount(lab_grouped, minlength=k), out=starts[1:])
     rank = np.arange(n)
-    rank -= starts[lab_sorted]
+    rank -= starts[lab_grouped]
     mask = np.zeros(n, dtype=bool)
-    mask[order[rank < n_remove[lab_sorted]]] = True
+    mask[order[grouped[rank < n_remove[lab_grouped]]]] = True
     return mask
 
 
@@ -305,10 +311,11 @@ def find_label_issues(
     noise, inverse, _ = estimate_noise_matrices(cj)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = np.where(label_counts > 0, 1.0 - np.diagonal(cj) / np.maximum(cj.sum(axis=1), 1), 0.0)
-    mask = _filter(used, lab, probs, stats, cj, label_counts, frac_noise, min_examples_per_class)
+    ranked = np.argsort(scores, kind="stable")
+    margin_order = ranked if rank_by == "normalized_margin" else None
+    mask = _filter(used, lab, probs, stats, cj, label_counts, frac_noise, min_examples_per_class, margin_order)
     if k < 2:
         mask[:] = False
-    ranked = np.argsort(scores, kind="stable")
     suggested = stats.argmax.astype(np.intp)
     same = mask & (suggested == lab)
     suggested[same] = stats.argmax_other[same]
@@ -336,6 +343,7 @@ def _filter(
     label_counts: npt.NDArray[np.int64],
     frac_noise: float,
     min_examples_per_class: int,
+    margin_order: npt.NDArray[np.intp] | None = None,
 ) -> npt.NDArray[np.bool_]:
     n = pred_probs.shape[0]
     if method == "predicted_neq_given":
@@ -356,10 +364,12 @@ def _filter(
             n_remove = label_counts - np.diagonal(prune)
             n_remove[small] = 0
             if method == "prune_by_class_margin":
-                key = stats.self_confidence - np.maximum(stats.max_other, 0)
+                if margin_order is None:
+                    margin_order = np.argsort(scores_from_stats(stats, "normalized_margin"), kind="stable")
+                order = margin_order
             else:
-                key = stats.self_confidence
-            mask &= _prune_by_class(labels, key, n_remove)
+                order = np.argsort(stats.self_confidence, kind="stable")
+            mask &= _prune_by_class(labels, order, n_remove)
         if method in ("prune_by_noise_rate", "both"):
             to_prune = prune.T.copy()  # [given, true]
             to_prune[small] = 0
