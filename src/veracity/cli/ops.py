@@ -14,6 +14,7 @@ import typer
 
 from veracity.cli._common import DbOption, console, fail
 from veracity.config import get_settings
+from veracity.services import decisions as decision_service
 from veracity.services import items as item_service
 from veracity.services import projects as project_service
 from veracity.services import quality as quality_service
@@ -28,6 +29,7 @@ __all__ = ["register"]
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 predictions_app = typer.Typer(help="Model predictions (pre-labels and probabilities).", no_args_is_help=True)
 quality_app = typer.Typer(help="Project consensus and annotator skill.", no_args_is_help=True)
+decide_app = typer.Typer(help="Decision support: conformal policies and the analyst queue.", no_args_is_help=True)
 
 # The CLI acts with the workspace owner's authority: whoever can open the database file.
 SYSTEM = Actor(user_id=0, name="cli", role="admin", clearance=9)
@@ -160,8 +162,39 @@ def quality_flag(
     console.print(json.dumps(quality_service.flag_label_issues(database, SYSTEM, view.id, model_name=model)))
 
 
+@decide_app.command("policy")
+def decide_policy(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    coverage: Annotated[float, typer.Option(help="Target coverage of the prediction sets.")] = 0.9,
+    score: Annotated[str, typer.Option(help="lac, aps or raps.")] = "lac",
+    threshold: Annotated[float, typer.Option(help="Top-label probability needed to auto-accept.")] = 0.0,
+    class_conditional: Annotated[bool, typer.Option(help="Per-class (Mondrian) coverage.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Set a project's decision policy."""
+    database = _open(db)
+    view = project_service.find_project(database, SYSTEM, project)
+    policy = {"coverage": coverage, "score": score, "threshold": threshold, "class_conditional": class_conditional}
+    console.print(json.dumps(decision_service.set_policy(database, SYSTEM, view.id, policy)))
+
+
+@decide_app.command("run")
+def decide_run(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    model: Annotated[str, typer.Option(help="Model whose probabilities to decide on.")],
+    model_version: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Calibrate on trusted labels and route every undecided item: auto-accept or analyst queue."""
+    database = _open(db)
+    view = project_service.find_project(database, SYSTEM, project)
+    out = decision_service.run_decisions(database, SYSTEM, view.id, model=model, model_version=model_version)
+    console.print(json.dumps(out))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.command()(backup)
     app.add_typer(predictions_app, name="predictions")
     app.add_typer(quality_app, name="quality")
+    app.add_typer(decide_app, name="decide")
