@@ -127,7 +127,9 @@ def export(
     database, _ = _open(db)
     report = ingest_service.export_dataset(database, dataset, format, out, version=version)
     which = f"version {report.version}" if report.version is not None else "current items"
-    console.print(f"Wrote {report.n_records} record(s) of {report.dataset!r} ({which}) as {report.format} to {report.path}")
+    console.print(
+        f"Wrote {report.n_records} record(s) of {report.dataset!r} ({which}) as {report.format} to {report.path}"
+    )
 
 
 def show(

@@ -81,36 +81,40 @@ def _annotations_from(value: Any, where: str) -> list[Record]:
 
 
 def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fmt: str) -> SourceRecord | None:
-    """A record from one object of a JSONL/JSON/CSV/Parquet source (None when the row is bad)."""
-    if not isinstance(obj, dict):
+    """A record from one freshly parsed object of a JSONL/JSON/CSV/Parquet source (None when bad).
+
+    The object is taken over (its ``id`` and label field are popped), not copied.
+    """
+    if type(obj) is not dict:
         opts.bad(source, row, f"expected an object, got {type(obj).__name__}")
         return None
     meta: Record = {}
-    where = f"{fmt}:row {row}"
-    try:
-        if "annotations" in obj:  # Veracity's export layout
-            annotations = _annotations_from(obj["annotations"], where)
-            nested = obj.get("data")
-            if isinstance(nested, dict) and obj.keys() <= EXPORT_KEYS:
-                data = dict(nested)
-            else:
-                data = {k: v for k, v in obj.items() if k not in EXPORT_KEYS}
-            for key in ("label", "confidence", "item_id"):
-                if obj.get(key) not in (None, ""):
-                    meta[key] = obj[key]
+    annotations: list[Record] = []
+    if "annotations" not in obj:  # a flat object: its fields are the data
+        data = obj
+        field = opts.label_field
+        if field is not None and field in data:
+            value = data.pop(field)
+            if value is not None and value != "":
+                annotations.append(make_annotation(value, origin=f"{fmt}:row {row} field {field}"))
+        ext = data.pop("id", None)
+    else:  # Veracity's export layout
+        try:
+            annotations = _annotations_from(obj["annotations"], f"{fmt}:row {row}")
+        except ValueError as exc:
+            opts.bad(source, row, str(exc))
+            return None
+        nested = obj.get("data")
+        if isinstance(nested, dict) and obj.keys() <= EXPORT_KEYS:
+            data = dict(nested)
         else:
-            data = dict(obj)
-            annotations = []
-            if opts.label_field is not None and opts.label_field in data:
-                value = data.pop(opts.label_field)
-                if value not in (None, ""):
-                    annotations.append(make_annotation(value, origin=f"{where} field {opts.label_field}"))
-        ext = data.pop("id", None) if "id" in data else obj.get("id")
-        if ext == "":
-            ext = None
-    except ValueError as exc:
-        opts.bad(source, row, str(exc))
-        return None
+            data = {k: v for k, v in obj.items() if k not in EXPORT_KEYS}
+        for key in ("label", "confidence", "item_id"):
+            if obj.get(key) not in (None, ""):
+                meta[key] = obj[key]
+        ext = obj.get("id")
+    if ext == "":
+        ext = None
     for name in opts.required:
         if name not in data or data[name] in (None, ""):
             opts.bad(source, row, f"missing field {name!r}")
@@ -123,6 +127,9 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         return None
     try:
         return SourceRecord.from_data(data, source=source, row=row, external_id=ext, annotations=annotations, meta=meta)
+    except UnicodeEncodeError:
+        opts.bad(source, row, "not UTF-8 text")
+        return None
     except ValueError as exc:  # NaN or infinity cannot be hashed as JSON
         opts.bad(source, row, f"value cannot be stored as JSON ({exc})")
         return None

@@ -36,19 +36,16 @@ def read_jsonl(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """One record per non-blank line; ``row`` is the line number."""
     check_size(path, opts.max_bytes)
     source = str(path)
-    loads = json.loads
+    decode = json.JSONDecoder().decode
     buf: list[SourceRecord] = []
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+        for lineno, line in enumerate(fh, start=1):
             try:
-                obj = loads(raw)
+                obj = decode(line)
             except json.JSONDecodeError as exc:
-                opts.bad(source, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})", _text(raw))
-                continue
-            except UnicodeDecodeError as exc:
-                opts.bad(source, lineno, f"not UTF-8 text ({exc.reason})", None)
+                if not line.strip():
+                    continue
+                opts.bad(source, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})", line.rstrip("\r\n"))
                 continue
             rec = record_from_object(obj, source=source, row=lineno, opts=opts, fmt="jsonl")
             if rec is not None:

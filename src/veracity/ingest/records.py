@@ -36,14 +36,18 @@ LABELLED_KINDS = frozenset({"classification", "multilabel", "spans", "boxes", "p
 ANNOTATION_KINDS = LABELLED_KINDS | {"rating", "text", "pairwise"}
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_sha256 = hashlib.sha256
+
+
 def canonical_json(value: Any) -> str:
     """JSON text with sorted keys and no spaces, so equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL(value)
 
 
 def content_hash(data: Record) -> str:
     """sha256 (hex) of the canonical JSON of ``data``."""
-    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+    return _sha256(_CANONICAL(data).encode("utf-8")).hexdigest()
 
 
 @dataclass(slots=True)
@@ -68,6 +72,9 @@ class SourceRecord:
     meta : dict
         Everything else worth keeping: image ``width``/``height``, an exported consensus ``label``
         and ``confidence``, ``parked_annotations`` set aside by ontology mapping, ...
+    data_json : str or None
+        The canonical JSON of ``data`` when it was computed for the hash (saves a second
+        serialisation when storing); None otherwise. Not compared.
     """
 
     data: Record
@@ -77,6 +84,7 @@ class SourceRecord:
     content_hash: str
     annotations: list[Record] = field(default_factory=list)
     meta: Record = field(default_factory=dict)
+    data_json: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_data(
@@ -91,14 +99,19 @@ class SourceRecord:
         digest: str | None = None,
     ) -> SourceRecord:
         """Build a record, hashing ``data`` unless ``digest`` (for example of image bytes) is given."""
+        text = None
+        if digest is None:
+            text = _CANONICAL(data)
+            digest = _sha256(text.encode("utf-8")).hexdigest()
         return cls(
-            data=data,
-            external_id=None if external_id is None else str(external_id),
-            source=source,
-            row=row,
-            content_hash=digest if digest is not None else content_hash(data),
-            annotations=annotations if annotations is not None else [],
-            meta=meta if meta is not None else {},
+            data,
+            None if external_id is None else str(external_id),
+            source,
+            row,
+            digest,
+            annotations if annotations is not None else [],
+            meta if meta is not None else {},
+            text,
         )
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from veracity.errors import InvalidInputError
 from veracity.ingest._archive import extract_zip
 from veracity.ingest._coco import read_coco, write_coco
@@ -33,9 +35,11 @@ from veracity.ingest.records import BadRow, SourceRecord
 from veracity.types import Record
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
     "ExportSummary",
+    "count_records",
     "normalise_format",
     "read_source",
     "sniff_format",
@@ -215,6 +219,33 @@ def read_source(
     if fmt not in (*folder_formats, "voc") and not p.is_file():
         raise InvalidInputError(f"{p}: file not found" if not p.exists() else f"{p}: format {fmt!r} reads a file")
     return _READERS[fmt](p, opts)
+
+
+def count_records(path: str | os.PathLike[str], format: str) -> int | None:
+    """A quick estimate of how many records a source holds (for progress bars), or None.
+
+    Lines for JSONL and CSV (blank lines and quoted line breaks make it an upper bound), the row
+    count from Parquet metadata, image files for image folders and YOLO.
+    """
+    p = Path(path)
+    fmt = normalise_format(format) if format != "zip" else "zip"
+    try:
+        if fmt in ("jsonl", "csv") and p.is_file():
+            n = 0
+            last = b"\n"
+            with p.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    n += block.count(b"\n")
+                    last = block[-1:]
+            n += last != b"\n"
+            return max(n - (fmt == "csv"), 0)
+        if fmt == "parquet":
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        if fmt in ("images", "yolo") and p.is_dir():
+            return sum(1 for _ in iter_image_files(p))
+    except OSError:
+        return None
+    return None
 
 
 def _single_file(folder: Path) -> Path:

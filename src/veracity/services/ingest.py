@@ -1,0 +1,916 @@
+"""Import sources into datasets, freeze dataset versions, diff them, export them, show lineage.
+
+``veracity.ingest`` reads and writes files; this module stores what it reads. An import runs as
+one :class:`~veracity.storage.models.ImportBatch` (the provenance every item points to: source,
+format, importer version, who) and writes the records chunk by chunk, one transaction per chunk:
+a chunk is stored whole or not at all. Bad rows stop the import at their chunk (earlier chunks
+stay, and the error says how many) unless ``skip_bad``, which writes them to a side file
+instead. Exact duplicates (same content hash as an item already in the dataset or earlier in the
+chunk) are not stored twice; they are counted and sampled in the report.
+
+Labels carried by a source are stored as annotations (origin ``import``) when the import names a
+project whose dataset receives the items; annotations that do not fit the project's schema, or
+whose labels the ontology could not map (``allow_unmapped``), are stored with status ``parked``
+for review. Without a project there is no task to hang a label on: the labels are counted in the
+report as not stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from veracity import __version__
+from veracity.errors import InvalidInputError, NotFoundError, PermissionDeniedError, SchemaValidationError
+from veracity.ingest import (
+    BadRow,
+    MappingReport,
+    Ontology,
+    SourceRecord,
+    exact_duplicates,
+    infer_kind,
+    normalise_format,
+    read_source,
+    sniff_format,
+    write_export,
+)
+from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
+from veracity.services._common import canonical_json, iso, now
+from veracity.services.actors import Actor
+from veracity.services.audit import append_event
+from veracity.services.label_schemas import validate_value
+from veracity.services.projects import iter_export_records, require_role
+from veracity.storage import Database
+from veracity.storage.models import (
+    Annotation,
+    Consensus,
+    Dataset,
+    DatasetVersion,
+    DatasetVersionItem,
+    ImportBatch,
+    Item,
+    Project,
+    ProjectDataset,
+    Task,
+    User,
+)
+
+__all__ = [
+    "IMPORTER_VERSION",
+    "ExportReport",
+    "ImportReport",
+    "VersionDiff",
+    "VersionView",
+    "create_version",
+    "diff_versions",
+    "export_dataset",
+    "export_project",
+    "import_source",
+    "item_lineage",
+    "list_versions",
+]
+
+IMPORTER_VERSION = f"veracity-ingest {__version__}"
+MAX_SAMPLES = 1000  # duplicates / rejected rows listed in a report (all are counted)
+_IN_CHUNK = 5000  # hashes per IN (...) lookup
+
+Progress = Callable[[int, int | None], None]
+
+
+# --------------------------------------------------------------------------- reports
+@dataclass
+class ImportReport:
+    """What an import did. ``imported + duplicates + rejected`` is every row read."""
+
+    dataset: str
+    dataset_id: int
+    batch_id: int
+    source: str
+    format: str
+    project_id: int | None = None
+    imported: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejected_path: str | None = None
+    labels_imported: int = 0
+    labels_parked: int = 0
+    labels_not_stored: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    duplicate_of: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VersionView:
+    dataset: str
+    number: int
+    n_items: int
+    note: str
+    created_at: str | None
+
+
+@dataclass
+class VersionDiff:
+    """Items added, removed, relabelled or changed in content between two versions."""
+
+    dataset: str
+    v1: int
+    v2: int
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    relabelled: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    format: str
+    n_records: int
+    dataset: str
+    version: int | None
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_writer(actor: Actor | None) -> None:
+    if actor is not None and actor.role not in ("admin", "manager"):
+        raise PermissionDeniedError("only admins and managers can import data and create dataset versions")
+
+
+def _check_reader(actor: Actor | None) -> None:
+    if actor is not None and actor.role == "annotator":
+        raise PermissionDeniedError("annotators cannot export datasets; ask a manager")
+
+
+def _dataset(session: Session, name: str, *, create: bool = False) -> Dataset:
+    ds = session.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none()
+    if ds is None:
+        if not create:
+            raise NotFoundError(f"dataset {name!r} not found")
+        ds = Dataset(name=name)
+        session.add(ds)
+        session.flush()
+    return ds
+
+
+def _project(session: Session, actor: Actor | None, project: int | str) -> Project:
+    if isinstance(project, str) and not project.isdigit():
+        pid = session.execute(select(Project.id).where(Project.name == project)).scalar_one_or_none()
+        if pid is None:
+            raise NotFoundError(f"project {project!r} not found")
+    else:
+        pid = int(project)
+    if actor is not None:
+        found, _ = require_role(session, actor, pid, ("manager",))
+        return found
+    found = session.get(Project, pid)
+    if found is None:
+        raise NotFoundError(f"project {project} not found")
+    return found
+
+
+class _Rejects:
+    """Rejected rows: counted, sampled, and written to a JSONL side file when one is given."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self.samples: list[dict[str, Any]] = []
+        self._fh: IO[str] | None = None
+
+    def __call__(self, bad: BadRow) -> None:
+        self.count += 1
+        entry = {"source": bad.source, "row": bad.row, "reason": bad.reason, "raw": bad.raw}
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append({k: v for k, v in entry.items() if k != "raw"})
+        if self.path is not None:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = self.path.open("w", encoding="utf-8")
+            self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _existing_hashes(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, int]:
+    """``{content_hash: first item id}`` for the hashes already stored in the dataset."""
+    unique = list(set(hashes))
+    if session.get_bind().dialect.name == "sqlite":
+        # One JSON array parameter instead of thousands of bound values (SQLite's json_each).
+        rows = session.connection().exec_driver_sql(
+            "SELECT content_hash, min(id) FROM items WHERE dataset_id = ? AND content_hash IN "
+            "(SELECT value FROM json_each(?)) GROUP BY content_hash",
+            (dataset_id, json.dumps(unique)),
+        )
+        return {h: i for h, i in rows}
+    found: dict[str, int] = {}
+    for i in range(0, len(unique), _IN_CHUNK):
+        part = unique[i : i + _IN_CHUNK]
+        rows = session.execute(
+            select(Item.content_hash, func.min(Item.id))
+            .where(Item.dataset_id == dataset_id, Item.content_hash.in_(part))
+            .group_by(Item.content_hash)
+        ).tuples()
+        found.update((h, i) for h, i in rows)
+    return found
+
+
+def _annotator_ids(session: Session, names: set[str]) -> dict[str, int]:
+    """Users standing for source annotators (``ext:NAME``, inactive), created when missing."""
+    if not names:
+        return {}
+    wanted = {n: f"ext:{n}"[:120] for n in names}
+    rows = session.execute(select(User.name, User.id).where(User.name.in_(list(wanted.values())))).tuples()
+    by_name = {name: uid for name, uid in rows}
+    missing = [u for u in wanted.values() if u not in by_name]
+    if missing:
+        session.execute(insert(User), [{"name": u, "role": "annotator", "is_active": False} for u in missing])
+        rows = session.execute(select(User.name, User.id).where(User.name.in_(missing))).tuples()
+        by_name.update((name, uid) for name, uid in rows)
+    return {n: by_name[u] for n, u in wanted.items()}
+
+
+# --------------------------------------------------------------------------- import
+def import_source(
+    db: Database,
+    source: str | os.PathLike[str],
+    *,
+    dataset: str,
+    format: str | None = None,
+    actor: Actor | None = None,
+    project: int | str | None = None,
+    ontology: Ontology | None = None,
+    allow_unmapped: bool = False,
+    skip_bad: bool = False,
+    rejected_path: str | os.PathLike[str] | None = None,
+    chunk_size: int = 10_000,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    label_field: str | None = "label",
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import a file, folder or archive into the dataset ``dataset`` (created when missing).
+
+    Parameters
+    ----------
+    db : Database
+    source : path-like
+        Anything :func:`veracity.ingest.read_source` reads.
+    dataset : str
+        Name of the dataset that receives the items. With ``project``, the project's own dataset
+        is used and ``dataset`` must name it (or be empty).
+    format : str, optional
+        Source format; guessed from the name and content when omitted.
+    actor : Actor, optional
+        The caller (None: the local operator of the CLI). Needs role admin or manager.
+    project : int or str, optional
+        Project (id or name) whose tasks the new items become and whose schema the source labels
+        are validated against; labels are stored as annotations with origin ``import``.
+    ontology : Ontology, optional
+        Maps source label names onto the project's labels. Unmapped names stop the import before
+        anything is written (listing all of them) unless ``allow_unmapped`` parks them.
+    skip_bad : bool
+        Write rejected rows to ``rejected_path`` (default ``SOURCE.rejected.jsonl``) and go on.
+        Otherwise the first bad row stops the import; chunks before it stay imported.
+    chunk_size : int
+        Records per transaction.
+    progress : callable, optional
+        Called as ``progress(rows_done, rows_total_or_None)`` after each chunk.
+
+    Returns
+    -------
+    ImportReport
+    """
+    _check_writer(actor)
+    src = Path(source).resolve()
+    fmt = normalise_format(format) if format else sniff_format(src, max_bytes=max_bytes)
+    rejects = _Rejects(None)
+    if skip_bad:
+        rejects = _Rejects(Path(rejected_path) if rejected_path else src.with_name(src.name + ".rejected.jsonl"))
+
+    def records(on_bad: Callable[[BadRow], None] | None) -> Iterator[list[SourceRecord]]:
+        return read_source(
+            src, fmt, chunk_size=chunk_size, max_bytes=max_bytes, label_field=label_field, on_bad_row=on_bad
+        )
+
+    if ontology is not None and not allow_unmapped:  # dry run: refuse before writing anything
+        scan = MappingReport()
+        for chunk in records((lambda _bad: None) if skip_bad else None):
+            ontology.unmapped(chunk, scan)
+        if scan.unmapped:
+            raise InvalidInputError(
+                f"{src}: {scan.unmapped_message()}; map them in the ontology or pass --allow-unmapped",
+                details=sorted(scan.unmapped),
+            )
+
+    with db.transaction() as s:
+        proj = _project(s, actor, project) if project is not None else None
+        if proj is not None:
+            ds = s.get(Dataset, proj.dataset_id)
+            assert ds is not None
+            if dataset and dataset != ds.name:
+                linked = s.execute(
+                    select(Dataset)
+                    .join(ProjectDataset, ProjectDataset.dataset_id == Dataset.id)
+                    .where(ProjectDataset.project_id == proj.id, Dataset.name == dataset)
+                ).scalar_one_or_none()
+                if linked is None:
+                    raise InvalidInputError(
+                        f"dataset {dataset!r} is not labelled by project {proj.name!r}; its own dataset is {ds.name!r}"
+                    )
+                ds = linked
+        else:
+            ds = _dataset(s, dataset, create=True)
+        batch = ImportBatch(
+            dataset_id=ds.id,
+            source=str(src.resolve()),
+            format=fmt,
+            importer_version=IMPORTER_VERSION,
+            created_by=actor.user_id if actor else None,
+            report={"status": "running"},
+        )
+        s.add(batch)
+        s.flush()
+        report = ImportReport(
+            dataset=ds.name,
+            dataset_id=ds.id,
+            batch_id=batch.id,
+            source=str(src),
+            format=fmt,
+            project_id=proj.id if proj else None,
+        )
+        schema = dict(proj.label_schema) if proj else None
+        project_info = (proj.id, proj.schema_version, proj.min_labels or proj.overlap) if proj else None
+
+    total = count_records(src, fmt)
+    mapping = MappingReport()
+    done = 0
+    status = "complete"
+    try:
+        for chunk in records(rejects if skip_bad else None):
+            if ontology is not None:
+                ontology.apply(chunk, allow_unmapped=True, report=mapping)
+            with db.transaction() as s:
+                _store_chunk(s, chunk, report, rejects if skip_bad else None, schema, project_info)
+            done += len(chunk)
+            if progress is not None:
+                progress(done + rejects.count, total)
+    except BaseException as exc:
+        status = f"stopped: {exc}"
+        if isinstance(exc, InvalidInputError):
+            kept = f"{report.imported} item(s) in earlier chunks were imported (batch {report.batch_id})"
+            exc.message = f"{exc.message}; import stopped, {kept}"
+            exc.args = (exc.message,)
+        raise
+    finally:
+        rejects.close()
+        report.rejected = rejects.count
+        report.rejected_path = str(rejects.path) if rejects.path is not None and rejects.count else None
+        report.errors = rejects.samples
+        report.unmapped = sorted(mapping.unmapped)
+        _finish_batch(db, report, status, actor, mapping)
+    return report
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO items (dataset_id, external_id, data, content_hash, source, source_row, batch_id, sensitivity, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)"
+)
+
+
+def _label_count(records: list[SourceRecord]) -> int:
+    return sum(len(r.annotations) + len(r.meta.get("parked_annotations", ())) for r in records)
+
+
+def _store_chunk(
+    s: Session,
+    chunk: list[SourceRecord],
+    report: ImportReport,
+    rejects: _Rejects | None,
+    schema: dict[str, Any] | None,
+    project_info: tuple[int, int, int] | None,
+) -> None:
+    """Write one chunk in the caller's transaction: items, and tasks and annotations for a project."""
+    if schema is not None:
+        chunk = _validated(chunk, schema, rejects)
+    unique, dups = exact_duplicates(chunk, known=lambda hashes: _existing_hashes(s, report.dataset_id, hashes))
+    report.duplicates += len(dups)
+    for d in dups[: max(0, MAX_SAMPLES - len(report.duplicate_of))]:
+        first = d.first
+        ref = {"item_id": first} if isinstance(first, int) else {"source": first[0], "row": first[1]}
+        report.duplicate_of.append({"source": d.record.source, "row": d.record.row, "duplicate_of": ref})
+    if not unique:
+        return
+    created = now()
+    if project_info is None and s.get_bind().dialect.name == "sqlite":
+        # Fast path: one executemany on the DB-API cursor with the canonical JSON computed for the
+        # hash and the timestamp in SQLAlchemy's SQLite format (no per-row bind processing).
+        stamp = created.strftime("%Y-%m-%d %H:%M:%S.%f")
+        ds_id, batch_id = report.dataset_id, report.batch_id
+        s.connection().exec_driver_sql(
+            _SQLITE_INSERT,
+            [
+                (
+                    ds_id,
+                    r.external_id,
+                    r.data_json or canonical_json(r.data),
+                    r.content_hash,
+                    r.source,
+                    r.row,
+                    batch_id,
+                    stamp,
+                )
+                for r in unique
+            ],
+        )
+        report.imported += len(unique)
+        report.labels_not_stored += _label_count(unique)
+        return
+    rows = [
+        {
+            "dataset_id": report.dataset_id,
+            "external_id": r.external_id,
+            "data": r.data,
+            "content_hash": r.content_hash,
+            "source": r.source,
+            "source_row": r.row,
+            "batch_id": report.batch_id,
+            "sensitivity": 0,
+            "created_at": created,
+        }
+        for r in unique
+    ]
+    table = Item.__table__
+    if project_info is None:
+        s.execute(insert(table), rows)
+        report.imported += len(rows)
+        report.labels_not_stored += _label_count(unique)
+        return
+    project_id, schema_version, target = project_info
+    item_ids = list(s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
+    task_rows = [
+        {"project_id": project_id, "item_id": iid, "target": target, "status": "open", "priority": 1.0}
+        for iid in item_ids
+    ]
+    tasks = Task.__table__
+    task_ids = list(s.scalars(insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), task_rows))
+    names = {a["annotator"] for r in unique for a in r.annotations if a.get("annotator")}
+    names |= {a["annotator"] for r in unique for a in r.meta.get("parked_annotations", ()) if a.get("annotator")}
+    users = _annotator_ids(s, names)
+    ann_rows = []
+    for rec, tid in zip(unique, task_ids, strict=True):
+        for ann, status in [(a, "active") for a in rec.annotations] + [
+            (a, "parked") for a in rec.meta.get("parked_annotations", ())
+        ]:
+            reason = f" ({ann['reason']})" if ann.get("reason") else ""
+            ann_rows.append(
+                {
+                    "task_id": tid,
+                    "project_id": project_id,
+                    "user_id": users.get(ann.get("annotator") or ""),
+                    "value": ann["value"],
+                    "schema_version": schema_version,
+                    "origin": "import",
+                    "source": f"import batch {report.batch_id}: {ann.get('origin')}{reason}",
+                    "status": status,
+                    "created_at": created,
+                }
+            )
+            if status == "active":
+                report.labels_imported += 1
+            else:
+                report.labels_parked += 1
+    if ann_rows:
+        s.execute(insert(Annotation.__table__), ann_rows)
+    report.imported += len(item_ids)
+
+
+def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:
+    """Check imported labels against the project's schema; a mismatching kind is parked, a bad value is a bad row."""
+    out = []
+    for rec in chunk:
+        kept = []
+        ok = True
+        for ann in rec.annotations:
+            kind = ann.get("kind")
+            if kind != schema["kind"]:
+                parked = {**ann, "reason": f"kind {kind} does not fit the project's {schema['kind']} schema"}
+                rec.meta.setdefault("parked_annotations", []).append(parked)
+                continue
+            try:
+                validate_value(schema, ann["value"], item=rec.data, where="label")
+            except SchemaValidationError as exc:
+                bad = BadRow(rec.source, rec.row, f"{exc.message} ({ann.get('origin')})")
+                if rejects is None:
+                    raise InvalidInputError(bad.message(), details={"source": rec.source, "row": rec.row}) from None
+                rejects(bad)
+                ok = False
+                break
+            kept.append(ann)
+        if ok:
+            rec.annotations = kept
+            out.append(rec)
+    return out
+
+
+def _finish_batch(db: Database, report: ImportReport, status: str, actor: Actor | None, mapping: MappingReport) -> None:
+    summary = {
+        "status": status,
+        "imported": report.imported,
+        "duplicates": report.duplicates,
+        "rejected": report.rejected,
+        "rejected_path": report.rejected_path,
+        "labels_imported": report.labels_imported,
+        "labels_parked": report.labels_parked,
+        "labels_not_stored": report.labels_not_stored,
+        "unmapped": report.unmapped,
+        "labels_mapped": mapping.n_mapped,
+        "duplicate_of": report.duplicate_of[:100],
+        "errors": report.errors[:100],
+    }
+    with db.transaction() as s:
+        s.execute(
+            update(ImportBatch)
+            .where(ImportBatch.id == report.batch_id)
+            .values(
+                n_items=report.imported,
+                n_duplicates=report.duplicates,
+                n_errors=report.rejected,
+                report=json.loads(canonical_json(summary)),
+            )
+        )
+        append_event(
+            s,
+            actor=actor.name if actor else "cli",
+            action="dataset.import",
+            object_type="dataset",
+            object_id=report.dataset_id,
+            payload={
+                "batch": report.batch_id,
+                "source": report.source,
+                "format": report.format,
+                **{k: summary[k] for k in ("status", "imported", "duplicates", "rejected")},
+            },
+        )
+
+
+# --------------------------------------------------------------------------- versions
+def create_version(db: Database, dataset: str, *, actor: Actor | None = None, note: str = "") -> VersionView:
+    """Freeze the dataset's current items (id, external id, content hash, label) as the next version.
+
+    The label frozen for an item is its consensus label in a project labelling the dataset, or
+    else its latest active annotation; None when it has neither. Versions are never changed.
+    """
+    _check_writer(actor)
+    with db.transaction() as s:
+        ds = _dataset(s, dataset)
+        number = (
+            s.execute(
+                select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id)
+            ).scalar_one_or_none()
+            or 0
+        ) + 1
+        version = DatasetVersion(
+            dataset_id=ds.id, number=number, note=note, created_by=actor.user_id if actor else None
+        )
+        s.add(version)
+        s.flush()
+        consensus = (
+            select(Consensus.label)
+            .where(Consensus.item_id == Item.id)
+            .order_by(Consensus.project_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        latest = (
+            select(Annotation.value)
+            .join(Task, Task.id == Annotation.task_id)
+            .where(Task.item_id == Item.id, Annotation.status == "active")
+            .order_by(Annotation.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        s.execute(
+            insert(DatasetVersionItem).from_select(
+                ["version_id", "item_id", "external_id", "content_hash", "label"],
+                select(
+                    literal(version.id), Item.id, Item.external_id, Item.content_hash, func.coalesce(consensus, latest)
+                ).where(Item.dataset_id == ds.id),
+            )
+        )
+        n = s.execute(
+            select(func.count()).select_from(DatasetVersionItem).where(DatasetVersionItem.version_id == version.id)
+        ).scalar_one()
+        version.n_items = n
+        append_event(
+            s,
+            actor=actor.name if actor else "cli",
+            action="dataset.version",
+            object_type="dataset",
+            object_id=ds.id,
+            payload={"version": number, "n_items": n, "note": note},
+        )
+        s.flush()
+        return VersionView(ds.name, number, n, note, iso(version.created_at))
+
+
+def list_versions(db: Database, dataset: str) -> list[VersionView]:
+    with db.transaction(write=False) as s:
+        ds = _dataset(s, dataset)
+        rows = s.execute(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id).order_by(DatasetVersion.number)
+        ).scalars()
+        return [VersionView(ds.name, v.number, v.n_items, v.note, iso(v.created_at)) for v in rows]
+
+
+def _version_id(s: Session, ds: Dataset, number: int) -> int:
+    vid = s.execute(
+        select(DatasetVersion.id).where(DatasetVersion.dataset_id == ds.id, DatasetVersion.number == number)
+    ).scalar_one_or_none()
+    if vid is None:
+        raise NotFoundError(f"dataset {ds.name!r} has no version {number}")
+    return vid
+
+
+def diff_versions(db: Database, dataset: str, v1: int, v2: int, *, limit: int | None = None) -> VersionDiff:
+    """Items added, removed, relabelled (label changed) and changed (content hash changed) from v1 to v2.
+
+    ``limit`` caps each list (None: all of them).
+    """
+    out = VersionDiff(dataset, v1, v2)
+    with db.transaction(write=False) as s:
+        ds = _dataset(s, dataset)
+        id1, id2 = _version_id(s, ds, v1), _version_id(s, ds, v2)
+        cols = (
+            DatasetVersionItem.item_id,
+            DatasetVersionItem.external_id,
+            DatasetVersionItem.content_hash,
+            DatasetVersionItem.label,
+        )
+        a = {r[0]: r for r in s.execute(select(*cols).where(DatasetVersionItem.version_id == id1)).tuples()}
+        for iid, ext, h, label in s.execute(
+            select(*cols).where(DatasetVersionItem.version_id == id2).order_by(DatasetVersionItem.item_id)
+        ).tuples():
+            old = a.pop(iid, None)
+            if old is None:
+                out.added.append({"item_id": iid, "external_id": ext, "label": label})
+                continue
+            if canonical_json(old[3]) != canonical_json(label):
+                out.relabelled.append({"item_id": iid, "external_id": ext, "old": old[3], "new": label})
+            if old[2] != h:
+                out.changed.append({"item_id": iid, "external_id": ext})
+        out.removed = [{"item_id": r[0], "external_id": r[1], "label": r[3]} for r in sorted(a.values())]
+    if limit is not None:
+        for name in ("added", "removed", "relabelled", "changed"):
+            setattr(out, name, getattr(out, name)[:limit])
+    return out
+
+
+# --------------------------------------------------------------------------- export
+def _dataset_records(
+    db: Database, dataset_id: int, version_id: int | None, clearance: int | None, batch: int = 5000
+) -> Iterator[list[SourceRecord]]:
+    """Items of a dataset (or of a version) as records with their label and annotations, in id order."""
+    after = 0
+    while True:
+        with db.transaction(write=False) as s:
+            if version_id is None:
+                q = select(Item, literal(None)).where(Item.dataset_id == dataset_id, Item.id > after)
+            else:
+                q = (
+                    select(Item, DatasetVersionItem.label)
+                    .join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
+                    .where(DatasetVersionItem.version_id == version_id, Item.id > after)
+                )
+            if clearance is not None:
+                q = q.where(Item.sensitivity <= clearance)
+            rows = list(s.execute(q.order_by(Item.id).limit(batch)).tuples())
+            if not rows:
+                return
+            ids = [item.id for item, _ in rows]
+            anns: dict[int, list[dict[str, Any]]] = {}
+            for iid, value, origin, src, name in s.execute(
+                select(Task.item_id, Annotation.value, Annotation.origin, Annotation.source, User.name)
+                .join(Task, Task.id == Annotation.task_id)
+                .outerjoin(User, User.id == Annotation.user_id)
+                .where(Task.item_id.in_(ids), Annotation.status == "active")
+                .order_by(Annotation.id)
+            ).tuples():
+                anns.setdefault(iid, []).append(
+                    {"kind": None, "value": value, "annotator": name, "origin": src or origin}
+                )
+            consensus: dict[int, tuple[Any, Any]] = {}
+            if version_id is None:
+                for iid, label, conf in s.execute(
+                    select(Consensus.item_id, Consensus.label, Consensus.confidence)
+                    .where(Consensus.item_id.in_(ids))
+                    .order_by(Consensus.project_id.desc())
+                ).tuples():
+                    consensus[iid] = (label, conf)
+        chunk = []
+        for item, version_label in rows:
+            label, conf = consensus.get(item.id, (version_label, None))
+            rec_anns = [{**a, "kind": infer_kind(a["value"])} for a in anns.get(item.id, [])]
+            chunk.append(
+                SourceRecord(
+                    data=item.data,
+                    external_id=item.external_id,
+                    source=item.source or "",
+                    row=item.source_row or 0,
+                    content_hash=item.content_hash,
+                    annotations=rec_anns,
+                    meta={"item_id": item.id, "label": label, "confidence": conf},
+                )
+            )
+        yield chunk
+        after = rows[-1][0].id
+
+
+def export_dataset(
+    db: Database,
+    dataset: str,
+    format: str,
+    out: str | os.PathLike[str],
+    *,
+    version: int | None = None,
+    actor: Actor | None = None,
+    copy_images: bool = True,
+) -> ExportReport:
+    """Write a dataset (its current items, or version ``version``) in ``format`` to ``out``.
+
+    The export names its dataset and version: in the file where the format has room (COCO
+    ``info``, Parquet metadata) and in ``OUT.meta.json`` (JSONL, CSV) or ``OUT/veracity.json``
+    (YOLO, VOC). Exporting the current items names the latest version they may differ from.
+    """
+    _check_reader(actor)
+    with db.transaction(write=False) as s:
+        ds = _dataset(s, dataset)
+        vid = _version_id(s, ds, version) if version is not None else None
+        latest = s.execute(
+            select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id)
+        ).scalar_one_or_none()
+        ds_id, ds_name = ds.id, ds.name
+    info = {
+        "dataset": ds_name,
+        "version": version if version is not None else "current",
+        "latest_version": latest,
+        "exported_at": now().isoformat(),
+        "exporter": IMPORTER_VERSION,
+    }
+    summary = write_export(
+        _dataset_records(db, ds_id, vid, actor.clearance if actor else None),
+        out,
+        format,
+        copy_images=copy_images,
+        info=info,
+    )
+    return ExportReport(str(summary.path), summary.format, summary.n_records, ds_name, version)
+
+
+def export_project(
+    db: Database,
+    actor: Actor,
+    project_id: int,
+    format: str,
+    out: str | os.PathLike[str],
+    *,
+    labels: Sequence[str] | None = None,
+) -> ExportReport:
+    """Write a project's items with their consensus and annotations in any export format.
+
+    For the REST export endpoint: ``format`` is one of ``veracity.ingest.EXPORT_FORMATS``; for
+    COCO/YOLO/VOC the consensus label (a list of shapes) is what is written when there is one,
+    else every active annotation. Permission as ``projects.iter_export_records``.
+    """
+    with db.transaction(write=False) as s:
+        project, _ = require_role(s, actor, project_id, ("manager", "reviewer", "viewer"))
+        schema = dict(project.label_schema)
+        name = project.name
+
+    def chunks() -> Iterator[list[SourceRecord]]:
+        buf: list[SourceRecord] = []
+        for rec in iter_export_records(db, actor, project_id):
+            anns = [
+                {
+                    "kind": schema["kind"],
+                    "value": a["value"],
+                    "annotator": a.get("annotator"),
+                    "origin": a.get("origin"),
+                }
+                for a in rec["annotations"]
+            ]
+            if schema["kind"] in ("boxes", "polygons") and rec.get("label") is not None:
+                anns = [{"kind": schema["kind"], "value": rec["label"], "annotator": None, "origin": "consensus"}]
+            buf.append(
+                SourceRecord(
+                    data=rec["data"],
+                    external_id=rec.get("external_id"),
+                    source="",
+                    row=0,
+                    content_hash="",
+                    annotations=anns,
+                    meta={"item_id": rec["id"], "label": rec.get("label"), "confidence": rec.get("confidence")},
+                )
+            )
+            if len(buf) >= 5000:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
+
+    summary = write_export(
+        chunks(),
+        out,
+        format,
+        labels=labels or schema.get("labels"),
+        info={"project": name, "exported_at": now().isoformat(), "exporter": IMPORTER_VERSION},
+    )
+    return ExportReport(str(summary.path), summary.format, summary.n_records, name, None)
+
+
+# --------------------------------------------------------------------------- lineage
+def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> dict[str, Any]:
+    """Where an item came from and what happened to it: source, batch, labels, versions."""
+    with db.transaction(write=False) as s:
+        item = s.get(Item, item_id)
+        if item is None or (actor is not None and item.sensitivity > actor.clearance):
+            raise NotFoundError(f"item {item_id} not found")
+        ds = s.get(Dataset, item.dataset_id)
+        batch = s.get(ImportBatch, item.batch_id) if item.batch_id is not None else None
+        creator = s.get(User, batch.created_by) if batch is not None and batch.created_by else None
+        annotations = [
+            {
+                "id": a.id,
+                "project_id": a.project_id,
+                "task_id": a.task_id,
+                "annotator": name,
+                "value": a.value,
+                "origin": a.origin,
+                "source": a.source,
+                "status": a.status,
+                "created_at": iso(a.created_at),
+            }
+            for a, name in s.execute(
+                select(Annotation, User.name)
+                .join(Task, Task.id == Annotation.task_id)
+                .outerjoin(User, User.id == Annotation.user_id)
+                .where(Task.item_id == item_id)
+                .order_by(Annotation.id)
+            ).tuples()
+        ]
+        consensus = [
+            {
+                "project_id": c.project_id,
+                "label": c.label,
+                "confidence": c.confidence,
+                "method": c.method,
+                "n_labels": c.n_labels,
+            }
+            for c in s.execute(select(Consensus).where(Consensus.item_id == item_id)).scalars()
+        ]
+        versions = [
+            {"version": number, "label": label, "content_hash": h}
+            for number, label, h in s.execute(
+                select(DatasetVersion.number, DatasetVersionItem.label, DatasetVersionItem.content_hash)
+                .join(DatasetVersion, DatasetVersion.id == DatasetVersionItem.version_id)
+                .where(DatasetVersionItem.item_id == item_id)
+                .order_by(DatasetVersion.number)
+            ).tuples()
+        ]
+        return {
+            "item_id": item.id,
+            "dataset": ds.name if ds else None,
+            "external_id": item.external_id,
+            "data": item.data,
+            "content_hash": item.content_hash,
+            "source": item.source,
+            "source_row": item.source_row,
+            "created_at": iso(item.created_at),
+            "import_batch": None
+            if batch is None
+            else {
+                "id": batch.id,
+                "source": batch.source,
+                "format": batch.format,
+                "importer_version": batch.importer_version,
+                "created_by": creator.name if creator else None,
+                "created_at": iso(batch.created_at),
+            },
+            "annotations": annotations,
+            "consensus": consensus,
+            "versions": versions,
+        }
