@@ -225,7 +225,7 @@ def _existing_hashes(session: Session, dataset_id: int, hashes: list[str]) -> di
             select(Item.content_hash, func.min(Item.id))
             .where(Item.dataset_id == dataset_id, Item.content_hash.in_(part))
             .group_by(Item.content_hash)
-        ).tuples()
+        )
         found.update((h, i) for h, i in rows)
     return found
 
@@ -235,12 +235,12 @@ def _annotator_ids(session: Session, names: set[str]) -> dict[str, int]:
     if not names:
         return {}
     wanted = {n: f"ext:{n}"[:120] for n in names}
-    rows = session.execute(select(User.name, User.id).where(User.name.in_(list(wanted.values())))).tuples()
+    rows = session.execute(select(User.name, User.id).where(User.name.in_(list(wanted.values()))))
     by_name = {name: uid for name, uid in rows}
     missing = [u for u in wanted.values() if u not in by_name]
     if missing:
         session.execute(insert(User), [{"name": u, "role": "annotator", "is_active": False} for u in missing])
-        rows = session.execute(select(User.name, User.id).where(User.name.in_(missing))).tuples()
+        rows = session.execute(select(User.name, User.id).where(User.name.in_(missing)))
         by_name.update((name, uid) for name, uid in rows)
     return {n: by_name[u] for n, u in wanted.items()}
 
@@ -661,10 +661,10 @@ def diff_versions(db: Database, dataset: str, v1: int, v2: int, *, limit: int | 
             DatasetVersionItem.content_hash,
             DatasetVersionItem.label,
         )
-        a = {r[0]: r for r in s.execute(select(*cols).where(DatasetVersionItem.version_id == id1)).tuples()}
+        a = {r[0]: r for r in s.execute(select(*cols).where(DatasetVersionItem.version_id == id1))}
         for iid, ext, h, label in s.execute(
             select(*cols).where(DatasetVersionItem.version_id == id2).order_by(DatasetVersionItem.item_id)
-        ).tuples():
+        ):
             old = a.pop(iid, None)
             if old is None:
                 out.added.append({"item_id": iid, "external_id": ext, "label": label})
@@ -698,7 +698,7 @@ def _dataset_records(
                 )
             if clearance is not None:
                 q = q.where(Item.sensitivity <= clearance)
-            rows = list(s.execute(q.order_by(Item.id).limit(batch)).tuples())
+            rows = list(s.execute(q.order_by(Item.id).limit(batch)))
             if not rows:
                 return
             ids = [item.id for item, _ in rows]
@@ -709,7 +709,7 @@ def _dataset_records(
                 .outerjoin(User, User.id == Annotation.user_id)
                 .where(Task.item_id.in_(ids), Annotation.status == "active")
                 .order_by(Annotation.id)
-            ).tuples():
+            ):
                 anns.setdefault(iid, []).append(
                     {"kind": None, "value": value, "annotator": name, "origin": src or origin}
                 )
@@ -719,7 +719,7 @@ def _dataset_records(
                     select(Consensus.item_id, Consensus.label, Consensus.confidence)
                     .where(Consensus.item_id.in_(ids))
                     .order_by(Consensus.project_id.desc())
-                ).tuples():
+                ):
                     consensus[iid] = (label, conf)
         chunk = []
         for item, version_label in rows:
@@ -870,7 +870,7 @@ def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> d
                 .outerjoin(User, User.id == Annotation.user_id)
                 .where(Task.item_id == item_id)
                 .order_by(Annotation.id)
-            ).tuples()
+            )
         ]
         consensus = [
             {
@@ -889,7 +889,7 @@ def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> d
                 .join(DatasetVersion, DatasetVersion.id == DatasetVersionItem.version_id)
                 .where(DatasetVersionItem.item_id == item_id)
                 .order_by(DatasetVersion.number)
-            ).tuples()
+            )
         ]
         return {
             "item_id": item.id,

@@ -1,0 +1,216 @@
+"""Importing sources into datasets: provenance, duplicates, bad rows, ontology, versions, export, lineage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from veracity.errors import InvalidInputError, PermissionDeniedError
+from veracity.ingest import Ontology, read_source
+from veracity.services import Actor
+from veracity.services import ingest as ingest_service
+from veracity.services import projects as project_service
+from veracity.services.audit import verify_chain
+from veracity.services.users import authenticate_token, create_user
+from veracity.storage import Database
+from veracity.storage.models import Annotation, ImportBatch, Item, Task
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def _user(db: Database, name: str, role: str) -> Actor:
+    _, token = create_user(db, name, role)
+    return authenticate_token(db, token)
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _count(db: Database, model: type, **where: object) -> int:
+    with db.transaction(write=False) as s:
+        q = select(func.count()).select_from(model)
+        for k, v in where.items():
+            q = q.where(getattr(model, k) == v)
+        return int(s.execute(q).scalar_one())
+
+
+def test_import_stores_provenance_and_reports_duplicates(db: Database, tmp_path: Path) -> None:
+    src = _jsonl(tmp_path / "items.jsonl", [{"id": f"t{i}", "text": f"text {i % 4}"} for i in range(6)])
+    src2 = _jsonl(tmp_path / "same.jsonl", [{"text": "a"}, {"text": "b"}, {"text": "a"}])
+    seen: list[tuple[int, int | None]] = []
+    report = ingest_service.import_source(
+        db, src, dataset="texts", chunk_size=4, progress=lambda d, t: seen.append((d, t))
+    )
+    assert (report.imported, report.duplicates, report.rejected) == (4, 2, 0)
+    # row 5 repeats row 1, stored by the first chunk; row 6 repeats row 2 of the same chunk
+    assert seen[-1] == (6, 6)
+    with db.transaction(write=False) as s:
+        items = list(s.execute(select(Item).order_by(Item.id)).scalars())
+        batch = s.get(ImportBatch, report.batch_id)
+    assert [i.external_id for i in items] == ["t0", "t1", "t2", "t3"]
+    assert report.duplicate_of[0] == {"source": str(src), "row": 5, "duplicate_of": {"item_id": items[0].id}}
+    assert items[2].data == {"text": "text 2"}
+    assert items[2].source == str(src) and items[2].source_row == 3
+    assert all(i.batch_id == report.batch_id for i in items)
+    assert batch is not None and batch.format == "jsonl" and batch.importer_version.startswith("veracity-ingest")
+    assert (batch.n_items, batch.n_duplicates, batch.report["status"]) == (4, 2, "complete")
+    again = ingest_service.import_source(db, src, dataset="texts")
+    assert (again.imported, again.duplicates) == (0, 6)
+    assert again.duplicate_of[0]["duplicate_of"] == {"item_id": items[0].id}
+    same = ingest_service.import_source(db, src2, dataset="other")
+    assert same.duplicate_of == [{"source": str(src2), "row": 3, "duplicate_of": {"source": str(src2), "row": 1}}]
+    assert verify_chain(db).ok
+
+
+def test_bad_row_stops_at_its_chunk(db: Database, tmp_path: Path) -> None:
+    rows = [json.dumps({"text": f"row {i}"}) for i in range(5)]
+    rows[3] = '{"text": broken'
+    src = tmp_path / "bad.jsonl"
+    src.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InvalidInputError) as err:
+        ingest_service.import_source(db, src, dataset="d", chunk_size=2)
+    assert f"{src}: row 4: malformed JSON" in str(err.value)
+    assert "2 item(s) in earlier chunks were imported" in str(err.value)
+    assert _count(db, Item) == 2  # chunk 1 (rows 1-2) stays; chunk 2 (rows 3-4) is not half-written
+    with db.transaction(write=False) as s:
+        (batch,) = s.execute(select(ImportBatch)).scalars()
+    assert batch.report["status"].startswith("stopped")
+
+
+def test_skip_bad_writes_rejected_rows_to_a_side_file(db: Database, tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"text": "a"}\nnot json\n{"text": "b"}\n[1]\n')
+    report = ingest_service.import_source(db, src, dataset="d", skip_bad=True)
+    assert (report.imported, report.rejected) == (2, 2)
+    side = Path(report.rejected_path or "")
+    assert side == tmp_path / "bad.jsonl.rejected.jsonl"
+    lines = [json.loads(line) for line in side.read_text().splitlines()]
+    assert [(r["row"], r["raw"]) for r in lines] == [(2, "not json"), (4, None)]
+    assert "expected an object" in lines[1]["reason"]
+
+
+def test_project_import_with_ontology_stores_labels_and_parks_unmapped(db: Database, tmp_path: Path) -> None:
+    admin = _user(db, "root", "admin")
+    project = project_service.create_project(
+        db, admin, name="sentiment", schema={"kind": "classification", "labels": ["pos", "neg"]}
+    )
+    onto_path = tmp_path / "onto.toml"
+    onto_path.write_text('[labels.pos]\nsynonyms = ["Positive", "good"]\n[labels.neg]\nsynonyms = ["bad"]\n')
+    src = _jsonl(
+        tmp_path / "labelled.jsonl",
+        [
+            {"text": "great", "label": "GOOD"},
+            {"text": "awful", "label": "bad"},
+            {"text": "meh", "label": "neutral"},
+        ],
+    )
+    onto = Ontology.from_toml(onto_path)
+    with pytest.raises(InvalidInputError, match=r"1 unmapped label\(s\): 'neutral'.*--allow-unmapped"):
+        ingest_service.import_source(db, src, dataset="", project="sentiment", ontology=onto, actor=admin)
+    assert _count(db, Item) == 0  # refused before anything was written
+    report = ingest_service.import_source(
+        db, src, dataset="", project=project.id, ontology=onto, allow_unmapped=True, actor=admin
+    )
+    assert (report.imported, report.labels_imported, report.labels_parked) == (3, 2, 1)
+    assert report.unmapped == ["neutral"]
+    with db.transaction(write=False) as s:
+        anns = list(s.execute(select(Annotation).order_by(Annotation.id)).scalars())
+    assert [(a.value, a.status, a.origin) for a in anns] == [
+        ("pos", "active", "import"),
+        ("neg", "active", "import"),
+        ("neutral", "parked", "import"),
+    ]
+    assert anns[0].source.startswith(f"import batch {report.batch_id}: jsonl:row 1")
+    assert "unmapped label(s): neutral" in anns[2].source
+    assert _count(db, Task, project_id=project.id) == 3
+
+
+def test_crowd_answers_keep_their_annotators(db: Database, tmp_path: Path) -> None:
+    admin = _user(db, "root", "admin")
+    project_service.create_project(db, admin, name="p", schema={"kind": "classification", "labels": ["a", "b"]})
+    src = tmp_path / "answers.csv"
+    src.write_text("worker,task,label\nw1,t1,a\nw2,t1,b\nw1,t2,a\n")
+    report = ingest_service.import_source(db, src, dataset="", project="p", actor=admin)
+    assert (report.imported, report.labels_imported) == (2, 3)
+    lineage = ingest_service.item_lineage(db, 1)
+    assert [(a["annotator"], a["value"]) for a in lineage["annotations"]] == [("ext:w1", "a"), ("ext:w2", "b")]
+
+
+def test_annotators_cannot_import(db: Database, tmp_path: Path) -> None:
+    ann = _user(db, "ann", "annotator")
+    src = _jsonl(tmp_path / "x.jsonl", [{"text": "a"}])
+    with pytest.raises(PermissionDeniedError):
+        ingest_service.import_source(db, src, dataset="d", actor=ann)
+
+
+def test_versions_are_frozen_and_diffed(db: Database, tmp_path: Path) -> None:
+    admin = _user(db, "root", "admin")
+    project_service.create_project(db, admin, name="p", schema={"kind": "classification", "labels": ["a", "b"]})
+    first = _jsonl(tmp_path / "one.jsonl", [{"id": "x", "text": "x", "label": "a"}, {"id": "y", "text": "y"}])
+    ingest_service.import_source(db, first, dataset="", project="p", actor=admin)
+    v1 = ingest_service.create_version(db, "project:p", actor=admin, note="first cut")
+    assert (v1.number, v1.n_items) == (1, 2)
+    second = _jsonl(tmp_path / "two.jsonl", [{"id": "z", "text": "z"}])
+    ingest_service.import_source(db, second, dataset="", project="p", actor=admin)
+    with db.transaction() as s:  # relabel x, as a reviewer correction would
+        ann = s.execute(select(Annotation)).scalars().one()
+        s.add(Annotation(task_id=ann.task_id, project_id=ann.project_id, value="b", origin="review"))
+    v2 = ingest_service.create_version(db, "project:p", actor=admin)
+    assert (v2.number, v2.n_items) == (2, 3)
+    d = ingest_service.diff_versions(db, "project:p", 1, 2)
+    assert [e["external_id"] for e in d.added] == ["z"]
+    assert d.removed == []
+    assert [(e["external_id"], e["old"], e["new"]) for e in d.relabelled] == [("x", "a", "b")]
+    back = ingest_service.diff_versions(db, "project:p", 2, 1)
+    assert [e["external_id"] for e in back.removed] == ["z"]
+    assert [v.number for v in ingest_service.list_versions(db, "project:p")] == [1, 2]
+    lineage = ingest_service.item_lineage(db, 1)
+    assert [(v["version"], v["label"]) for v in lineage["versions"]] == [(1, "a"), (2, "b")]
+    assert lineage["import_batch"]["created_by"] == "root"
+
+
+def test_export_names_its_version_and_round_trips(db: Database, tmp_path: Path) -> None:
+    src = _jsonl(tmp_path / "in.jsonl", [{"id": f"i{i}", "text": f"t{i}"} for i in range(5)])
+    ingest_service.import_source(db, src, dataset="d")
+    ingest_service.create_version(db, "d")
+    out = tmp_path / "out.parquet"
+    report = ingest_service.export_dataset(db, "d", "parquet", out, version=1)
+    assert (report.n_records, report.version) == (5, 1)
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(out).metadata[b"veracity"])
+    assert (meta["dataset"], meta["version"]) == ("d", 1)
+    back = [r for chunk in read_source(out) for r in chunk]
+    assert [(r.external_id, r.data) for r in back] == [(f"i{i}", {"text": f"t{i}"}) for i in range(5)]
+    jsonl = tmp_path / "out.jsonl"
+    ingest_service.export_dataset(db, "d", "jsonl", jsonl)
+    assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["version"] == "current"
+
+
+def test_images_import_and_export_to_coco(db: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "dup.png").write_bytes((folder / "0.png").read_bytes())
+    report = ingest_service.import_source(db, folder, dataset="pics")
+    assert (report.imported, report.duplicates) == (3, 1)
+    out = tmp_path / "export" / "coco.json"
+    ingest_service.export_dataset(db, "pics", "coco", out)
+    doc = json.loads(out.read_text())
+    assert len(doc["images"]) == 3 and doc["info"]["dataset"] == "pics"
+    assert all((out.parent / img["file_name"]).is_file() for img in doc["images"])
