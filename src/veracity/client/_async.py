@@ -1,0 +1,320 @@
+"""The asynchronous client, over ``httpx.AsyncClient`` (the same methods as :class:`Client`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+import httpx
+
+from veracity.client import _calls as calls
+from veracity.client._base import USER_AGENT, auth_headers
+from veracity.client._calls import Call, RetryPolicy
+from veracity.client._errors import error_from_response
+from veracity.client._types import (
+    AnnotationResult,
+    AssignResult,
+    ConsensusRow,
+    FlagResult,
+    Health,
+    ImportResult,
+    ItemRow,
+    Member,
+    MemberResult,
+    Page,
+    PredictionsResult,
+    Project,
+    ProjectSummary,
+    RefitResult,
+    ReviewResult,
+    ReviewTask,
+    Task,
+)
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Veracity's REST API from asyncio code.
+
+    Parameters
+    ----------
+    base_url : str
+        Where ``veracity serve`` listens, e.g. ``"http://127.0.0.1:8000"``.
+    token : str
+        An API token (``veracity users create NAME --role ROLE`` prints one).
+    timeout : float or httpx.Timeout
+        Seconds per request (connect, read, write and pool).
+    retries : int
+        How many times a failed request is tried again (see :mod:`veracity.client` for which).
+    backoff : float
+        First backoff in seconds; doubled on every retry, with jitter.
+    transport : httpx.AsyncBaseTransport, optional
+        A custom transport (for example ``httpx.ASGITransport`` or a mock in tests).
+
+    Errors come back as the :mod:`veracity.errors` classes the server raised, with the server's
+    message and ``details`` (for example the field at fault).
+
+    Examples
+    --------
+    >>> async with AsyncClient("http://127.0.0.1:8000", token) as vc:               # doctest: +SKIP
+    ...     p = await vc.create_project("Pets", {"kind": "classification", "labels": ["cat", "dog"]})
+    ...     await vc.import_items(p["id"], [{"text": "meow"}, {"text": "woof"}])
+    ...     task = await vc.next_task(p["id"])
+    ...     await vc.submit_annotation(task["task_id"], "cat")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={**auth_headers(token), "User-Agent": USER_AGENT, **(headers or {})},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # ----------------------------------------------------------------------- plumbing
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
+        attempt = 0
+        while True:
+            request = self._http.build_request(
+                call.method, call.path, params=call.params, json=call.json, content=call.content,
+                headers=call.headers,
+            )
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                delay = self.retry_policy.after_error(call, exc, attempt)
+                if delay is None:
+                    raise
+            else:
+                delay = self.retry_policy.after_response(call, response, attempt)
+                if delay is None:
+                    return response
+                await response.aclose()
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _run(self, call: Call[T]) -> T:
+        return call.finish(await self._send(call))
+
+    # ----------------------------------------------------------------------- projects
+    async def health(self) -> Health:
+        """``GET /healthz``: server version and database dialect."""
+        return await self._run(calls.health())
+
+    async def create_project(
+        self,
+        name: str,
+        schema: Mapping[str, Any],
+        *,
+        overlap: int = 1,
+        gold_rate: float = 0.0,
+        description: str = "",
+        min_labels: int | None = None,
+        max_labels: int | None = None,
+        target_confidence: float | None = None,
+        consensus_method: str = "mv",
+        settings: Mapping[str, Any] | None = None,
+    ) -> Project:
+        """Create a project (retried only if the connection could not be made)."""
+        return await self._run(calls.create_project(
+            name, schema, overlap=overlap, gold_rate=gold_rate, description=description, min_labels=min_labels,
+            max_labels=max_labels, target_confidence=target_confidence, consensus_method=consensus_method,
+            settings=settings,
+        ))
+
+    async def list_projects(self) -> list[ProjectSummary]:
+        """Projects visible to the caller, with task and annotation counts."""
+        return await self._run(calls.list_projects())
+
+    async def get_project(self, project_id: int) -> Project:
+        return await self._run(calls.get_project(project_id))
+
+    async def add_member(self, project_id: int, user: str, role: str, *, quota: int | None = None) -> MemberResult:
+        """Add a member (annotator, reviewer, manager, viewer) or change their role and quota."""
+        return await self._run(calls.add_member(project_id, user, role, quota=quota))
+
+    async def list_members(self, project_id: int) -> list[Member]:
+        return await self._run(calls.list_members(project_id))
+
+    async def import_items(self, project_id: int, items: Sequence[Mapping[str, Any]]) -> ImportResult:
+        """Import item objects (their fields become ``item.data``; ``id``, ``label``, ``gold`` are
+        reserved). Exact duplicates are reported, not stored twice, so retries are safe."""
+        return await self._run(calls.import_items(project_id, items))
+
+    async def import_ndjson(self, project_id: int, source: str | PathLike[str] | bytes) -> ImportResult:
+        """Import NDJSON from a file path or from bytes."""
+        return await self._run(calls.import_ndjson(project_id, source))
+
+    # ----------------------------------------------------------------------- labelling
+    async def next_task(self, project_id: int) -> Task | None:
+        """Lease the next task for the caller; None when there is nothing left for them."""
+        return await self._run(calls.next_task(project_id))
+
+    async def submit_annotation(
+        self, task_id: int, value: Any, *, idempotency_key: str | None = None, duration_ms: int | None = None
+    ) -> AnnotationResult:
+        """Submit a label for a leased task. A fresh idempotency key is drawn when none is given,
+        so the client's own retries store one annotation; ``replayed`` tells a repeat apart."""
+        return await self._run(calls.submit_annotation(task_id, value, idempotency_key=idempotency_key,
+                                                 duration_ms=duration_ms))
+
+    async def skip_task(self, task_id: int) -> None:
+        """Give a leased task back to the queue; it is not served to the caller again."""
+        await self._run(calls.skip_task(task_id))
+
+    async def undo(self, project_id: int) -> Task:
+        """Take back the caller's last label in the project; its task is leased to them again."""
+        return await self._run(calls.undo(project_id))
+
+    # ----------------------------------------------------------------------- listings
+    async def list_items(
+        self,
+        project_id: int,
+        *,
+        label: str | None = None,
+        min_confidence: float | None = None,
+        max_confidence: float | None = None,
+        annotator: str | None = None,
+        status: str | None = None,
+        flagged: bool | None = None,
+        text: str | None = None,
+        cursor: int = 0,
+        limit: int = 100,
+    ) -> Page[ItemRow]:
+        """One page of items with their state and consensus; ``text`` is the ``q`` filter."""
+        return await self._run(calls.list_items(
+            project_id, label=label, min_confidence=min_confidence, max_confidence=max_confidence,
+            annotator=annotator, status=status, flagged=flagged, text=text, cursor=cursor, limit=limit,
+        ))
+
+    async def iter_items(
+        self,
+        project_id: int,
+        *,
+        label: str | None = None,
+        min_confidence: float | None = None,
+        max_confidence: float | None = None,
+        annotator: str | None = None,
+        status: str | None = None,
+        flagged: bool | None = None,
+        text: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ItemRow]:
+        """Every matching item, following ``X-Next-Cursor`` page by page."""
+        cursor: int | None = 0
+        while cursor is not None:
+            page = await self.list_items(
+                project_id, label=label, min_confidence=min_confidence, max_confidence=max_confidence,
+                annotator=annotator, status=status, flagged=flagged, text=text, cursor=cursor, limit=page_size,
+            )
+            for row in page.rows:
+                yield row
+            cursor = page.next_cursor
+
+    async def list_consensus(
+        self, project_id: int, *, label: str | None = None, cursor: int = 0, limit: int = 100
+    ) -> Page[ConsensusRow]:
+        """One page of consensus rows: label, posterior confidence, number of labels."""
+        return await self._run(calls.list_consensus(project_id, label=label, cursor=cursor, limit=limit))
+
+    async def iter_consensus(
+        self, project_id: int, *, label: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[ConsensusRow]:
+        """Every consensus row (optionally of one ``label``), following ``X-Next-Cursor``."""
+        cursor: int | None = 0
+        while cursor is not None:
+            page = await self.list_consensus(project_id, label=label, cursor=cursor, limit=page_size)
+            for row in page.rows:
+                yield row
+            cursor = page.next_cursor
+
+    @overload
+    async def export(self, project_id: int, format: str = ..., *, path: None = None) -> bytes: ...
+
+    @overload
+    async def export(self, project_id: int, format: str = ..., *, path: str | PathLike[str]) -> Path: ...
+
+    async def export(
+        self, project_id: int, format: str = "jsonl", *, path: str | PathLike[str] | None = None
+    ) -> bytes | Path:
+        """Export every item with its consensus and annotations: the bytes, or streamed to ``path``."""
+        call = calls.export(project_id, format)
+        if path is None:
+            return await self._run(call)
+        target = Path(path)
+        response = await self._send(call, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_from_response(response)
+            with target.open("wb") as out:
+                async for chunk in response.aiter_bytes(1 << 16):
+                    out.write(chunk)
+        finally:
+            await response.aclose()
+        return target
+
+    # ----------------------------------------------------------------------- workflow
+    async def import_predictions(
+        self, project_id: int, predictions: Sequence[Mapping[str, Any]], *, model: str, model_version: str = ""
+    ) -> PredictionsResult:
+        """Store model outputs (``value`` and/or ``probabilities``) per item, by ``item_id`` or
+        ``external_id``; they become editable pre-labels."""
+        call = calls.import_predictions(project_id, predictions, model=model, model_version=model_version)
+        return await self._run(call)
+
+    async def assign_items(self, project_id: int, user: str, item_ids: Sequence[int]) -> AssignResult:
+        """Reserve a slot of each item for a named annotator; they are served these first."""
+        return await self._run(calls.assign_items(project_id, user, item_ids))
+
+    async def review_queue(self, project_id: int, *, limit: int = 50) -> list[ReviewTask]:
+        """Tasks waiting for review that the caller did not label, oldest first."""
+        return await self._run(calls.review_queue(project_id, limit=limit))
+
+    async def review_task(self, task_id: int, verdict: str, *, value: Any = None, comment: str = "") -> ReviewResult:
+        """``accept``, ``reject`` (back to the queue) or ``correct`` (to ``value``) a task."""
+        return await self._run(calls.review_task(task_id, verdict, value=value, comment=comment))
+
+    async def flag_label_issues(self, project_id: int, *, model: str | None = None) -> FlagResult:
+        """Flag items whose consensus disagrees with the model's probabilities."""
+        return await self._run(calls.flag_label_issues(project_id, model=model))
+
+    async def list_label_issues(self, project_id: int, *, limit: int = 100) -> list[ReviewTask]:
+        return await self._run(calls.list_label_issues(project_id, limit=limit))
+
+    async def resolve_label_issue(self, task_id: int, action: str, *, value: Any = None) -> ReviewResult:
+        """``keep`` the given label of a suspect item or ``fix`` it (to ``value``, default the suggestion)."""
+        return await self._run(calls.resolve_label_issue(task_id, action, value=value))
+
+    async def refit(self, project_id: int, *, method: str | None = None) -> RefitResult:
+        """Refit consensus and annotator skills with the full truth-inference model."""
+        return await self._run(calls.refit(project_id, method=method))

@@ -1,0 +1,307 @@
+"""Request building and response decoding shared by :class:`Client` and :class:`AsyncClient`.
+
+Each endpoint is a function returning a :class:`Call`: the HTTP request to make, whether it may be
+retried, and how to decode the answer. The two clients only differ in how they send it.
+
+Retry policy (``Call.retry``):
+
+- ``"always"``: the request is safe to repeat: reads, writes that are idempotent by content
+  (item import reports duplicates, member roles and assignments are set, not added) and writes
+  that carry an idempotency key (annotations). Retried on transport errors and on 502/503/504.
+- ``"connect"``: a write that would be applied twice (project creation, undo, review verdicts,
+  prediction import, skip). Retried only when the connection could not be made, so the request
+  was never sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike, fspath
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, cast
+
+import httpx
+
+from veracity.client._errors import error_from_response
+from veracity.client._types import (
+    AnnotationResult,
+    AssignResult,
+    ConsensusRow,
+    FlagResult,
+    Health,
+    ImportResult,
+    ItemRow,
+    Member,
+    MemberResult,
+    Page,
+    PredictionsResult,
+    Project,
+    ProjectSummary,
+    RefitResult,
+    ReviewResult,
+    ReviewTask,
+    Task,
+)
+
+T = TypeVar("T")
+RetryMode = Literal["always", "connect"]
+API = "/api/v1"
+RETRY_STATUSES = frozenset({502, 503, 504})
+# Raised before any byte of the request left: always safe to try again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NDJSON = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One REST request and the decoder of its successful answer."""
+
+    method: str
+    path: str
+    decode: Callable[[httpx.Response], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    retry: RetryMode = "always"
+
+    def finish(self, response: httpx.Response) -> T:
+        """Decode a final response, raising the mapped :mod:`veracity.errors` class on failure."""
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return self.decode(response)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: ``backoff * 2**attempt`` seconds at most, capped."""
+
+    retries: int = 3
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+        if response is not None:
+            with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
+                delay = max(delay, min(self.max_backoff, float(response.headers.get("retry-after", 0))))
+        return delay
+
+    def after_error(self, call: Call[Any], exc: httpx.TransportError, attempt: int) -> float | None:
+        """Seconds to wait before retrying after a transport error, or None to give up."""
+        if attempt >= self.retries:
+            return None
+        if isinstance(exc, NOT_SENT) or call.retry == "always":
+            return self._delay(attempt)
+        return None
+
+    def after_response(self, call: Call[Any], response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``response``, or None to keep it."""
+        if attempt >= self.retries or call.retry != "always" or response.status_code not in RETRY_STATUSES:
+            return None
+        return self._delay(attempt, response)
+
+
+# --------------------------------------------------------------------------- decoders
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _as(kind: type[T]) -> Callable[[httpx.Response], T]:
+    return cast(Callable[[httpx.Response], T], _json)
+
+
+def _next_cursor(response: httpx.Response) -> int | None:
+    raw = response.headers.get("x-next-cursor")
+    return int(raw) if raw else None
+
+
+def _page(kind: type[T]) -> Callable[[httpx.Response], Page[T]]:
+    def decode(response: httpx.Response) -> Page[T]:
+        return Page.of(cast(list[T], response.json()), _next_cursor(response))
+
+    return decode
+
+
+def _optional_task(response: httpx.Response) -> Task | None:
+    return None if response.status_code == 204 else cast(Task, response.json())
+
+
+def _none(_response: httpx.Response) -> None:
+    return None
+
+
+def _annotation(response: httpx.Response) -> AnnotationResult:
+    body = response.json()
+    body["replayed"] = response.headers.get("idempotent-replayed", "").lower() == "true"
+    return cast(AnnotationResult, body)
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _query_value(v: Any) -> Any:
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: _query_value(v) for k, v in values.items() if v is not None}
+
+
+# --------------------------------------------------------------------------- projects
+def health() -> Call[Health]:
+    return Call("GET", "/healthz", _as(Health))
+
+
+def create_project(
+    name: str,
+    schema: Mapping[str, Any],
+    *,
+    overlap: int = 1,
+    gold_rate: float = 0.0,
+    description: str = "",
+    min_labels: int | None = None,
+    max_labels: int | None = None,
+    target_confidence: float | None = None,
+    consensus_method: str = "mv",
+    settings: Mapping[str, Any] | None = None,
+) -> Call[Project]:
+    body = _drop_none({
+        "name": name, "schema": dict(schema), "overlap": overlap, "gold_rate": gold_rate,
+        "description": description, "min_labels": min_labels, "max_labels": max_labels,
+        "target_confidence": target_confidence, "consensus_method": consensus_method,
+        "settings": None if settings is None else dict(settings),
+    })
+    return Call("POST", f"{API}/projects", _as(Project), json=body, retry="connect")
+
+
+def list_projects() -> Call[list[ProjectSummary]]:
+    return Call("GET", f"{API}/projects", _as(list[ProjectSummary]))
+
+
+def get_project(project_id: int) -> Call[Project]:
+    return Call("GET", f"{API}/projects/{int(project_id)}", _as(Project))
+
+
+def add_member(project_id: int, user: str, role: str, *, quota: int | None = None) -> Call[MemberResult]:
+    body = _drop_none({"user": user, "role": role, "quota": quota})
+    return Call("POST", f"{API}/projects/{int(project_id)}/members", _as(MemberResult), json=body)
+
+
+def list_members(project_id: int) -> Call[list[Member]]:
+    return Call("GET", f"{API}/projects/{int(project_id)}/members", _as(list[Member]))
+
+
+def import_items(project_id: int, items: Sequence[Mapping[str, Any]]) -> Call[ImportResult]:
+    if isinstance(items, Mapping | str | bytes):
+        raise TypeError(f"items: expected a list of objects, got {type(items).__name__}")
+    content = json.dumps([dict(item) for item in items], ensure_ascii=False).encode()
+    return Call("POST", f"{API}/projects/{int(project_id)}/items", _as(ImportResult), content=content,
+                headers={"Content-Type": "application/json"})
+
+
+def import_ndjson(project_id: int, source: str | PathLike[str] | bytes) -> Call[ImportResult]:
+    """NDJSON from a file path or from bytes (a ``str`` is a path)."""
+    content = source if isinstance(source, bytes) else Path(fspath(source)).read_bytes()
+    return Call("POST", f"{API}/projects/{int(project_id)}/items", _as(ImportResult), content=content,
+                headers={"Content-Type": NDJSON})
+
+
+def next_task(project_id: int) -> Call[Task | None]:
+    # Safe to retry: a lease the caller already holds is handed out again, not a second one.
+    return Call("GET", f"{API}/projects/{int(project_id)}/next", _optional_task)
+
+
+def submit_annotation(
+    task_id: int, value: Any, *, idempotency_key: str | None = None, duration_ms: int | None = None
+) -> Call[AnnotationResult]:
+    key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
+    body = _drop_none({"value": value, "idempotency_key": key, "duration_ms": duration_ms})
+    body["value"] = value  # a None value is sent, so that the server names it
+    return Call("POST", f"{API}/tasks/{int(task_id)}/annotations", _annotation, json=body)
+
+
+def skip_task(task_id: int) -> Call[None]:
+    return Call("POST", f"{API}/tasks/{int(task_id)}/skip", _none, retry="connect")
+
+
+def undo(project_id: int) -> Call[Task]:
+    return Call("POST", f"{API}/projects/{int(project_id)}/undo", _as(Task), retry="connect")
+
+
+# --------------------------------------------------------------------------- listings
+def list_items(
+    project_id: int,
+    *,
+    label: str | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+    annotator: str | None = None,
+    status: str | None = None,
+    flagged: bool | None = None,
+    text: str | None = None,
+    cursor: int = 0,
+    limit: int = 100,
+) -> Call[Page[ItemRow]]:
+    params = _params(label=label, min_confidence=min_confidence, max_confidence=max_confidence,
+                     annotator=annotator, status=status, flagged=flagged, q=text, cursor=cursor, limit=limit)
+    return Call("GET", f"{API}/projects/{int(project_id)}/items", _page(ItemRow), params=params)
+
+
+def list_consensus(
+    project_id: int, *, label: str | None = None, cursor: int = 0, limit: int = 100
+) -> Call[Page[ConsensusRow]]:
+    params = _params(label=label, cursor=cursor, limit=limit)
+    return Call("GET", f"{API}/projects/{int(project_id)}/consensus", _page(ConsensusRow), params=params)
+
+
+def export(project_id: int, format: str = "jsonl") -> Call[bytes]:
+    return Call("GET", f"{API}/projects/{int(project_id)}/export", lambda r: r.content,
+                params={"format": format})
+
+
+# --------------------------------------------------------------------------- workflow
+def import_predictions(
+    project_id: int, predictions: Sequence[Mapping[str, Any]], *, model: str, model_version: str = ""
+) -> Call[PredictionsResult]:
+    body = {"model": model, "model_version": model_version, "predictions": [dict(p) for p in predictions]}
+    return Call("POST", f"{API}/projects/{int(project_id)}/predictions", _as(PredictionsResult), json=body,
+                retry="connect")
+
+
+def assign_items(project_id: int, user: str, item_ids: Sequence[int]) -> Call[AssignResult]:
+    body = {"user": user, "item_ids": [int(i) for i in item_ids]}
+    return Call("POST", f"{API}/projects/{int(project_id)}/assignments", _as(AssignResult), json=body)
+
+
+def review_queue(project_id: int, *, limit: int = 50) -> Call[list[ReviewTask]]:
+    return Call("GET", f"{API}/projects/{int(project_id)}/review", _as(list[ReviewTask]), params={"limit": limit})
+
+
+def review_task(task_id: int, verdict: str, *, value: Any = None, comment: str = "") -> Call[ReviewResult]:
+    body = {"verdict": verdict, "value": value, "comment": comment}
+    return Call("POST", f"{API}/tasks/{int(task_id)}/review", _as(ReviewResult), json=body, retry="connect")
+
+
+def flag_label_issues(project_id: int, *, model: str | None = None) -> Call[FlagResult]:
+    return Call("POST", f"{API}/projects/{int(project_id)}/label-issues", _as(FlagResult), params=_params(model=model))
+
+
+def list_label_issues(project_id: int, *, limit: int = 100) -> Call[list[ReviewTask]]:
+    return Call("GET", f"{API}/projects/{int(project_id)}/label-issues", _as(list[ReviewTask]),
+                params={"limit": limit})
+
+
+def resolve_label_issue(task_id: int, action: str, *, value: Any = None) -> Call[ReviewResult]:
+    body = {"action": action, "value": value}
+    return Call("POST", f"{API}/tasks/{int(task_id)}/label-issue", _as(ReviewResult), json=body, retry="connect")
+
+
+def refit(project_id: int, *, method: str | None = None) -> Call[RefitResult]:
+    return Call("POST", f"{API}/projects/{int(project_id)}/refit", _as(RefitResult), params=_params(method=method))

@@ -1,0 +1,191 @@
+"""Shapes of the JSON the REST API answers, as ``TypedDict`` (plain dicts at run time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
+
+__all__ = [
+    "AnnotationResult",
+    "AssignResult",
+    "ConsensusRow",
+    "FlagResult",
+    "Health",
+    "ImportResult",
+    "ItemRow",
+    "Member",
+    "MemberResult",
+    "Page",
+    "PredictionsResult",
+    "Project",
+    "ProjectSummary",
+    "RefitResult",
+    "ReviewResult",
+    "ReviewTask",
+    "Task",
+    "TaskItem",
+]
+
+T = TypeVar("T")
+
+
+class Project(TypedDict):
+    id: int
+    name: str
+    description: str
+    schema: dict[str, Any]
+    schema_version: int
+    overlap: int
+    gold_rate: float
+    min_labels: int | None
+    max_labels: int | None
+    target_confidence: float | None
+    consensus_method: str
+    dataset_id: int
+    created_at: str | None
+    settings: dict[str, Any]
+
+
+class ProjectSummary(Project):
+    n_tasks: int
+    n_annotations: int
+
+
+class Member(TypedDict):
+    user: str
+    role: str
+
+
+class MemberResult(TypedDict):
+    project_id: int
+    user: str
+    role: str
+    quota: int | None
+
+
+class ImportResult(TypedDict):
+    imported: int
+    duplicates: int
+    errors: list[dict[str, Any]]
+    duplicate_of: list[dict[str, Any]]
+
+
+class TaskItem(TypedDict):
+    id: int
+    external_id: str | None
+    data: dict[str, Any]
+
+
+class Task(TypedDict):
+    """A leased task as ``GET .../next`` (and undo) return it."""
+
+    task_id: int
+    project_id: int
+    item: TaskItem
+    schema: dict[str, Any]
+    schema_version: int
+    lease_expires_at: str | None
+    prelabel: NotRequired[dict[str, Any]]
+
+
+class AnnotationResult(TypedDict):
+    id: int
+    task_id: int
+    value: Any
+    replayed: bool  # True when the server returned the row stored by an earlier try with the same key
+
+
+class ItemRow(TypedDict):
+    task_id: int
+    status: str
+    flagged: bool
+    n_annotations: int
+    item_id: int
+    external_id: str | None
+    data: dict[str, Any]
+    label: Any
+    confidence: float | None
+
+
+class ConsensusRow(TypedDict):
+    task_id: int
+    item_id: int
+    external_id: str | None
+    label: Any
+    confidence: float | None
+    n_labels: int
+    method: str | None
+
+
+class ReviewTask(TypedDict):
+    """A task in the review queue or the label-issue list, with its labels and model output."""
+
+    task_id: int
+    status: str
+    item: TaskItem
+    annotations: list[dict[str, Any]]
+    consensus: dict[str, Any] | None
+    prediction: dict[str, Any] | None
+    flagged: bool
+    issue_score: float | None
+    suggested: Any
+    given: NotRequired[Any]
+
+
+class ReviewResult(TypedDict):
+    task_id: int
+    verdict: str
+    status: str
+    value: NotRequired[Any]
+
+
+class PredictionsResult(TypedDict):
+    imported: int
+    model: str
+    model_version: str
+
+
+class AssignResult(TypedDict):
+    assigned: int
+    user: str
+
+
+class FlagResult(TypedDict):
+    checked: int
+    flagged: int
+
+
+class RefitResult(TypedDict):
+    project_id: int
+    method: str
+    n_answers: int
+    n_tasks: NotRequired[int]
+    n_workers: NotRequired[int]
+
+
+class Health(TypedDict):
+    ok: bool
+    version: str
+    database: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing; pass ``next_cursor`` as ``cursor`` for the next one."""
+
+    rows: list[T] = field(default_factory=list)
+    next_cursor: int | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> T:
+        return self.rows[index]
+
+    @classmethod
+    def of(cls, rows: Sequence[T], next_cursor: int | None) -> Page[T]:
+        return cls(list(rows), next_cursor)
