@@ -339,3 +339,48 @@ def test_cross_val_pred_probs_bad_input():
         cross_val_pred_probs(np.zeros((3, 1)), np.array([0, 1, 0]), CentroidClassifier(), folds=5)
     with pytest.raises(InvalidInputError, match="same number of rows"):
         cross_val_pred_probs(np.zeros((4, 1)), np.array([0, 1, 0]), CentroidClassifier(), folds=2)
+
+
+def slow_prune_by_class(labels, probs, cj, key):
+    """Per class i, the n_i - C[i, i] items of lowest key, then drop items whose label tops the row."""
+    n, k = probs.shape
+    flagged = set()
+    for i in range(k):
+        members = sorted((x for x in range(n) if labels[x] == i), key=lambda x: (key[x], x))
+        if len(members) <= 1:
+            continue
+        flagged.update(members[: len(members) - cj[i, i]])
+    return {x for x in flagged if np.argmax(probs[x] + 1e-6 * (np.arange(k) == labels[x])) != labels[x]}
+
+
+@pytest.mark.parametrize("method", ["prune_by_class", "prune_by_class_margin"])
+def test_prune_by_class_matches_loop(method):
+    labels, probs, _, _ = noisy_problem(300, 4, noise=0.2, seed=5)
+    res = find_label_issues(labels, probs, method=method)
+    # self-confidence, or the normalized margin (the default ranking score)
+    key = probs[np.arange(300), labels] if method == "prune_by_class" else res.scores
+    assert set(np.flatnonzero(res.mask)) == slow_prune_by_class(labels, probs, res.confident_joint, key)
+
+
+def test_auto_is_prune_by_class_margin():
+    labels, probs, _, _ = noisy_problem(300, 4, noise=0.2, seed=6)
+    auto = find_label_issues(labels, probs)
+    assert auto.method == "prune_by_class_margin"
+    np.testing.assert_array_equal(auto.mask, find_label_issues(labels, probs, method="prune_by_class_margin").mask)
+
+
+def test_float16_input():
+    labels, probs, flip, _ = noisy_problem(400, 4, noise=0.1)
+    res = find_label_issues(labels, probs.astype(np.float16))
+    assert res.scores.dtype == np.float16
+    assert (res.mask & flip).sum() / max(res.mask.sum(), 1) > 0.8
+
+
+def test_stratified_folds_balance():
+    from veracity.quality.label_errors.crossval import stratified_folds
+
+    labels = np.repeat(np.arange(3), [50, 31, 7])
+    fold = stratified_folds(labels, 5, random_state=1)
+    for c in range(3):
+        counts = np.bincount(fold[labels == c], minlength=5)
+        assert counts.max() - counts.min() <= 1
