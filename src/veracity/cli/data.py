@@ -31,6 +31,10 @@ __all__ = ["register"]
 version_app = typer.Typer(help="Immutable dataset versions.", no_args_is_help=True)
 
 
+def _say(text: object) -> None:
+    console.print(text, soft_wrap=True, highlight=False)
+
+
 def _open(db: str | None) -> tuple[Database, int]:
     settings = get_settings(db=db)
     database = Database(settings.db, create=True)
@@ -96,24 +100,22 @@ def import_(
             progress=progress,
         )
     elapsed = time.perf_counter() - started
-    console.print(
+    _say(
         f"Imported {report.imported} item(s) into dataset {report.dataset!r} (batch {report.batch_id}, "
         f"format {report.format}) in {elapsed:.1f}s: {report.duplicates} exact duplicate(s), "
         f"{report.rejected} rejected row(s)."
     )
     if report.duplicate_of:
         first = report.duplicate_of[0]
-        console.print(f"  first duplicate: {first['source']} row {first['row']} = {first['duplicate_of']}")
+        _say(f"  first duplicate: {first['source']} row {first['row']} = {first['duplicate_of']}")
     if report.rejected_path:
-        console.print(f"  rejected rows written to {report.rejected_path}")
+        _say(f"  rejected rows written to {report.rejected_path}")
     if report.labels_imported or report.labels_parked:
-        console.print(f"  labels: {report.labels_imported} imported, {report.labels_parked} parked for review")
+        _say(f"  labels: {report.labels_imported} imported, {report.labels_parked} parked for review")
     if report.labels_not_stored:
-        console.print(
-            f"  {report.labels_not_stored} source label(s) not stored: pass --project to import them as annotations"
-        )
+        _say(f"  {report.labels_not_stored} source label(s) not stored: pass --project to import them as annotations")
     if report.unmapped:
-        console.print(f"  unmapped labels (parked): {', '.join(report.unmapped)}")
+        _say(f"  unmapped labels (parked): {', '.join(report.unmapped)}")
 
 
 def export(
@@ -127,9 +129,7 @@ def export(
     database, _ = _open(db)
     report = ingest_service.export_dataset(database, dataset, format, out, version=version)
     which = f"version {report.version}" if report.version is not None else "current items"
-    console.print(
-        f"Wrote {report.n_records} record(s) of {report.dataset!r} ({which}) as {report.format} to {report.path}"
-    )
+    _say(f"Wrote {report.n_records} record(s) of {report.dataset!r} ({which}) as {report.format} to {report.path}")
 
 
 def show(
@@ -143,7 +143,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(lineage, indent=2, ensure_ascii=False, default=str))
         return
-    console.print(f"[bold]Item {lineage['item_id']}[/] in dataset {lineage['dataset']!r}", highlight=False)
+    _say(f"[bold]Item {lineage['item_id']}[/] in dataset {lineage['dataset']!r}")
     rows: list[tuple[str, Any]] = [
         ("external id", lineage["external_id"]),
         ("data", json.dumps(lineage["data"], ensure_ascii=False)[:200]),
@@ -162,7 +162,7 @@ def show(
     table = Table(show_header=False, box=None)
     for k, v in rows:
         table.add_row(k, str(v))
-    console.print(table)
+    _say(table)
     if lineage["annotations"]:
         ann = Table("id", "project", "annotator", "value", "origin", "status", title="Labels")
         for a in lineage["annotations"]:
@@ -174,11 +174,11 @@ def show(
                 str(a["source"] or a["origin"]),
                 a["status"],
             )
-        console.print(ann)
+        _say(ann)
     for c in lineage["consensus"]:
-        console.print(f"consensus in project {c['project_id']}: {c['label']!r} (confidence {c['confidence']})")
+        _say(f"consensus in project {c['project_id']}: {c['label']!r} (confidence {c['confidence']})")
     for v in lineage["versions"]:
-        console.print(f"in version {v['version']}: label {v['label']!r}")
+        _say(f"in version {v['version']}: label {v['label']!r}")
 
 
 @version_app.command("create")
@@ -190,7 +190,7 @@ def version_create(
     """Freeze the dataset's current items and labels as its next version."""
     database, _ = _open(db)
     v = ingest_service.create_version(database, dataset, note=note)
-    console.print(f"Created version {v.number} of {v.dataset!r} with {v.n_items} item(s).")
+    _say(f"Created version {v.number} of {v.dataset!r} with {v.n_items} item(s).")
 
 
 @version_app.command("list")
@@ -218,7 +218,7 @@ def diff(
     if as_json:
         typer.echo(json.dumps(d.to_dict(), indent=2, ensure_ascii=False, default=str))
         return
-    console.print(
+    _say(
         f"{dataset!r} v{v1} -> v{v2}: {len(d.added)} added, {len(d.removed)} removed, "
         f"{len(d.relabelled)} relabelled, {len(d.changed)} changed content"
     )

@@ -1,0 +1,73 @@
+"""``veracity import/export/show/version/diff`` end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from veracity.cli import app, main
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_import_version_diff_export_show(db_url: str, tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text("".join(json.dumps({"id": f"r{i}", "text": f"row {i}"}) + "\n" for i in range(5)))
+    code, out = _run("import", str(src), "--dataset", "reviews", "--db", db_url)
+    assert code == 0, out
+    assert "Imported 5 item(s) into dataset 'reviews'" in out
+    assert _run("version", "create", "reviews", "--db", db_url)[1].startswith("Created version 1")
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"id": "r9", "text": "row 9"}) + "\n" + json.dumps({"text": "row 0"}) + "\n")
+    code, out = _run("import", str(more), "--dataset", "reviews", "--db", db_url)
+    assert "Imported 1 item(s)" in out and "1 exact duplicate(s)" in out
+    _run("version", "create", "reviews", "--db", db_url)
+    code, out = _run("diff", "reviews", "1", "2", "--db", db_url)
+    assert code == 0
+    assert "1 added, 0 removed, 0 relabelled" in out
+    assert "+ item 6 (r9)" in out
+    code, out = _run(
+        "export", "reviews", "--format", "csv", "--out", str(tmp_path / "out.csv"), "--version", "2", "--db", db_url
+    )
+    assert code == 0, out
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 7
+    code, out = _run("show", "3", "--json", "--db", db_url)
+    lineage = json.loads(out)
+    assert lineage["source"] == str(src) and lineage["source_row"] == 3
+    assert [v["version"] for v in lineage["versions"]] == [1, 2]
+
+
+def test_bad_input_exits_2_naming_file_and_row(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"text": "ok"}\n{"text": \n')
+    try:
+        main(["import", str(src), "--dataset", "d", "--db", db])
+    except SystemExit as exc:
+        assert exc.code == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl: row 2: malformed JSON" in err
+    code, out = _run("import", str(src), "--dataset", "d", "--skip-bad", "--db", db)
+    assert code == 0
+    assert "1 rejected row(s)" in out and "bad.jsonl.rejected.jsonl" in out
+
+
+def test_import_with_unmapped_labels_needs_allow(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    src = tmp_path / "l.jsonl"
+    src.write_text(json.dumps({"text": "a", "label": "kitty"}) + "\n" + json.dumps({"text": "b", "label": "x"}) + "\n")
+    onto = tmp_path / "o.toml"
+    onto.write_text('[labels.cat]\nsynonyms = ["kitty"]\n')
+    try:
+        main(["import", str(src), "--dataset", "d", "--map", str(onto), "--db", db])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "1 unmapped label(s): 'x'" in capsys.readouterr().err
+    code, out = _run("import", str(src), "--dataset", "d", "--map", str(onto), "--allow-unmapped", "--db", db)
+    assert code == 0, out
+    assert "unmapped labels (parked): x" in out
