@@ -85,30 +85,43 @@ def _pair(reference: Any, current: Any) -> tuple[FloatArray, FloatArray]:
     return r, c
 
 
-def _sq_dists(a: FloatArray, b: FloatArray) -> FloatArray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0)
+def _sq_dists(a: FloatArray, b: FloatArray) -> np.ndarray:
+    """Squared Euclidean distances between rows, in float32 and computed in place."""
+    a32 = np.ascontiguousarray(a, dtype=np.float32)
+    b32 = a32 if b is a else np.ascontiguousarray(b, dtype=np.float32)
+    d = a32 @ b32.T
+    d *= -2.0
+    d += np.einsum("ij,ij->i", a32, a32)[:, None]
+    d += np.einsum("ij,ij->i", b32, b32)[None, :]
+    return np.maximum(d, 0.0, out=d)
 
 
-def median_bandwidth(pooled: FloatArray, *, max_points: int = 1000, rng: np.random.Generator | None = None) -> float:
-    """Median heuristic: the median squared distance between distinct pooled points.
+def median_bandwidth(pooled: FloatArray, *, n_pairs: int = 100_000, rng: np.random.Generator | None = None) -> float:
+    """Median heuristic: the median squared distance between two distinct pooled points.
 
-    Computed on at most ``max_points`` random points; 1.0 when all points coincide. Used as
-    ``k(x, y) = exp(-||x - y||² / bandwidth)`` (Gretton et al. 2012).
+    Estimated on ``n_pairs`` random pairs (exact for small inputs); 1.0 when all points coincide.
+    Used as ``k(x, y) = exp(-||x - y||² / bandwidth)`` (Gretton et al. 2012).
     """
-    x = pooled
-    if x.shape[0] > max_points:
-        x = x[(rng or np.random.default_rng(0)).choice(x.shape[0], max_points, replace=False)]
-    d = _sq_dists(x, x)[np.triu_indices(x.shape[0], 1)]
-    med = float(np.median(d)) if d.size else 0.0
+    x = np.asarray(pooled, dtype=np.float64)
+    n = x.shape[0]
+    if n < 2:
+        return 1.0
+    if n * (n - 1) // 2 <= n_pairs:
+        i, j = np.triu_indices(n, 1)
+    else:
+        gen = rng or np.random.default_rng(0)
+        i = gen.integers(0, n, n_pairs)
+        j = (i + gen.integers(1, n, n_pairs)) % n
+    diff = x[i] - x[j]
+    med = float(np.median(np.einsum("ij,ij->i", diff, diff)))
     return med if med > 0 else 1.0
 
 
-def gaussian_kernel(pooled: FloatArray, bandwidth: float) -> FloatArray:
+def gaussian_kernel(pooled: FloatArray, bandwidth: float) -> np.ndarray:
     """Gaussian kernel matrix ``exp(-||x_i - x_j||² / bandwidth)`` of the pooled rows, as float32."""
     d = _sq_dists(pooled, pooled)
-    d *= -1.0 / bandwidth
-    return np.exp(d, out=d).astype(np.float32)
+    d *= np.float32(-1.0 / bandwidth)
+    return np.exp(d, out=d)
 
 
 def permutation_indicators(n_ref: int, n_cur: int, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
