@@ -218,8 +218,10 @@ function spansEditor(ctx) {
     while (end > start && /\s/.test(text[end - 1])) end--;
     sel.removeAllRanges();
     if (end <= start) return;
-    spans.push({ start, end, label: current, suggested: false });
-    selected = spans.length - 1;
+    const span = { start, end, label: current, suggested: false };
+    spans.push(span);
+    spans.sort((x, y) => x.start - y.start || x.end - y.end);
+    selected = spans.indexOf(span);
     draw();
   });
   textEl.addEventListener("click", (e) => {
