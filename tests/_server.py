@@ -139,7 +139,7 @@ def scoped_database(request: pytest.FixtureRequest, backend: str, folder: Path) 
     server = request.getfixturevalue("postgresql_server")
     name = f"scoped_{os.getpid()}_{next(_module_databases)}"
     server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    server.execute(f"CREATE DATABASE {name} TEMPLATE veracity_template")
+    server.execute(f"CREATE DATABASE {name} TEMPLATE {server.template}")
     try:
         yield server.url_for(name)
     finally:

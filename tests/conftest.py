@@ -28,7 +28,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner, Result
 
-TEMPLATE_DB = "veracity_template"
+# Named per test process, so that several runs can share one server without dropping each other's.
+TEMPLATE_DB = f"veracity_template_{os.getpid()}"
 # Environment variables that configure the test run itself, not Veracity.
 TEST_RUN_VARS = {"VERACITY_TEST_DATABASE_URL", "VERACITY_CHROMIUM"}
 
@@ -103,6 +104,7 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 class PostgresServer:
     admin: Engine  # connected to the maintenance database, in autocommit mode
     url: str
+    template: str = TEMPLATE_DB  # the migrated database that test databases are copied from
 
     def url_for(self, database: str) -> str:
         return make_url(self.url).set(database=database).render_as_string(hide_password=False)
@@ -136,7 +138,7 @@ def postgresql_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer
 @pytest.fixture
 def postgresql_url(postgresql_server: PostgresServer) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database ``test_<n>``, dropped after the test."""
-    name = f"test_{next(_database_numbers)}"
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
     postgresql_server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     postgresql_server.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
     yield postgresql_server.url_for(name)

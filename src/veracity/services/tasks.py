@@ -187,6 +187,20 @@ class AnnotationResult:
         return {"id": self.id, "task_id": self.task_id, "value": self.value}
 
 
+def _replay(session: Session, actor: Actor, task_id: int, key: str | None) -> AnnotationResult | None:
+    """The annotation the actor already stored under ``key``, if any (idempotent retries)."""
+    if key is None:
+        return None
+    prior = session.execute(
+        select(Annotation).where(Annotation.user_id == actor.user_id, Annotation.idempotency_key == key)
+    ).scalar_one_or_none()
+    if prior is None:
+        return None
+    if prior.task_id != task_id:
+        raise ConflictError("idempotency_key was already used for another task")
+    return AnnotationResult(prior.id, prior.task_id, prior.project_id, prior.value, created=False)
+
+
 def submit_annotation(
     db: Database,
     actor: Actor,
@@ -199,18 +213,11 @@ def submit_annotation(
     """Store the actor's label for a task they hold a lease on, and update the consensus."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
         raise InvalidInputError("idempotency_key: expected 1 to 128 characters")
-    if idempotency_key is not None:
-        with db.transaction(write=False) as s:
-            prior = s.execute(
-                select(Annotation).where(Annotation.user_id == actor.user_id,
-                                         Annotation.idempotency_key == idempotency_key)
-            ).scalar_one_or_none()
-            if prior is not None:
-                if prior.task_id != task_id:
-                    raise ConflictError("idempotency_key was already used for another task")
-                return AnnotationResult(prior.id, prior.task_id, prior.project_id, prior.value, created=False)
     try:
         with db.transaction() as s:
+            replay = _replay(s, actor, task_id, idempotency_key)
+            if replay is not None:
+                return replay
             task = s.get(Task, task_id)
             if task is None:
                 raise NotFoundError(f"task {task_id} not found")
@@ -225,6 +232,9 @@ def submit_annotation(
             if assignment is None:
                 raise ConflictError(f"task {task_id} is not leased to you: ask for it with GET .../next first")
             if assignment.status != "leased":
+                replay = _replay(s, actor, task_id, idempotency_key)
+                if replay is not None:  # a concurrent retry with this key committed first
+                    return replay
                 raise ConflictError(f"your lease on task {task_id} is {assignment.status}; it cannot take a label")
             if as_utc(assignment.expires_at) < at:
                 raise ConflictError(f"your lease on task {task_id} expired at {iso(assignment.expires_at)}")
@@ -243,13 +253,10 @@ def submit_annotation(
         if idempotency_key is None:
             raise
         with db.transaction(write=False) as s:  # a concurrent retry won the race: return its row
-            prior = s.execute(
-                select(Annotation).where(Annotation.user_id == actor.user_id,
-                                         Annotation.idempotency_key == idempotency_key)
-            ).scalar_one_or_none()
-            if prior is None:
+            replay = _replay(s, actor, task_id, idempotency_key)
+            if replay is None:
                 raise ConflictError("annotation conflicts with a concurrent write; try again") from exc
-            return AnnotationResult(prior.id, prior.task_id, prior.project_id, prior.value, created=False)
+            return replay
 
 
 def skip_task(db: Database, actor: Actor, task_id: int) -> None:
