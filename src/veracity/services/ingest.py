@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -361,7 +363,7 @@ def import_source(
     done = 0
     status = "complete"
     try:
-        for chunk in records(rejects if skip_bad else None):
+        for chunk in _prefetch(records(rejects if skip_bad else None)):
             if ontology is not None:
                 ontology.apply(chunk, allow_unmapped=True, report=mapping)
             with db.transaction() as s:
@@ -394,6 +396,54 @@ _SQLITE_INSERT = (
 
 def _label_count(records: list[SourceRecord]) -> int:
     return sum(len(r.annotations) + len(r.meta.get("parked_annotations", ())) for r in records)
+
+
+def _prefetch(chunks: Iterator[list[SourceRecord]], depth: int = 2) -> Iterator[list[SourceRecord]]:
+    """Read the next chunks in a background thread while the current one is written.
+
+    Parsing and hashing hold the GIL; SQLite and psycopg release it while they write and commit,
+    so reading and writing overlap on a second core. Errors of the reader surface here in order,
+    after the chunks read before them.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(("chunk", chunk)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="veracity-ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "chunk":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _store_chunk(
@@ -688,11 +738,12 @@ def _dataset_records(
     after = 0
     while True:
         with db.transaction(write=False) as s:
+            cols = (Item.id, Item.external_id, Item.data, Item.content_hash, Item.source, Item.source_row)
             if version_id is None:
-                q = select(Item, literal(None)).where(Item.dataset_id == dataset_id, Item.id > after)
+                q = select(*cols, literal(None)).where(Item.dataset_id == dataset_id, Item.id > after)
             else:
                 q = (
-                    select(Item, DatasetVersionItem.label)
+                    select(*cols, DatasetVersionItem.label)
                     .join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
                     .where(DatasetVersionItem.version_id == version_id, Item.id > after)
                 )
@@ -701,7 +752,7 @@ def _dataset_records(
             rows = list(s.execute(q.order_by(Item.id).limit(batch)))
             if not rows:
                 return
-            ids = [item.id for item, _ in rows]
+            ids = [r[0] for r in rows]
             anns: dict[int, list[dict[str, Any]]] = {}
             for iid, value, origin, src, name in s.execute(
                 select(Task.item_id, Annotation.value, Annotation.origin, Annotation.source, User.name)
@@ -722,22 +773,22 @@ def _dataset_records(
                 ):
                     consensus[iid] = (label, conf)
         chunk = []
-        for item, version_label in rows:
-            label, conf = consensus.get(item.id, (version_label, None))
-            rec_anns = [{**a, "kind": infer_kind(a["value"])} for a in anns.get(item.id, [])]
+        for iid, ext, data, digest, source, row, version_label in rows:
+            label, conf = consensus.get(iid, (version_label, None))
+            rec_anns = [{**a, "kind": infer_kind(a["value"])} for a in anns.get(iid, ())]
             chunk.append(
                 SourceRecord(
-                    data=item.data,
-                    external_id=item.external_id,
-                    source=item.source or "",
-                    row=item.source_row or 0,
-                    content_hash=item.content_hash,
+                    data=data,
+                    external_id=ext,
+                    source=source or "",
+                    row=row or 0,
+                    content_hash=digest,
                     annotations=rec_anns,
-                    meta={"item_id": item.id, "label": label, "confidence": conf},
+                    meta={"item_id": iid, "label": label, "confidence": conf},
                 )
             )
         yield chunk
-        after = rows[-1][0].id
+        after = rows[-1][0]
 
 
 def export_dataset(
