@@ -413,12 +413,7 @@ def test_same_key_concurrently_stores_one_annotation(env: Env) -> None:
     assert len({r["id"] for r in answers}) == 1
     assert sorted(r["replayed"] for r in answers)[0] is False
     conflicts = [r for r in results if isinstance(r, ConflictError)]
-    if conflicts:  # a known race, reported to the services owner: see the reason
-        pytest.xfail(
-            f"{len(conflicts)} of 8 concurrent tries answered 409 ({conflicts[0].message!r}) instead of replaying "
-            "the stored row: services.tasks.submit_annotation checks the idempotency key before its write "
-            "transaction (fix proposed in the issue 5 report)"
-        )
+    assert not conflicts, f"{len(conflicts)} of 8 concurrent tries answered 409 instead of replaying the stored row"
     assert sorted(r["replayed"] for r in answers) == [False] + [True] * 7
 
 
