@@ -214,3 +214,18 @@ def test_images_import_and_export_to_coco(db: Database, tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert len(doc["images"]) == 3 and doc["info"]["dataset"] == "pics"
     assert all((out.parent / img["file_name"]).is_file() for img in doc["images"])
+
+
+def test_near_duplicate_clusters_of_a_dataset(db: Database, tmp_path: Path) -> None:
+    base = "Veracity keeps every item traceable to the file and row it came from."
+    src = _jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {"id": "a", "text": base},
+            {"id": "b", "text": "Something else entirely, about harbours and boats."},
+            {"id": "c", "text": base.replace("every", "each")},
+        ],
+    )
+    ingest_service.import_source(db, src, dataset="t")
+    clusters = ingest_service.near_duplicates(db, "t", threshold=0.6)
+    assert [[e["external_id"] for e in c["items"]] for c in clusters] == [["a", "c"]]

@@ -229,10 +229,35 @@ def diff(
         typer.echo(f"~ item {e['item_id']} ({e['external_id']}): {e['old']!r} -> {e['new']!r}")
 
 
+def duplicates(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.", show_default=False)],
+    field: Annotated[
+        str | None, typer.Option("--field", help="Data field to compare (default text, else image).")
+    ] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Text: Jaccard similarity of shingles.")] = 0.8,
+    max_distance: Annotated[int, typer.Option("--max-distance", help="Images: dHash bits that may differ.")] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the clusters as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List clusters of near-duplicate items (texts by MinHash/LSH, images by perceptual hash)."""
+    database, _ = _open(db)
+    clusters = ingest_service.near_duplicates(
+        database, dataset, field=field, threshold=threshold, max_distance=max_distance
+    )
+    if as_json:
+        typer.echo(json.dumps(clusters, indent=2))
+        return
+    _say(f"{len(clusters)} cluster(s) of near duplicates in {dataset!r}")
+    for i, c in enumerate(clusters, start=1):
+        ids = ", ".join(f"{e['item_id']}" + (f" ({e['external_id']})" if e["external_id"] else "") for e in c["items"])
+        typer.echo(f"{i}. {c['size']} items: {ids}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("import")(import_)
     app.command()(export)
     app.command()(show)
     app.command()(diff)
+    app.command()(duplicates)
     app.add_typer(version_app, name="version")

@@ -38,6 +38,8 @@ from veracity.ingest import (
     SourceRecord,
     exact_duplicates,
     infer_kind,
+    near_duplicate_images,
+    near_duplicate_texts,
     normalise_format,
     read_source,
     sniff_format,
@@ -77,6 +79,7 @@ __all__ = [
     "import_source",
     "item_lineage",
     "list_versions",
+    "near_duplicates",
 ]
 
 IMPORTER_VERSION = f"veracity-ingest {__version__}"
@@ -891,6 +894,58 @@ def export_project(
         info={"project": name, "exported_at": now().isoformat(), "exporter": IMPORTER_VERSION},
     )
     return ExportReport(str(summary.path), summary.format, summary.n_records, name, None)
+
+
+# --------------------------------------------------------------------------- near duplicates
+def near_duplicates(
+    db: Database,
+    dataset: str,
+    *,
+    field: str | None = None,
+    threshold: float = 0.8,
+    max_distance: int = 6,
+    limit: int = 200_000,
+    actor: Actor | None = None,
+) -> list[dict[str, Any]]:
+    """Clusters of near-duplicate items of a dataset: texts by MinHash/LSH, images by dHash.
+
+    Parameters
+    ----------
+    field : str, optional
+        Data field to compare: a text field, or ``image`` (a local path). Default: ``text`` when
+        the first item has one, else ``image``.
+    threshold : float
+        Jaccard similarity of character shingles above which two texts are near duplicates.
+    max_distance : int
+        Largest Hamming distance (of 64 bits) between the dHashes of two near-duplicate images.
+    limit : int
+        Items compared at most (in id order); the texts are held in memory.
+
+    Returns
+    -------
+    list of dict
+        ``{"size", "items": [{"item_id", "external_id"}, ...]}`` per cluster, largest first.
+    """
+    _check_reader(actor)
+    with db.transaction(write=False) as s:
+        ds = _dataset(s, dataset)
+        q = select(Item.id, Item.external_id, Item.data).where(Item.dataset_id == ds.id)
+        if actor is not None:
+            q = q.where(Item.sensitivity <= actor.clearance)
+        rows = list(s.execute(q.order_by(Item.id).limit(limit)))
+    if not rows:
+        return []
+    key = field or ("text" if isinstance(rows[0][2].get("text"), str) else "image")
+    usable = [(iid, ext, data[key]) for iid, ext, data in rows if isinstance(data.get(key), str)]
+    values = [v for _, _, v in usable]
+    if key == "image":
+        clusters = near_duplicate_images(values, max_distance=max_distance)
+    else:
+        clusters = near_duplicate_texts(values, threshold=threshold)
+    out = [
+        {"size": len(c), "items": [{"item_id": usable[i][0], "external_id": usable[i][1]} for i in c]} for c in clusters
+    ]
+    return sorted(out, key=lambda c: -c["size"])
 
 
 # --------------------------------------------------------------------------- lineage
