@@ -384,3 +384,15 @@ def test_stratified_folds_balance():
     for c in range(3):
         counts = np.bincount(fold[labels == c], minlength=5)
         assert counts.max() - counts.min() <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-2, 2, width=32, allow_nan=False), min_size=0, max_size=80),
+    st.sampled_from([np.float32, np.float16, np.float64]),
+)
+def test_stable_argsort_matches_numpy(values, dtype):
+    from veracity.quality.label_errors.count import stable_argsort
+
+    arr = np.asarray(values + values[:5], dtype=dtype)  # repeats make ties
+    np.testing.assert_array_equal(stable_argsort(arr), np.argsort(arr, kind="stable"))

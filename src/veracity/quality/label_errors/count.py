@@ -249,3 +249,24 @@ def estimate_noise_matrices(
     noise = joint / np.maximum(p_true, 1e-100)[None, :]
     inverse = joint.T / np.maximum(p_given, 1e-100)[None, :]
     return noise, inverse, p_true
+
+
+def stable_argsort(values: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """``np.argsort(values, kind="stable")``, several times faster for float16/float32 input.
+
+    A float32 value and its index are packed into one unsigned 64-bit key (the float's bits,
+    remapped so that integer order equals float order, then the index), and the keys are sorted
+    as plain integers: equal values keep index order, as a stable sort does. NaN is not expected.
+    """
+    n = values.shape[0]
+    if values.dtype not in (np.float16, np.float32) or n >= 2**32:
+        return np.argsort(values, kind="stable")
+    bits = (values.astype(np.float32, copy=False) + np.float32(0.0)).view(np.uint32)  # -0.0 -> 0.0
+    # Non-negative floats: set the sign bit; negative floats: flip all bits (IEEE-754 total order).
+    flip = np.where(bits >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+    key = (bits ^ flip).astype(np.uint64)
+    key <<= np.uint64(32)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    key &= np.uint64(0xFFFFFFFF)
+    return key.astype(np.intp)

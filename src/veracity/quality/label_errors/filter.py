@@ -25,6 +25,7 @@ from veracity.quality.label_errors.count import (
     compute_confident_joint,
     estimate_noise_matrices,
     row_stats,
+    stable_argsort,
 )
 from veracity.quality.label_errors.multilabel import check_multilabel_probs, is_multilabel, labels_to_indicator
 from veracity.quality.label_errors.rank import RANKING_METHODS, RankBy, scores_from_stats
@@ -133,7 +134,8 @@ def _keep_at_least_n_per_class(prune: npt.NDArray[np.int64], n: int, frac_noise:
 
 def _class_layout(labels: npt.NDArray[np.intp], k: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
     """Items sorted by given label and the start offset of each class in that order."""
-    order = np.argsort(labels, kind="stable")
+    small = np.int16 if k < 2**15 else np.int32
+    order = np.argsort(labels.astype(small), kind="stable")  # radix sort for 16-bit labels
     counts = np.bincount(labels, minlength=k)
     starts = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
@@ -222,6 +224,7 @@ def find_label_issues(
     min_examples_per_class: int = 1,
     row_sum_tol: float = ROW_SUM_TOL,
     multi_label: bool | None = None,
+    check_input: bool = True,
 ) -> LabelIssues:
     """Flag and rank items whose given label is likely wrong, by confident learning.
 
@@ -262,6 +265,9 @@ def find_label_issues(
         problem; an item is flagged if any membership is; ``scores`` is the lowest per-class
         score, ``suggested`` the 0/1 matrix ``pred_probs >= 0.5``, ``confident_joint`` has shape
         (n_classes, 2, 2).
+    check_input : bool, default True
+        Validate the inputs. Pass False only for arrays already checked by
+        :func:`validate_label_inputs` (saves one pass over ``pred_probs``).
 
     Returns
     -------
@@ -302,7 +308,10 @@ def find_label_issues(
         multi_label = is_multilabel(labels, pred_probs)
     if multi_label:
         return _find_multilabel_issues(labels, pred_probs, used, rank_by, frac_noise, min_examples_per_class)
-    lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
+    if check_input:
+        lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
+    else:
+        lab, probs = labels, pred_probs
     k = probs.shape[1]
     stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy")
     scores = scores_from_stats(stats, rank_by)
@@ -311,7 +320,7 @@ def find_label_issues(
     noise, inverse, _ = estimate_noise_matrices(cj)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = np.where(label_counts > 0, 1.0 - np.diagonal(cj) / np.maximum(cj.sum(axis=1), 1), 0.0)
-    ranked = np.argsort(scores, kind="stable")
+    ranked = stable_argsort(scores)
     margin_order = ranked if rank_by == "normalized_margin" else None
     mask = _filter(used, lab, probs, stats, cj, label_counts, frac_noise, min_examples_per_class, margin_order)
     if k < 2:
@@ -354,7 +363,7 @@ def _filter(
         count = int(cj.sum() - np.trace(cj))
         score = scores_from_stats(stats, method[4:])
         mask = np.zeros(n, dtype=bool)
-        mask[np.argsort(score, kind="stable")[:count]] = True
+        mask[stable_argsort(score)[:count]] = True
         return mask
     else:
         prune = _keep_at_least_n_per_class(cj.T, min_examples_per_class, frac_noise)  # [true, given]
@@ -365,10 +374,10 @@ def _filter(
             n_remove[small] = 0
             if method == "prune_by_class_margin":
                 if margin_order is None:
-                    margin_order = np.argsort(scores_from_stats(stats, "normalized_margin"), kind="stable")
+                    margin_order = stable_argsort(scores_from_stats(stats, "normalized_margin"))
                 order = margin_order
             else:
-                order = np.argsort(stats.self_confidence, kind="stable")
+                order = stable_argsort(stats.self_confidence)
             mask &= _prune_by_class(labels, order, n_remove)
         if method in ("prune_by_noise_rate", "both"):
             to_prune = prune.T.copy()  # [given, true]
@@ -421,7 +430,7 @@ def _find_multilabel_issues(
         thresholds[c] = stats.thresholds
     return LabelIssues(
         mask=mask,
-        ranked=np.argsort(scores, kind="stable"),
+        ranked=stable_argsort(scores),
         scores=scores,
         suggested=(probs >= 0.5).astype(np.intp),
         confident_joint=cjs,
