@@ -146,12 +146,18 @@ def _worker_scale(lib: str, labels_path: str, probs_path: str, repeats: str, tra
         def run() -> int:
             return find_label_issues(labels, probs).num_issues
 
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
     best = float("inf")
+    best_cpu = float("inf")
     n_issues = run() if int(repeats) == 0 else 0
     for _ in range(int(repeats)):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu()
         n_issues = run()
         best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, cpu() - c)
     peak = None
     if trace == "1":
         tracemalloc.start()
@@ -162,6 +168,7 @@ def _worker_scale(lib: str, labels_path: str, probs_path: str, repeats: str, tra
         json.dumps(
             {
                 "seconds": best if best < float("inf") else None,
+                "cpu_seconds": best_cpu if best_cpu < float("inf") else None,
                 "peak_bytes": peak,
                 "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "n_issues": n_issues,
@@ -447,11 +454,12 @@ proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subproce
 err = proc.stderr.read()
 _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"seconds": time.perf_counter() - t, "maxrss_kb": usage.ru_maxrss, "status": status,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime,
                   "stderr": err.decode(errors="replace")[-2000:]}))
 """
 
 
-def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     """Wall seconds and max RSS (KiB) of ``cmd``, started from a small launcher process.
 
     Linux keeps a process's RSS high-water mark across fork and exec, so a child forked straight
@@ -463,7 +471,7 @@ def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     res = json.loads(out)
     if res["status"] != 0:
         raise RuntimeError(f"{cmd[:3]} exited with {res['status']}: {res['stderr']}")
-    return float(res["seconds"]), int(res["maxrss_kb"])
+    return float(res["seconds"]), int(res["maxrss_kb"]), float(res["cpu_seconds"])
 
 
 def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
@@ -472,60 +480,84 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
     whole_rows: list[list[Any]] = []
     verdict: dict[str, Any] = {}
     veracity_cli = Path(sys.executable).with_name("veracity")
+    libs = (("veracity", VERACITY_PY), ("cleanlab", CL_PY))
     for n, k in shapes:
         lp, pp = dirichlet_problem(n, k, seed=n + k)
-        repeats = "3" if n * k <= 10_000_000 else "1"
+        rounds = 5 if n * k <= 10_000_000 else 2
+        runs: dict[str, list[dict[str, Any]]] = {"veracity": [], "cleanlab": []}
+        for _ in range(rounds):  # alternate libraries, so both see the same background load
+            for lib, py in libs:
+                runs[lib].append(json.loads(worker(py, "scale", lib, str(lp), str(pp), "1", "0")))
         res: dict[str, dict[str, Any]] = {}
-        for lib, py in (("veracity", VERACITY_PY), ("cleanlab", CL_PY)):
-            timing = json.loads(worker(py, "scale", lib, str(lp), str(pp), repeats, "0"))
+        for lib, py in libs:
             memory = json.loads(worker(py, "scale", lib, str(lp), str(pp), "0", "1"))
-            res[lib] = {**timing, "peak_bytes": memory["peak_bytes"]}
-            rows.append([f"{n:,} x {k:,}", lib, timing["seconds"], memory["peak_bytes"] / 2**20, timing["n_issues"]])
+            res[lib] = {
+                "seconds": min(r["seconds"] for r in runs[lib]),
+                "cpu_seconds": min(r["cpu_seconds"] for r in runs[lib]),
+                "peak_bytes": memory["peak_bytes"],
+                "n_issues": runs[lib][0]["n_issues"],
+            }
+            r = res[lib]
+            rows.append([f"{n:,} x {k:,}", lib, r["seconds"], r["cpu_seconds"], r["peak_bytes"] / 2**20, r["n_issues"]])
         env = dict(os.environ)
         env_cl = {**env, "PYTHONPATH": ""}
         out = WORK / f"ISSUES_{n}x{k}.csv"
         v_cmd = [str(veracity_cli), "label-issues", "--labels", str(lp), "--pred-probs", str(pp), "--out", str(out)]
         c_cmd = [str(CL_PY), str(Path(__file__).resolve()), "--worker", "cleanlab-script", str(lp), str(pp)]
         v_runs, c_runs = [], []
-        for _ in range(int(repeats)):  # alternate, so both see the same background load
+        for _ in range(rounds):
             v_runs.append(whole_process(v_cmd, env))
             c_runs.append(whole_process(c_cmd, env_cl))
-        v_sec, v_rss = min(r[0] for r in v_runs), max(r[1] for r in v_runs)
-        c_sec, c_rss = min(r[0] for r in c_runs), max(r[1] for r in c_runs)
-        whole_rows.append([f"{n:,} x {k:,}", "veracity label-issues (.npy -> ISSUES.csv)", v_sec, v_rss / 1024])
+        v_sec, v_rss, v_cpu = min(r[0] for r in v_runs), max(r[1] for r in v_runs), min(r[2] for r in v_runs)
+        c_sec, c_rss, c_cpu = min(r[0] for r in c_runs), max(r[1] for r in c_runs), min(r[2] for r in c_runs)
+        shape = f"{n:,} x {k:,}"
+        whole_rows.append([shape, "veracity label-issues (.npy -> ISSUES.csv)", v_sec, v_cpu, v_rss / 1024])
         whole_rows.append(
-            [f"{n:,} x {k:,}", "python script: np.load + cleanlab find_label_issues + rank", c_sec, c_rss / 1024]
+            [shape, "python script: np.load + cleanlab find_label_issues + rank", c_sec, c_cpu, c_rss / 1024]
         )
-        verdict[f"{n}x{k}"] = {
+        verdict[shape] = {
             "speedup_inproc": res["cleanlab"]["seconds"] / res["veracity"]["seconds"],
+            "cpu_ratio_inproc": res["cleanlab"]["cpu_seconds"] / res["veracity"]["cpu_seconds"],
             "mem_ratio_inproc": res["veracity"]["peak_bytes"] / res["cleanlab"]["peak_bytes"],
             "speedup_whole": c_sec / v_sec,
+            "cpu_ratio_whole": c_cpu / v_cpu,
             "rss_ratio_whole": v_rss / c_rss,
         }
-        print("scale", n, k, verdict[f"{n}x{k}"], flush=True)
+        print("scale", n, k, verdict[shape], flush=True)
     text = (
         "### Scale (random Dirichlet probabilities, float32, labels drawn from them)\n\n"
         "In-process: each library's default (`find_label_issues` with its default filter, plus its "
-        "default ranking score) in a fresh process; seconds are the best of 3 runs (1 at 100k x 1000), "
-        "peak = tracemalloc peak of a separate run (Python-level allocations of the parent process; "
-        "cleanlab's default uses a multiprocessing pool whose workers are not included).\n\n"
-        + md(["shape", "library", "seconds", "peak MiB (tracemalloc)", "flagged"], rows)
-        + "\n\nWhole processes (best wall seconds of the same number of alternating runs, including "
-        "interpreter start and imports; largest max RSS from wait4 "
-        "in a small launcher). The cleanlab script only loads, finds and ranks (it writes no CSV); "
-        "`veracity label-issues` also validates and writes ISSUES.csv:\n\n"
-        + md(["shape", "command", "seconds", "max RSS MiB"], whole_rows)
-        + "\n\n"
+        "default ranking score) in a fresh process per run, libraries alternating; wall and CPU "
+        "seconds (user+sys, including cleanlab's pool workers) are the best over the runs; peak = "
+        "tracemalloc peak of a separate run (Python-level allocations of the main process; "
+        "cleanlab's pool workers are not included).\n\n"
+        + md(["shape", "library", "wall s", "CPU s", "peak MiB (tracemalloc)", "flagged"], rows)
+        + "\n\nWhole processes (best wall and CPU seconds of alternating runs, including interpreter start "
+        "and imports; largest max RSS from wait4 in a small launcher). The cleanlab script only loads, "
+        "finds and ranks (it writes no CSV); `veracity label-issues` also validates and writes "
+        "ISSUES.csv:\n\n"
+        + md(["shape", "command", "wall s", "CPU s", "max RSS MiB"], whole_rows)
+        + "\n\nRatios (cleanlab / veracity for time, veracity / cleanlab for memory):\n\n"
         + md(
             [
                 "shape",
-                "speed-up in-process",
-                "peak memory veracity/cleanlab",
-                "speed-up whole process",
-                "max RSS veracity/cleanlab",
+                "speed-up in-process (wall)",
+                "(CPU)",
+                "peak memory ratio",
+                "speed-up whole process (wall)",
+                "(CPU)",
+                "max RSS ratio",
             ],
             [
-                [s, v["speedup_inproc"], v["mem_ratio_inproc"], v["speedup_whole"], v["rss_ratio_whole"]]
+                [
+                    s,
+                    v["speedup_inproc"],
+                    v["cpu_ratio_inproc"],
+                    v["mem_ratio_inproc"],
+                    v["speedup_whole"],
+                    v["cpu_ratio_whole"],
+                    v["rss_ratio_whole"],
+                ]
                 for s, v in verdict.items()
             ],
         )
