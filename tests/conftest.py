@@ -3,9 +3,10 @@
 ``db_url`` gives each test a fresh, migrated database, once on SQLite and once on PostgreSQL:
 
 - SQLite: Alembic runs once per session into a template file, which is copied per test.
-- PostgreSQL: Alembic runs once per session into ``veracity_template`` on the server named by
-  ``--db-url`` or ``VERACITY_TEST_DATABASE_URL`` (``scripts/test`` starts a throwaway one), and
-  each test gets ``CREATE DATABASE test_<n> TEMPLATE veracity_template``, dropped afterwards.
+- PostgreSQL: Alembic runs once per session into ``veracity_template_<pid>`` on the server named
+  by ``--db-url`` or ``VERACITY_TEST_DATABASE_URL`` (``scripts/test`` starts a throwaway one), and
+  each test gets ``CREATE DATABASE test_<pid>_<n> TEMPLATE veracity_template_<pid>``, dropped
+  afterwards (names carry the process id, so parallel runs can share one server).
   Without a server the PostgreSQL case is skipped locally and fails under ``CI=true``.
 
 Tests that use ``db_url`` are marked ``db`` automatically (``pytest -m db`` selects them).
@@ -116,7 +117,7 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgresql_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
-    """The test PostgreSQL server with ``veracity_template`` migrated to head."""
+    """The test PostgreSQL server with its template database migrated to head."""
     url = request.config.getoption("--db-url") or os.environ.get("VERACITY_TEST_DATABASE_URL")
     if not url:
         skip_or_fail(
@@ -137,7 +138,7 @@ def postgresql_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer
 
 @pytest.fixture
 def postgresql_url(postgresql_server: PostgresServer) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database ``test_<n>``, dropped after the test."""
+    """A fresh, migrated PostgreSQL database ``test_<pid>_<n>``, dropped after the test."""
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     postgresql_server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     postgresql_server.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")

@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from _server import LOCAL_HOST, ServerStartError, start_server
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "screenshots"
@@ -45,11 +40,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-LOCAL_HOST = "127.0.0.1"
 NON_NETWORK_SCHEMES = {"data", "blob", "about", "javascript"}
 # Network URLs to any host but 127.0.0.1; matched inside the driver, so local requests go untouched.
 EXTERNAL_URL = re.compile(r"^(?:https?|wss?|ftp)://(?!127\.0\.0\.1(?::\d+)?/)")
-SERVER_START_TIMEOUT = 30.0
 ACTION_TIMEOUT_MS = 10_000  # Playwright's default of 30 s per action makes a broken page slow to fail
 
 
@@ -62,41 +55,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # --- the server --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCAL_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def veracity_executable() -> str:
-    """The ``veracity`` script of the environment running the tests (next to sys.executable)."""
-    beside = Path(sys.executable).with_name("veracity")
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("veracity")
-    if found is None:
-        pytest.fail("the `veracity` script is not installed: run scripts/test (pip install -e '.[test]')")
-    return found
-
-
-def wait_until_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"`veracity serve` exited with {proc.returncode}:\n{log.read_text()}", pytrace=False)
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.05)
-    pytest.fail(
-        f"`veracity serve` did not answer /healthz in {SERVER_START_TIMEOUT:.0f}s:\n{log.read_text()}", pytrace=False
-    )
-
-
 @pytest.fixture
 def live_server_db(sqlite_url: str) -> str:
     """URL of the fresh, migrated SQLite database that ``live_server`` serves."""
@@ -105,24 +63,13 @@ def live_server_db(sqlite_url: str) -> str:
 
 @pytest.fixture
 def live_server(live_server_db: str, tmp_path: Path) -> Iterator[str]:
-    """Base URL (``http://127.0.0.1:PORT``) of a ``veracity serve`` subprocess."""
-    port = free_port()
-    base_url = f"http://{LOCAL_HOST}:{port}"
-    log = tmp_path / "server.log"
-    command = [veracity_executable(), "serve", "--db", live_server_db, "--host", LOCAL_HOST, "--port", str(port)]
-    env = {**os.environ, "VERACITY_DATA_DIR": str(tmp_path)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    """Base URL (``http://127.0.0.1:PORT``) of a ``veracity serve`` subprocess (see tests/_server.py)."""
     try:
-        wait_until_healthy(proc, base_url, log)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server = start_server(live_server_db, tmp_path)
+    except ServerStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server.base_url
+    server.stop()
 
 
 # --- the browser -------------------------------------------------------------------------------
