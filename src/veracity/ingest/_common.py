@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -10,12 +11,15 @@ from typing import Any, NoReturn, TypeVar
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._safety import DEFAULT_MAX_BYTES
-from veracity.ingest.records import BadRow, SourceRecord, canonical_json, make_annotation
+from veracity.ingest.records import BadRow, SourceRecord, canonical_json, infer_kind, make_annotation
 from veracity.types import Record
 
 __all__ = ["EXPORT_KEYS", "ReadOptions", "chunked", "record_from_object", "record_to_export"]
 
 T = TypeVar("T")
+_PAIRWISE = frozenset({"left", "right", "tie"})
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_sha256 = hashlib.sha256
 
 #: Keys of Veracity's own export layout (JSONL/CSV/Parquet); a source with an ``annotations`` key or
 #: column is read in that layout, anything else is a flat object whose fields become ``data``.
@@ -96,7 +100,10 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         if field is not None and field in data:
             value = data.pop(field)
             if value is not None and value != "":
-                annotations.append(make_annotation(value, origin=f"{fmt}:row {row} field {field}"))
+                kind = "classification" if type(value) is str and value not in _PAIRWISE else infer_kind(value)
+                annotations.append(
+                    {"kind": kind, "value": value, "annotator": None, "origin": f"{fmt}:row {row} field {field}"}
+                )
         ext = data.pop("id", None)
     else:  # Veracity's export layout
         try:
@@ -126,13 +133,15 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         opts.bad(source, row, f"field 'id' must be a string or integer, got {type(ext).__name__}")
         return None
     try:
-        return SourceRecord.from_data(data, source=source, row=row, external_id=ext, annotations=annotations, meta=meta)
+        text = _canonical(data)
+        digest = _sha256(text.encode("utf-8")).hexdigest()
     except UnicodeEncodeError:
         opts.bad(source, row, "not UTF-8 text")
         return None
     except ValueError as exc:  # NaN or infinity cannot be hashed as JSON
         opts.bad(source, row, f"value cannot be stored as JSON ({exc})")
         return None
+    return SourceRecord(data, None if ext is None else str(ext), source, row, digest, annotations, meta, text)
 
 
 def record_to_export(rec: SourceRecord) -> Record:

@@ -36,12 +36,25 @@ def read_jsonl(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """One record per non-blank line; ``row`` is the line number."""
     check_size(path, opts.max_bytes)
     source = str(path)
-    decode = json.JSONDecoder().decode
+    decoder = json.JSONDecoder()
+    decode, scan = decoder.decode, decoder.scan_once
     buf: list[SourceRecord] = []
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
         for lineno, line in enumerate(fh, start=1):
             try:
-                obj = decode(line)
+                # Fast path for the usual '{...}\n' line; anything else goes through decode().
+                obj, end = scan(line, 0) if line[:1] == "{" else (None, -1)
+                if end < 0 or line[end:].strip():
+                    obj = decode(line)
+            except StopIteration:
+                obj = None
+                try:
+                    obj = decode(line)
+                except json.JSONDecodeError as exc:
+                    if not line.strip():
+                        continue
+                    opts.bad(source, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})", line.rstrip("\r\n"))
+                    continue
             except json.JSONDecodeError as exc:
                 if not line.strip():
                     continue

@@ -91,19 +91,26 @@ def exact_duplicates(
         The others, each naming its first copy. Duplicates are reported, never silently dropped.
     """
     records = list(records)
+    keep_seen = seen is not None
     seen = {} if seen is None else seen
     existing = known([r.content_hash for r in records]) if known is not None and records else {}
     unique: list[SourceRecord] = []
     duplicates: list[Duplicate] = []
+    local: dict[str, SourceRecord] = {}
     for rec in records:
         h = rec.content_hash
         if h in existing:
             duplicates.append(Duplicate(rec, existing[h]))
+        elif h in local:
+            first = local[h]
+            duplicates.append(Duplicate(rec, (first.source, first.row)))
         elif h in seen:
             duplicates.append(Duplicate(rec, seen[h]))
         else:
-            seen[h] = (rec.source, rec.row)
+            local[h] = rec
             unique.append(rec)
+    if keep_seen:
+        seen.update((h, (r.source, r.row)) for h, r in local.items())
     return unique, duplicates
 
 
