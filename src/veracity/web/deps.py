@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from veracity.config import Settings
 from veracity.errors import AuthenticationError, PermissionDeniedError
@@ -17,6 +17,8 @@ __all__ = ["DB", "SESSION_COOKIE", "AppSettings", "CurrentActor", "get_actor", "
 
 SESSION_COOKIE = "veracity_session"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id.")]
 
 
 def get_db(request: Request) -> Database:

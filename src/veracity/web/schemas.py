@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,4 +112,4 @@ class AssignIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"user": "alice", "item_ids": [1, 2, 3]}]})
 
     user: str
-    item_ids: list[int] = Field(min_length=1)
+    item_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=100_000)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from veracity.services import decisions as decision_service
-from veracity.web.deps import DB, CurrentActor
+from veracity.web.deps import DB, CurrentActor, Id
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"])
 
@@ -45,12 +45,12 @@ class VerdictIn(BaseModel):
 
 
 @router.put("/projects/{project_id}/decision-policy", summary="Set the project's decision policy")
-def set_policy(project_id: int, body: PolicyIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+def set_policy(project_id: Id, body: PolicyIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return decision_service.set_policy(db, actor, project_id, body.model_dump())
 
 
 @router.post("/projects/{project_id}/decisions", summary="Decide on every undecided item with a model's outputs")
-async def run_decisions(project_id: int, body: RunIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+async def run_decisions(project_id: Id, body: RunIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return await run_in_threadpool(
         decision_service.run_decisions, db, actor, project_id, model=body.model, model_version=body.model_version,
         trusted_confidence=body.trusted_confidence,
@@ -59,11 +59,11 @@ async def run_decisions(project_id: int, body: RunIn, db: DB, actor: CurrentActo
 
 @router.get("/projects/{project_id}/decisions", summary="Decision queue with evidence")
 def decision_queue(
-    project_id: int, db: DB, actor: CurrentActor, status: str = Query("pending"), limit: int = Query(50, ge=1, le=500)
+    project_id: Id, db: DB, actor: CurrentActor, status: str = Query("pending"), limit: int = Query(50, ge=1, le=500)
 ) -> list[dict[str, Any]]:
     return decision_service.decision_queue(db, actor, project_id, status=status, limit=limit)
 
 
 @router.post("/decisions/{decision_id}", summary="Accept, override (with reason) or escalate a decision")
-def record_decision(decision_id: int, body: VerdictIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+def record_decision(decision_id: Id, body: VerdictIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return decision_service.record_decision(db, actor, decision_id, body.action, label=body.label, reason=body.reason)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from veracity.errors import InvalidInputError
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
-from veracity.web.deps import DB, AppSettings, CurrentActor
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id
 from veracity.web.schemas import MemberIn, ProjectIn, ProjectOut
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -43,17 +43,17 @@ def list_projects(db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
 
 
 @router.get("/{project_id}", response_model=ProjectOut, summary="Get a project")
-def get_project(project_id: int, db: DB, actor: CurrentActor) -> ProjectOut:
+def get_project(project_id: Id, db: DB, actor: CurrentActor) -> ProjectOut:
     return _out(project_service.get_project(db, actor, project_id))
 
 
 @router.post("/{project_id}/members", status_code=201, summary="Add a member or change their role")
-def add_member(project_id: int, body: MemberIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
+def add_member(project_id: Id, body: MemberIn, db: DB, actor: CurrentActor) -> dict[str, Any]:
     return project_service.add_member(db, actor, project_id, body.user, body.role, quota=body.quota)
 
 
 @router.get("/{project_id}/members", summary="List members")
-def list_members(project_id: int, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
+def list_members(project_id: Id, db: DB, actor: CurrentActor) -> list[dict[str, Any]]:
     return project_service.list_members(db, actor, project_id)
 
 
@@ -99,7 +99,7 @@ def _lines(pairs: list[tuple[int, Any]]) -> tuple[list[Any], str, list[int]]:
     },
 )
 async def import_items(
-    project_id: int, request: Request, db: DB, actor: CurrentActor, settings: AppSettings
+    project_id: Id, request: Request, db: DB, actor: CurrentActor, settings: AppSettings
 ) -> dict[str, Any]:
     body = await request.body()
     if len(body) > settings.max_upload_bytes:
@@ -117,7 +117,7 @@ async def import_items(
     summary="Lease the next task for the caller (204 when none)",
     responses={204: {"description": "No task left for you"}},
 )
-def next_task(project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> Any:
+def next_task(project_id: Id, db: DB, actor: CurrentActor, settings: AppSettings) -> Any:
     task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
     if task is None:
         return Response(status_code=204)
@@ -126,12 +126,12 @@ def next_task(project_id: int, db: DB, actor: CurrentActor, settings: AppSetting
 
 @router.get("/{project_id}/consensus", summary="Consensus labels, keyset-paginated")
 def list_consensus(
-    project_id: int,
+    project_id: Id,
     db: DB,
     actor: CurrentActor,
     response: Response,
     label: str | None = None,
-    cursor: int = Query(0, ge=0, description="Value of X-Next-Cursor from the previous page."),
+    cursor: int = Query(0, ge=0, le=MAX_ID, description="Value of X-Next-Cursor from the previous page."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     rows, nxt = project_service.list_consensus(db, actor, project_id, label=label, after=cursor, limit=limit)
@@ -167,7 +167,7 @@ def _csv(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
 
 @router.get("/{project_id}/export", summary="Export every item with its consensus and annotations")
 def export_project(
-    project_id: int,
+    project_id: Id,
     db: DB,
     actor: CurrentActor,
     format: Literal["jsonl", "csv"] = Query("jsonl"),
