@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from veracity.decide._checks import check_labels, check_probs, check_random_state, check_unit_interval
 from veracity.errors import InvalidInputError
-from veracity.types import FloatArray, RandomState
+from veracity.types import FloatArray, IntArray, RandomState
 
 __all__ = ["SCORES", "SetEvaluation", "SplitConformal", "conformal_quantile", "evaluate_sets"]
 
@@ -80,8 +80,10 @@ class SplitConformal:
 
         - ``"lac"``: ``1 - p_k`` (least ambiguous set-valued classifier, Sadinle et al. 2019); the
           smallest sets on average.
-        - ``"aps"``: total probability of the labels ranked at or above ``k`` (adaptive prediction
-          sets, Romano et al. 2020); larger sets for hard items, smaller for easy ones.
+        - ``"aps"``: total probability of the labels ranked above ``k``, plus ``u * p_k`` (adaptive
+          prediction sets, Romano et al. 2020); larger sets for hard items, smaller for easy ones.
+          Deterministic by default (``u = 0``: a set is the shortest run of top labels whose mass
+          reaches the threshold, so it is never empty); ``randomized=True`` draws ``u ~ U(0, 1)``.
         - ``"raps"``: APS plus ``lam * max(0, rank_k - k_reg)`` (regularised APS, Angelopoulos et al.
           2021), which discourages long tails of unlikely labels.
     class_conditional : bool
@@ -98,9 +100,9 @@ class SplitConformal:
         accuracy exceeds ``coverage``, never-empty sets necessarily over-cover. ``True`` gives the
         plain score (sets may be empty, coverage is closest to nominal).
     randomized : bool
-        For ``aps``/``raps``: subtract ``U * p_k`` with ``U ~ Uniform(0, 1)`` from the score, which
-        makes coverage exact rather than at least nominal (Romano et al. 2020). Uses
-        ``random_state``.
+        For ``aps``/``raps``: add ``u * p_k`` with ``u ~ Uniform(0, 1)`` to the score, as in Romano
+        et al. 2020, which makes coverage exact rather than at least nominal, at the price of sets
+        that depend on a random draw. Uses ``random_state``.
     lam, k_reg : float, int
         RAPS penalty weight and the number of top ranks left unpenalised.
     random_state : int, numpy Generator or None
@@ -174,17 +176,41 @@ class SplitConformal:
         else:
             order = np.argsort(-p, axis=1, kind="stable")
             sorted_p = np.take_along_axis(p, order, axis=1)
-            cum = np.cumsum(sorted_p, axis=1)
+            # probability mass of the labels ranked strictly above k, plus u * p_k
+            cum = np.cumsum(sorted_p, axis=1) - sorted_p
             if self.score == "raps":
                 ranks = np.arange(1, k + 1, dtype=np.float64)
                 cum = cum + float(self.lam) * np.maximum(0.0, ranks - int(self.k_reg))
             if self.randomized and rng is not None:
-                cum = cum - rng.random((n, 1)) * sorted_p
+                cum = cum + rng.random((n, 1)) * sorted_p
             s = np.empty_like(cum)
             np.put_along_axis(s, order, cum, axis=1)
             s = np.maximum(s, 0.0)
         if not self.allow_empty and n:
             s[np.arange(n), top] = _TOP_SCORE
+        return s
+
+    def _true_scores(self, p: FloatArray, y: IntArray, rng: np.random.Generator | None) -> FloatArray:
+        """Score of the given label of each row, without sorting (same values as ``_scores``)."""
+        n, k = p.shape
+        rows = np.arange(n)
+        p_y = p[rows, y]
+        if self.score == "lac":
+            s = 1.0 - p_y
+            if not self.allow_empty:
+                s = np.where(np.argmax(p, axis=1) == y, _TOP_SCORE, s)
+            return s
+        # labels ranked above y: larger probability, or equal probability and a smaller index
+        above = (p > p_y[:, None]) | ((p == p_y[:, None]) & (np.arange(k)[None, :] < y[:, None]))
+        s = np.einsum("ij,ij->i", p, above)
+        if self.score == "raps":
+            rank = above.sum(axis=1) + 1.0
+            s = s + float(self.lam) * np.maximum(0.0, rank - int(self.k_reg))
+        if self.randomized and rng is not None:
+            s = s + rng.random(n) * p_y
+        s = np.maximum(s, 0.0)
+        if not self.allow_empty:
+            s = np.where(~above.any(axis=1), _TOP_SCORE, s)
         return s
 
     def conformity_scores(self, probs: Any) -> FloatArray:
@@ -209,8 +235,7 @@ class SplitConformal:
         p = check_probs(cal_probs, name="cal_probs")
         y = check_labels(cal_labels, p.shape[1], p.shape[0], name="cal_labels")
         self.rng_ = check_random_state(self.random_state)
-        scores = self._scores(p, self.rng_ if self.randomized else None)
-        true_scores = scores[np.arange(p.shape[0]), y]
+        true_scores = self._true_scores(p, y, self.rng_ if self.randomized else None)
         cov = float(self.coverage)
         if self.class_conditional:
             q = np.array([conformal_quantile(true_scores[y == c], cov) for c in range(p.shape[1])])
