@@ -82,10 +82,18 @@ def wait_ready(page: Page) -> str:
 
 
 def press_and_wait_next(page: Page, key: str) -> str:
+    """Press a key and wait until another item (or the end of the queue) is on screen."""
     before = page.evaluate("document.body.dataset.taskId")
     page.keyboard.press(key)
-    page.wait_for_function("prev => document.body.dataset.taskId !== prev", arg=before)
+    page.wait_for_function(
+        "prev => { const id = document.body.dataset.taskId; return id !== prev && id !== 'loading'; }", arg=before
+    )
     return str(page.evaluate("document.body.dataset.taskId"))
+
+
+def wait_saved(page: Page) -> None:
+    """Answers are sent in the background while the next item shows: wait until all have arrived."""
+    page.wait_for_function("document.body.dataset.pending === '0'")
 
 
 SENTIMENT = {"kind": "classification", "labels": ["positive", "negative", "neutral"],
@@ -141,16 +149,19 @@ def test_label_five_items_by_keyboard_then_undo_and_skip(
     for key in keys:
         press_and_wait_next(page, key)
     expect(page.locator("#counter")).to_have_text("5 labelled this session")
+    wait_saved(page)
     assert ws.labels_of("ann", pid) == ["positive", "negative", "neutral", "positive", "negative"]
 
     press_and_wait_next(page, "u")  # undo brings the fifth item back with its old answer marked
     expect(page.locator(".label-button", has_text="your answer")).to_contain_text("negative")
     assert ws.labels_of("ann", pid) == ["positive", "negative", "neutral", "positive"]
     press_and_wait_next(page, "3")  # relabel it
+    wait_saved(page)
     assert ws.labels_of("ann", pid)[-1] == "neutral"
 
     skipped = page.evaluate("document.body.dataset.taskId")
     press_and_wait_next(page, "s")
+    wait_saved(page)
     with ws.db.transaction(write=False) as s:
         task = s.get(Task, int(skipped))
         assert task is not None and task.n_annotations == 0
@@ -216,6 +227,7 @@ def test_draw_resize_relabel_and_delete_boxes(
     page.keyboard.press("-")
     screenshot(page, "label-boxes-drawn")
     press_and_wait_next(page, "Enter")
+    wait_saved(page)
 
     [value] = ws.labels_of("ann", pid)
     boxes = sorted(value, key=lambda b: b["x"])
@@ -268,6 +280,7 @@ def test_mark_a_span_and_change_its_label(page: Page, live_server: str, ws: Work
     select_chars(text.index("Berlin"), text.index("Berlin") + len("Berlin"))
     page.keyboard.press("Delete")  # remove the one just marked
     press_and_wait_next(page, "Enter")
+    wait_saved(page)
 
     [value] = ws.labels_of("ann", pid)
     assert sorted(value, key=lambda s: s["start"]) == [
@@ -394,19 +407,23 @@ def test_every_other_kind_can_be_labelled(
     screenshot(page, "label-multilabel")
     press_and_wait_next(page, "Enter")
 
+    wait_saved(page)
     open_kind("rating")
     screenshot(page, "label-rating")
     press_and_wait_next(page, "4")
 
+    wait_saved(page)
     open_kind("pairwise")
     screenshot(page, "label-pairwise")
     press_and_wait_next(page, "ArrowRight")
 
+    wait_saved(page)
     open_kind("text")
     page.get_by_label("Your answer").fill("hello")
     screenshot(page, "label-text")
     press_and_wait_next(page, "Control+Enter")
 
+    wait_saved(page)
     open_kind("polygons")
     expect(page.locator(".viewport")).to_have_attribute("data-loaded", "1")
     for x, y in ((30, 30), (110, 40), (90, 120)):
@@ -415,6 +432,7 @@ def test_every_other_kind_can_be_labelled(
     expect(page.locator(".shape-list li")).to_have_count(1)
     screenshot(page, "label-polygons")
     press_and_wait_next(page, "Enter")  # submits
+    wait_saved(page)
 
     assert ws.labels_of("ann", ids["multilabel"]) == [["red", "small"]]
     assert ws.labels_of("ann", ids["rating"]) == [4]

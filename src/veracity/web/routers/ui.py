@@ -20,6 +20,7 @@ from veracity.services import projects as project_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.label_schemas import labels_of
+from veracity.services.tasks_prefetch import next_task_ahead
 from veracity.web.deps import DB, AppSettings, CurrentActor
 from veracity.web.routers.ui_charts import bar_chart, colour_for, heat_map, line_chart, stacked_bar
 from veracity.web.routers.ui_markdown import render_markdown
@@ -67,16 +68,34 @@ def _parse_value(raw: str | None) -> Any:
 def label_page(request: Request, project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> Response:
     project = project_service.get_project(db, actor, project_id)
     task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
-    boot = {"project_id": project.id, "schema": project.schema, "task": task,
-            "colors": _label_colours(project.schema), "labels": labels_of(project.schema)}
-    return render(request, "label.html", {
-        "actor": actor, "project": project, "boot": boot,
-        "instructions": render_markdown(project.schema.get("instructions")),
-    })
+    ahead = (
+        None
+        if task is None
+        else next_task_ahead(db, actor, project_id, holding=[task["task_id"]], lease_seconds=settings.lease_seconds)
+    )
+    boot = {
+        "project_id": project.id,
+        "schema": project.schema,
+        "task": task,
+        "ahead": ahead,
+        "colors": _label_colours(project.schema),
+        "labels": labels_of(project.schema),
+    }
+    return render(
+        request,
+        "label.html",
+        {
+            "actor": actor,
+            "project": project,
+            "boot": boot,
+            "instructions": render_markdown(project.schema.get("instructions")),
+        },
+    )
 
 
 class SubmitIn(BaseModel):
     task_id: int
+    holding: list[int] = Field(default_factory=list, max_length=50)
     value: Any = None
     duration_ms: int | None = Field(None, ge=0)
     idempotency_key: str | None = Field(None, max_length=128)
@@ -84,23 +103,26 @@ class SubmitIn(BaseModel):
 
 class TaskRef(BaseModel):
     task_id: int
+    holding: list[int] = Field(default_factory=list, max_length=50)
 
 
 @router.post("/ui/api/projects/{project_id}/submit")
-def submit_and_next(project_id: int, body: SubmitIn, db: DB, actor: CurrentActor,
-                    settings: AppSettings) -> dict[str, Any]:
-    """Store a label, then lease and return the next task (``next`` is null when none is left)."""
-    saved = task_service.submit_annotation(db, actor, body.task_id, body.value,
-                                           idempotency_key=body.idempotency_key, duration_ms=body.duration_ms)
-    nxt = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
+def submit_and_next(
+    project_id: int, body: SubmitIn, db: DB, actor: CurrentActor, settings: AppSettings
+) -> dict[str, Any]:
+    """Store a label, then lease and return the next task beyond those the screen ``holding`` already
+    shows or buffers (``next`` is null when none is left)."""
+    saved = task_service.submit_annotation(
+        db, actor, body.task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
+    )
+    nxt = next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
     return {"saved": saved.to_dict(), "next": nxt}
 
 
 @router.post("/ui/api/projects/{project_id}/skip")
-def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor,
-                  settings: AppSettings) -> dict[str, Any]:
+def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     task_service.skip_task(db, actor, body.task_id)
-    return {"next": task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)}
+    return {"next": next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)}
 
 
 @router.post("/ui/api/projects/{project_id}/undo")
@@ -110,8 +132,13 @@ def undo(project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) ->
 
 
 # --------------------------------------------------------------------------- dashboard
-PROGRESS_COLOURS = {"complete": "#009e73", "reviewed": "#0072b2", "in_review": "#cc79a7",
-                    "in_progress": "#e69f00", "untouched": "#d0d7de"}
+PROGRESS_COLOURS = {
+    "complete": "#009e73",
+    "reviewed": "#0072b2",
+    "in_review": "#cc79a7",
+    "in_progress": "#e69f00",
+    "untouched": "#d0d7de",
+}
 
 
 @router.get("/projects/{project_id}/dashboard", response_class=HTMLResponse)
@@ -121,13 +148,18 @@ def dashboard_page(request: Request, project_id: int, db: DB, actor: CurrentActo
     charts = {
         "progress": stacked_bar(
             [(name.replace("_", " "), prog[name], colour) for name, colour in PROGRESS_COLOURS.items()],
-            title="Items by state"),
-        "distribution": bar_chart(dash.label_distribution, title="Consensus labels",
-                                  colours=dash.project["colors"]),
-        "agreement": line_chart([(p["label"], p["value"]) for p in dash.agreement],
-                                title="Pairwise agreement by order of labelling", y_label="labels, in order given"),
-        "confusion": {user: heat_map(m["labels"], m["matrix"], title=f"Confusion matrix of {user}")
-                      for user, m in dash.confusion.items()},
+            title="Items by state",
+        ),
+        "distribution": bar_chart(dash.label_distribution, title="Consensus labels", colours=dash.project["colors"]),
+        "agreement": line_chart(
+            [(p["label"], p["value"]) for p in dash.agreement],
+            title="Pairwise agreement by order of labelling",
+            y_label="labels, in order given",
+        ),
+        "confusion": {
+            user: heat_map(m["labels"], m["matrix"], title=f"Confusion matrix of {user}")
+            for user, m in dash.confusion.items()
+        },
     }
     top_n = max([p["n"] for p in dash.leaderboard] or [1])
     return render(request, "dashboard.html", {"actor": actor, "dash": dash, "charts": charts, "top_n": top_n})
@@ -135,14 +167,22 @@ def dashboard_page(request: Request, project_id: int, db: DB, actor: CurrentActo
 
 # --------------------------------------------------------------------------- review
 @router.get("/projects/{project_id}/review", response_class=HTMLResponse)
-def review_page(request: Request, project_id: int, db: DB, actor: CurrentActor,
-                done: str | None = None) -> Response:
+def review_page(request: Request, project_id: int, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
     project = project_service.get_project(db, actor, project_id)
     queue = review_service.review_queue(db, actor, project_id, limit=50)
-    return render(request, "review.html", {
-        "actor": actor, "project": project, "queue": queue, "current": queue[0] if queue else None,
-        "choices": _choices(project.schema), "colors": _label_colours(project.schema), "done": done,
-    })
+    return render(
+        request,
+        "review.html",
+        {
+            "actor": actor,
+            "project": project,
+            "queue": queue,
+            "current": queue[0] if queue else None,
+            "choices": _choices(project.schema),
+            "colors": _label_colours(project.schema),
+            "done": done,
+        },
+    )
 
 
 @router.post("/projects/{project_id}/review/{task_id}")
@@ -162,14 +202,21 @@ def review_submit(
 
 # --------------------------------------------------------------------------- label issues
 @router.get("/projects/{project_id}/issues", response_class=HTMLResponse)
-def issues_page(request: Request, project_id: int, db: DB, actor: CurrentActor,
-                done: str | None = None) -> Response:
+def issues_page(request: Request, project_id: int, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
     project = project_service.get_project(db, actor, project_id)
     issues = review_service.list_label_issues(db, actor, project_id, limit=200)
-    return render(request, "issues.html", {
-        "actor": actor, "project": project, "issues": issues, "labels": labels_of(project.schema),
-        "colors": _label_colours(project.schema), "done": done,
-    })
+    return render(
+        request,
+        "issues.html",
+        {
+            "actor": actor,
+            "project": project,
+            "issues": issues,
+            "labels": labels_of(project.schema),
+            "colors": _label_colours(project.schema),
+            "done": done,
+        },
+    )
 
 
 @router.post("/projects/{project_id}/issues/{task_id}")

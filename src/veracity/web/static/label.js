@@ -26,7 +26,6 @@ labels.forEach((label, i) => {
 
 let task = boot.task;
 let editor = null;
-let busy = false;
 let done = 0;
 let shownAt = performance.now();
 let idempotencyKey = "";
@@ -260,6 +259,20 @@ const EDITORS = {
 };
 
 // ---------------------------------------------------------------- showing a task
+// The screen holds the task on show plus one leased ahead (`ahead`), so a label key swaps to the
+// next item at once; answers go to the server in order, in the background, and each answer's
+// response brings the following task into the buffer.
+const ahead = [];
+let pending = 0;
+let chain = Promise.resolve();
+window.veracitySaveTimings = [];
+
+const holding = () => [task, ...ahead].filter(Boolean).map((t) => t.task_id);
+function setPending(delta) {
+  pending += delta;
+  document.body.dataset.pending = String(pending);
+}
+
 function show(next, note = "") {
   task = next;
   editor = null;
@@ -267,9 +280,11 @@ function show(next, note = "") {
   counter.textContent = `${done} labelled this session`;
   if (!task) {
     palette.replaceChildren();
-    stage.replaceChildren(el("div", { class: "empty" }, el("h2", { text: "Nothing left for you to label" }),
-      el("p", { text: "Every item you can label here is done or taken. Undo (U) brings back your last label." })));
-    document.body.dataset.taskId = "none";
+    const waiting = pending > 0;
+    stage.replaceChildren(el("div", { class: "empty" },
+      el("h2", { text: waiting ? "Loading the next item…" : "Nothing left for you to label" }),
+      waiting ? null : el("p", { text: "Every item you can label here is done or taken. Undo (U) brings back your last label." })));
+    document.body.dataset.taskId = waiting ? "loading" : "none";
   } else {
     const prelabel = task.prelabel ? task.prelabel.value : null;
     const previous = task.previous_value;
@@ -293,35 +308,75 @@ function show(next, note = "") {
   say(note);
   shownAt = performance.now();
   requestAnimationFrame(() => {
-    if (pressedAt != null) { window.veracityTimings.push(performance.now() - pressedAt); pressedAt = null; }
+    if (pressedAt != null && task) { window.veracityTimings.push(performance.now() - pressedAt); pressedAt = null; }
     if (!document.body.dataset.ready) { document.body.dataset.ready = "1"; window.veracityReadyAt = performance.now(); }
   });
 }
 
-async function run(action, body, note) {
-  if (busy) return;
-  busy = true;
-  try {
-    const res = await post(action, body);
-    if (action === "submit") done += 1;
-    if (action === "undo") done = Math.max(0, done - 1);
-    show(res.next, note);
-  } catch (err) {
-    pressedAt = null;
-    say(err.message, true);
-  } finally {
-    busy = false;
-  }
+function receive(next) {
+  if (!next || holding().includes(next.task_id)) return;
+  if (task) ahead.push(next);
+  else show(next, statusLine.textContent);
+}
+
+// Requests run one after another, so the server sees answers in the order they were given.
+function enqueue(action, body, onDone) {
+  setPending(1);
+  const sentAt = performance.now();
+  chain = chain.then(async () => {
+    try {
+      const res = await post(action, { ...body, holding: holding().filter((id) => id !== body.task_id) });
+      if (action === "submit") window.veracitySaveTimings.push(performance.now() - sentAt);
+      onDone(res);
+    } catch (err) {
+      say(err.message, true);
+      if (body.task_id != null && action !== "undo") {  // give the item back to the person, unanswered
+        if (task) ahead.unshift(task);
+        show(body.__task, "");
+        say(`Not saved: ${err.message}`, true);
+      }
+    } finally {
+      setPending(-1);
+      if (!task && pending === 0) show(ahead.shift() || null, statusLine.textContent);
+    }
+  });
+}
+
+function advance(note) {
+  show(ahead.shift() || null, note);
 }
 
 function submit(value) {
   if (!task) return;
-  if (value === undefined) { say("Choose a label first.", true); return; }
-  run("submit", { task_id: task.task_id, value, duration_ms: Math.round(performance.now() - shownAt),
-    idempotency_key: idempotencyKey }, "Saved.");
+  if (value === undefined) { pressedAt = null; say("Choose a label first.", true); return; }
+  const answered = task;
+  const body = { task_id: answered.task_id, value, duration_ms: Math.round(performance.now() - shownAt),
+    idempotency_key: idempotencyKey };
+  Object.defineProperty(body, "__task", { value: answered, enumerable: false });
+  done += 1;
+  advance("Saved.");
+  enqueue("submit", body, (res) => receive(res.next));
 }
-const skip = () => task && run("skip", { task_id: task.task_id }, "Skipped.");
-const undo = () => run("undo", {}, "Your last label is back for editing.");
+function skip() {
+  if (!task) return;
+  const skipped = task;
+  const body = { task_id: skipped.task_id };
+  Object.defineProperty(body, "__task", { value: skipped, enumerable: false });
+  advance("Skipped.");
+  enqueue("skip", body, (res) => receive(res.next));
+}
+function undo() {
+  pressedAt = null;
+  enqueue("undo", {}, (res) => {
+    if (!res.next) return;
+    done = Math.max(0, done - 1);
+    const others = holding().filter((id) => id !== res.next.task_id);
+    if (task && others.includes(task.task_id)) ahead.unshift(task);
+    const i = ahead.findIndex((t) => t.task_id === res.next.task_id);
+    if (i >= 0) ahead.splice(i, 1);
+    show(res.next, "Your last label is back for editing.");
+  });
+}
 
 document.getElementById("submit").addEventListener("click", () => editor && submit(editor.value()));
 document.getElementById("skip").addEventListener("click", skip);
@@ -358,3 +413,5 @@ document.addEventListener("keydown", (e) => {
 });
 
 show(task);
+if (boot.ahead) ahead.push(boot.ahead);
+document.body.dataset.pending = "0";
