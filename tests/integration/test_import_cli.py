@@ -71,3 +71,31 @@ def test_import_with_unmapped_labels_needs_allow(tmp_path: Path, capsys) -> None
     code, out = _run("import", str(src), "--dataset", "d", "--map", str(onto), "--allow-unmapped", "--db", db)
     assert code == 0, out
     assert "unmapped labels (parked): x" in out
+
+
+def test_import_into_a_project_keeps_labels_and_annotators(db_url: str, tmp_path: Path) -> None:
+    from veracity.services import projects as project_service
+    from veracity.services.users import authenticate_token, create_user
+    from veracity.storage import Database
+
+    database = Database(db_url)
+    try:
+        _, token = create_user(database, "boss", "admin")
+        admin = authenticate_token(database, token)
+        project_service.create_project(
+            database, admin, name="votes", schema={"kind": "classification", "labels": ["a", "b"]}
+        )
+    finally:
+        database.dispose()
+    answers = tmp_path / "answers.csv"
+    answers.write_text("worker,task,label\nw1,t1,a\nw2,t1,b\nw1,t2,b\n")
+    code, out = _run("import", str(answers), "--project", "votes", "--db", db_url)
+    assert code == 0, out
+    assert "Imported 2 item(s) into dataset 'project:votes'" in out
+    assert "labels: 3 imported, 0 parked" in out
+    code, out = _run("show", "1", "--db", db_url)
+    assert code == 0, out
+    assert "ext:w1" in out and "ext:w2" in out
+    assert "crowd:row 2" in out
+    code, out = _run("import", str(answers), "--db", db_url)
+    assert code != 0

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from veracity.cli._common import DbOption, console, err_console
+from veracity.cli._common import DbOption, console, err_console, fail
 from veracity.config import get_settings
 from veracity.ingest import EXPORT_FORMATS, IMPORT_FORMATS, Ontology
 from veracity.services import ingest as ingest_service
@@ -44,7 +44,10 @@ def _open(db: str | None) -> tuple[Database, int]:
 
 def import_(
     source: Annotated[Path, typer.Argument(help="File, folder or .zip to import.", show_default=False)],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset that receives the items (created if new).")],
+    dataset: Annotated[
+        str,
+        typer.Option("--dataset", help="Dataset that receives the items (created if new); with --project, optional."),
+    ] = "",
     format: Annotated[
         str | None, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}. Guessed when omitted.")
     ] = None,
@@ -65,6 +68,8 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Import a source into a dataset, with provenance, duplicate report and progress."""
+    if not dataset and project is None:
+        fail("--dataset NAME is required (or --project NAME to import into a project's dataset)")
     database, max_bytes = _open(db)
     ontology = Ontology.from_toml(map_) if map_ is not None else None
     started = time.perf_counter()
