@@ -229,3 +229,33 @@ def test_near_duplicate_clusters_of_a_dataset(db: Database, tmp_path: Path) -> N
     ingest_service.import_source(db, src, dataset="t")
     clusters = ingest_service.near_duplicates(db, "t", threshold=0.6)
     assert [[e["external_id"] for e in c["items"]] for c in clusters] == [["a", "c"]]
+
+
+def test_coco_into_a_boxes_project_and_export_project(db: Database, tmp_path: Path) -> None:
+    admin = _user(db, "root", "admin")
+    project = project_service.create_project(db, admin, name="det", schema={"kind": "boxes", "labels": ["cat", "dog"]})
+    folder = tmp_path / "src"
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in (1, 2):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / "images" / f"{i}.png")
+    doc = {
+        "images": [{"id": i, "file_name": f"images/{i}.png", "width": 64, "height": 48} for i in (1, 2)],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10]},
+            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [5, 5, 20, 10]},
+            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 4, 4], "segmentation": [[0, 0, 4, 0, 4, 4]]},
+        ],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+    }
+    (folder / "coco.json").write_text(json.dumps(doc))
+    report = ingest_service.import_source(db, folder / "coco.json", dataset="", project="det", actor=admin)
+    assert (report.imported, report.labels_imported, report.labels_parked) == (2, 2, 1)  # the polygon is parked
+    out = tmp_path / "exp" / "coco.json"
+    exported = ingest_service.export_project(db, admin, project.id, "coco", out)
+    assert exported.n_records == 2
+    back = json.loads(out.read_text())
+    assert sorted(a["bbox"] for a in back["annotations"]) == [[1, 2, 10, 10], [5, 5, 20, 10]]
+    assert [c["name"] for c in back["categories"]] == ["cat", "dog"]
+    ingest_service.export_project(db, admin, project.id, "yolo", tmp_path / "yolo")
+    assert (tmp_path / "yolo" / "classes.txt").read_text() == "cat\ndog\n"
