@@ -396,3 +396,26 @@ def test_stable_argsort_matches_numpy(values, dtype):
 
     arr = np.asarray(values + values[:5], dtype=dtype)  # repeats make ties
     np.testing.assert_array_equal(stable_argsort(arr), np.argsort(arr, kind="stable"))
+
+
+def test_threads_do_not_change_results(monkeypatch):
+    from veracity.quality.label_errors import count
+
+    monkeypatch.setattr(count, "_BLOCK_ELEMENTS", 64)  # many small blocks
+    labels, probs, _, _ = noisy_problem(700, 4, noise=0.2, dtype=np.float32)
+    one = find_label_issues(labels, probs, n_jobs=1)
+    many = find_label_issues(labels, probs, n_jobs=4)
+    np.testing.assert_array_equal(one.mask, many.mask)
+    np.testing.assert_array_equal(one.ranked, many.ranked)
+    np.testing.assert_array_equal(one.confident_joint, many.confident_joint)
+
+
+def test_threaded_validation_reports_first_bad_row(monkeypatch):
+    from veracity.quality.label_errors import _checks
+
+    monkeypatch.setattr(_checks, "_BLOCK_ELEMENTS", 8)
+    labels, probs, _, _ = noisy_problem(200, 4)
+    probs[150, 0] = np.nan
+    probs[37] = [0.9, 0.9, 0.1, 0.1]
+    with pytest.raises(InvalidInputError, match="row 37: probabilities must sum to 1"):
+        find_label_issues(labels, probs, n_jobs=4)

@@ -170,7 +170,9 @@ def label_issues(
 
     lab = _as_labels(read_array(labels), str(labels))
     probs = read_array(pred_probs)
-    lab, probs = validate_label_inputs(lab, probs, labels_name=str(labels), pred_probs_name=str(pred_probs))
+    lab, probs = validate_label_inputs(
+        lab, probs, labels_name=str(labels), pred_probs_name=str(pred_probs), n_jobs=None
+    )
     res = find_label_issues(lab, probs, method=method, rank_by=rank_by, check_input=False)  # type: ignore[arg-type]
     write_issues_csv(out, res.ranked, res.scores, res.mask, res.suggested)
     typer.echo(f"{res.num_issues} of {lab.shape[0]} items flagged ({res.method}); wrote {out}")

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.errors import InvalidInputError
+from veracity.quality.label_errors.count import map_blocks
 
 __all__ = ["ROW_SUM_TOL", "check_labels", "check_pred_probs", "validate_label_inputs"]
 
@@ -23,7 +24,7 @@ def _first_bad_row(bad: npt.NDArray[np.bool_], offset: int = 0) -> int | None:
 
 
 def check_pred_probs(
-    pred_probs: Any, *, name: str = "pred_probs", row_sum_tol: float = ROW_SUM_TOL
+    pred_probs: Any, *, name: str = "pred_probs", row_sum_tol: float = ROW_SUM_TOL, n_jobs: int | None = 1
 ) -> npt.NDArray[np.floating[Any]]:
     """Return ``pred_probs`` as a 2-D float array (float16/32/64 kept, others to float64).
 
@@ -41,22 +42,30 @@ def check_pred_probs(
     if k < 1:
         raise InvalidInputError(f"{name} must have at least one column, got shape {arr.shape}")
     block = max(1, _BLOCK_ELEMENTS // max(k, 1))
-    for start in range(0, n, block):
-        part = arr[start : start + block]
+    first_bad: dict[int, str] = {}
+
+    def check_block(start: int, stop: int) -> None:
+        part = arr[start:stop]
         finite = np.isfinite(part).all(axis=1)
         row = _first_bad_row(~finite, start)
         if row is not None:
-            raise InvalidInputError(f"{name} row {row}: values must be finite, got {arr[row].tolist()[:8]}")
+            first_bad[row] = f"{name} row {row}: values must be finite, got {arr[row].tolist()[:8]}"
+            return
         in_range = ((part >= -row_sum_tol) & (part <= 1 + row_sum_tol)).all(axis=1)
         row = _first_bad_row(~in_range, start)
         if row is not None:
-            raise InvalidInputError(f"{name} row {row}: probabilities must lie in [0, 1], got {arr[row].tolist()[:8]}")
+            first_bad[row] = f"{name} row {row}: probabilities must lie in [0, 1], got {arr[row].tolist()[:8]}"
+            return
         sums = part.sum(axis=1, dtype=np.float64)
         row = _first_bad_row(np.abs(sums - 1.0) > row_sum_tol, start)
         if row is not None:
-            raise InvalidInputError(
+            first_bad[row] = (
                 f"{name} row {row}: probabilities must sum to 1 (+-{row_sum_tol:g}), got {sums[row - start]:.6g}"
             )
+
+    map_blocks(check_block, n, block, n_jobs)
+    if first_bad:
+        raise InvalidInputError(first_bad[min(first_bad)])
     return arr
 
 
@@ -88,6 +97,7 @@ def validate_label_inputs(
     labels_name: str = "labels",
     pred_probs_name: str = "pred_probs",
     row_sum_tol: float = ROW_SUM_TOL,
+    n_jobs: int | None = 1,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.floating[Any]]]:
     """Check a single-label problem and return ``(labels, pred_probs)`` as arrays.
 
@@ -101,6 +111,8 @@ def validate_label_inputs(
         Names used in error messages (the CLI passes file names).
     row_sum_tol : float
         Allowed distance of a row sum from 1.
+    n_jobs : int or None, default 1
+        Threads for the blockwise checks (None: every core).
 
     Raises
     ------
@@ -108,7 +120,7 @@ def validate_label_inputs(
         On shape mismatch, non-finite values, rows that do not sum to 1 or labels out of range;
         the message names the argument and the first bad row.
     """
-    probs = check_pred_probs(pred_probs, name=pred_probs_name, row_sum_tol=row_sum_tol)
+    probs = check_pred_probs(pred_probs, name=pred_probs_name, row_sum_tol=row_sum_tol, n_jobs=n_jobs)
     lab = np.asarray(labels)
     if lab.ndim == 1 and lab.shape[0] != probs.shape[0]:
         raise InvalidInputError(

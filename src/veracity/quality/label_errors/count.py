@@ -12,6 +12,9 @@ Labels", Journal of Artificial Intelligence Research 70 (2021) 1373-1411, doi:10
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,8 @@ __all__ = [
     "compute_confident_joint",
     "confident_thresholds",
     "estimate_noise_matrices",
+    "map_blocks",
+    "n_threads",
     "row_stats",
 ]
 
@@ -106,8 +111,34 @@ class RowStats:
     thresholds: npt.NDArray[np.float64]
 
 
-def row_stats(labels: IntVec, pred_probs: npt.NDArray[Any], *, with_entropy: bool = False) -> RowStats:
-    """Compute :class:`RowStats` in row blocks (memory: O(n_items + block x n_classes))."""
+def n_threads(n_jobs: int | None) -> int:
+    """Threads to use: ``n_jobs``, or every core (at most 8) when None."""
+    if n_jobs is None:
+        return max(1, min(os.cpu_count() or 1, 8))
+    return max(1, int(n_jobs))
+
+
+def map_blocks(fn: Callable[[int, int], None], n: int, step: int, n_jobs: int | None) -> None:
+    """Call ``fn(start, stop)`` on consecutive row blocks, on threads when that helps.
+
+    numpy releases the GIL inside the vectorised operations, so blocks run in parallel; each call
+    writes a disjoint slice of its outputs.
+    """
+    starts = range(0, n, step)
+    threads = min(n_threads(n_jobs), len(starts))
+    if threads <= 1:
+        for start in starts:
+            fn(start, min(start + step, n))
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for fut in [pool.submit(fn, start, min(start + step, n)) for start in starts]:
+            fut.result()
+
+
+def row_stats(
+    labels: IntVec, pred_probs: npt.NDArray[Any], *, with_entropy: bool = False, n_jobs: int | None = 1
+) -> RowStats:
+    """Compute :class:`RowStats` in row blocks (memory: O(n_items + threads x block x n_classes))."""
     n, k = pred_probs.shape
     thresholds = confident_thresholds(labels, pred_probs)
     cut = _cutoffs(thresholds, pred_probs.dtype)
@@ -118,10 +149,8 @@ def row_stats(labels: IntVec, pred_probs: npt.NDArray[Any], *, with_entropy: boo
     argmax = np.empty(n, dtype=idx)
     guess = np.empty(n, dtype=idx)
     entropy = np.zeros(n if with_entropy else 0, dtype=np.float64)
-    step = _block_rows(k)
-    work = np.empty((min(step, max(n, 1)), k), dtype=pred_probs.dtype)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
+
+    def block_stats(start: int, stop: int) -> None:
         block = pred_probs[start:stop]
         lab = labels[start:stop]
         rows = np.arange(stop - start)
@@ -129,8 +158,7 @@ def row_stats(labels: IntVec, pred_probs: npt.NDArray[Any], *, with_entropy: boo
         am = block.argmax(axis=1)
         argmax[start:stop] = am
         # Largest probability among the other classes.
-        w = work[: stop - start]
-        np.copyto(w, block)
+        w = block.copy()
         w[rows, lab] = -np.inf
         ao = w.argmax(axis=1)
         arg_other[start:stop] = ao
@@ -147,6 +175,8 @@ def row_stats(labels: IntVec, pred_probs: npt.NDArray[Any], *, with_entropy: boo
             np.log(w, out=w)
             w *= block
             entropy[start:stop] = -w.sum(axis=1, dtype=np.float64) / np.log(k)
+
+    map_blocks(block_stats, n, _block_rows(k), n_jobs)
     return RowStats(self_conf, max_other, arg_other, argmax, guess, entropy, thresholds)
 
 

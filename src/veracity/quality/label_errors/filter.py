@@ -225,6 +225,7 @@ def find_label_issues(
     row_sum_tol: float = ROW_SUM_TOL,
     multi_label: bool | None = None,
     check_input: bool = True,
+    n_jobs: int | None = None,
 ) -> LabelIssues:
     """Flag and rank items whose given label is likely wrong, by confident learning.
 
@@ -265,6 +266,9 @@ def find_label_issues(
         problem; an item is flagged if any membership is; ``scores`` is the lowest per-class
         score, ``suggested`` the 0/1 matrix ``pred_probs >= 0.5``, ``confident_joint`` has shape
         (n_classes, 2, 2).
+    n_jobs : int or None, default None
+        Threads for the blockwise passes over ``pred_probs`` (None: every core, at most 8).
+        Results do not depend on it.
     check_input : bool, default True
         Validate the inputs. Pass False only for arrays already checked by
         :func:`validate_label_inputs` (saves one pass over ``pred_probs``).
@@ -309,11 +313,11 @@ def find_label_issues(
     if multi_label:
         return _find_multilabel_issues(labels, pred_probs, used, rank_by, frac_noise, min_examples_per_class)
     if check_input:
-        lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol)
+        lab, probs = validate_label_inputs(labels, pred_probs, row_sum_tol=row_sum_tol, n_jobs=n_jobs)
     else:
         lab, probs = labels, pred_probs
     k = probs.shape[1]
-    stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy")
+    stats = row_stats(lab, probs, with_entropy=rank_by == "confidence_weighted_entropy", n_jobs=n_jobs)
     scores = scores_from_stats(stats, rank_by)
     label_counts = np.bincount(lab, minlength=k)
     cj = compute_confident_joint(lab, probs, calibrate=True, stats=stats)
