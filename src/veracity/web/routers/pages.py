@@ -64,7 +64,8 @@ def login(
             status_code=401,
         )
     sid, _csrf = create_session(db, actor)
-    target = _safe_next(next) if next and next != "/" else _landing(db, actor)
+    wanted = _safe_next(next)
+    target = wanted if wanted != "/" else _landing(db, actor)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=7 * 24 * 3600)

@@ -1,0 +1,197 @@
+"""Server-rendered screens and the labelling screen's JSON endpoints, in-process through httpx."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from veracity.services import Actor
+from veracity.services import projects as project_service
+from veracity.services.users import create_user
+from veracity.storage.models import Annotation, Assignment
+from veracity.web.routers.ui_charts import bar_chart, heat_map, line_chart
+from veracity.web.routers.ui_markdown import render_markdown
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "pw-1234"
+SCHEMA = {"kind": "classification", "labels": ["cat", "dog"], "input": "text",
+          "instructions": "Pick **one**. <img src=x onerror=alert(1)> [docs](https://example.org/guide)"}
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def sign_in(api: Any, name: str) -> str:
+    """Sign in through the form; returns the CSRF token of the new session."""
+    api.client.cookies.clear()
+    r = await api.client.post("/login", data={"username": name, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    assert "httponly" in r.headers["set-cookie"].lower()
+    r = await api.client.get("/")
+    assert r.status_code == 200
+    return csrf_of(r.text)
+
+
+def person(api: Any, name: str, role: str) -> Actor:
+    view, _ = create_user(api.db, name, role, password=PASSWORD)
+    return Actor(view.id, view.name, view.role, view.clearance)
+
+
+async def make_project(api: Any, boss: Actor, n_items: int = 4, **members: str) -> int:
+    view = project_service.create_project(api.db, boss, name="Pets <b>&</b>", schema=SCHEMA, overlap=2)
+    project_service.import_items(api.db, boss, view.id, [{"text": f"animal {i}"} for i in range(n_items)])
+    for user, role in members.items():
+        project_service.add_member(api.db, boss, view.id, user, role)
+    return view.id
+
+
+async def test_sign_in_redirects_to_the_first_dashboard_and_pages_need_a_session(api: Any) -> None:
+    boss = person(api, "boss", "manager")
+    pid = await make_project(api, boss)
+    r = await api.client.get(f"/projects/{pid}/label")
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/projects/{pid}/label"
+    r = await api.client.post("/login", data={"username": "boss", "password": "nope"})
+    assert r.status_code == 401 and "wrong password" in r.text
+    api.client.cookies.clear()
+    r = await api.client.post("/login", data={"username": "boss", "password": PASSWORD})
+    assert r.status_code == 303 and r.headers["location"] == f"/projects/{pid}/dashboard"
+    r = await api.client.post("/login", data={"username": "boss", "password": PASSWORD, "next": "//evil.example"})
+    assert r.headers["location"] == f"/projects/{pid}/dashboard"  # no open redirect
+
+
+async def test_every_form_needs_the_csrf_token(api: Any) -> None:
+    person(api, "boss", "manager")
+    token = await sign_in(api, "boss")
+    form = {"name": "Birds", "kind": "classification", "label_name": ["crow", "owl"],
+            "label_color": ["#000000", "#aa5500"], "label_hotkey": ["c", "o"], "overlap": "2", "gold_rate": "0.05",
+            "instructions": "Look *closely*."}
+    r = await api.client.post("/projects/new", data=form)
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = await api.client.post("/projects/new", data={**form, "csrf_token": "forged"})
+    assert r.status_code == 403
+    r = await api.client.post("/projects/new", data={**form, "csrf_token": token})
+    assert r.status_code == 303, r.text
+    pid = int(r.headers["location"].split("/")[2])
+    view = project_service.get_project(api.db, Actor(0, "root", "admin", 9), pid)
+    assert view.schema["labels"] == ["crow", "owl"] and view.schema["hotkeys"] == {"crow": "c", "owl": "o"}
+    assert view.schema["colors"]["owl"] == "#aa5500" and view.overlap == 2 and view.gold_rate == pytest.approx(0.05)
+    # a bad schema comes back as the form with the message, the values kept
+    r = await api.client.post("/projects/new", data={**form, "name": "Birds 2", "label_name": ["x", "x"],
+                                                     "csrf_token": token})
+    assert r.status_code == 422 and "duplicate labels" in r.text and 'value="Birds 2"' in r.text
+    # signing out needs the token too; afterwards the session is gone
+    r = await api.client.post("/logout", data={"csrf_token": token})
+    assert r.status_code == 303
+    r = await api.client.get(f"/projects/{pid}/dashboard")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_label_page_renders_instructions_safely_and_leases_ahead(api: Any) -> None:
+    boss = person(api, "boss", "manager")
+    person(api, "ann", "annotator")
+    pid = await make_project(api, boss, ann="annotator")
+    await sign_in(api, "ann")
+    r = await api.client.get(f"/projects/{pid}/label")
+    assert r.status_code == 200
+    assert "<strong>one</strong>" in r.text
+    assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
+    assert '<a href="https://example.org/guide" rel="noopener noreferrer">docs</a>' in r.text
+    assert "Pets &lt;b&gt;&amp;&lt;/b&gt;" in r.text
+    with api.db.transaction(write=False) as s:
+        leased = s.execute(select(Assignment.task_id).where(Assignment.status == "leased")).scalars().all()
+    assert len(leased) == 2  # the item on screen and one leased ahead
+
+
+async def test_submit_skip_undo_endpoints(api: Any) -> None:
+    boss = person(api, "boss", "manager")
+    person(api, "ann", "annotator")
+    pid = await make_project(api, boss, n_items=4, ann="annotator")
+    token = await sign_in(api, "ann")
+    await api.client.get(f"/projects/{pid}/label")
+    with api.db.transaction(write=False) as s:
+        first, second = s.execute(select(Assignment.task_id).order_by(Assignment.id)).scalars().all()
+    base = f"/ui/api/projects/{pid}"
+    headers = {"x-csrf-token": token, "accept": "application/json"}
+
+    r = await api.client.post(f"{base}/submit", json={"task_id": first, "value": "cat", "holding": [second]},
+                              headers={"accept": "application/json"})
+    assert r.status_code == 403  # no CSRF header
+    assert r.json()["error"]["code"] == "permission_denied"
+
+    r = await api.client.post(f"{base}/submit", headers=headers,
+                              json={"task_id": first, "value": "cat", "holding": [second], "duration_ms": 1200,
+                                    "idempotency_key": "k1"})
+    assert r.status_code == 200, r.text
+    third = r.json()["next"]["task_id"]
+    assert third not in (first, second)
+
+    r = await api.client.post(f"{base}/submit", headers=headers, json={"task_id": second, "value": "lion"})
+    assert r.status_code == 422 and "unknown label" in r.json()["error"]["message"]
+
+    r = await api.client.post(f"{base}/skip", headers=headers, json={"task_id": second, "holding": [third]})
+    assert r.status_code == 200
+    fourth = r.json()["next"]["task_id"]
+    assert fourth not in (first, second, third)
+
+    r = await api.client.post(f"{base}/undo", headers=headers, json={})
+    assert r.status_code == 200
+    back = r.json()["next"]
+    assert back["task_id"] == first and back["previous_value"] == "cat"
+    with api.db.transaction(write=False) as s:
+        statuses = s.execute(select(Annotation.status, Annotation.duration_ms)).all()
+    assert [tuple(x) for x in statuses] == [("withdrawn", 1200)]
+
+
+async def test_dashboard_review_and_issue_pages(api: Any) -> None:
+    from veracity.services import tasks as task_service
+
+    boss = person(api, "boss", "manager")
+    ann, bob = person(api, "ann", "annotator"), person(api, "bob", "annotator")
+    pid = await make_project(api, boss, n_items=2, ann="annotator", bob="annotator")
+    for actor, label in ((ann, "cat"), (bob, "dog")):
+        task = task_service.next_task(api.db, actor, pid)
+        assert task is not None
+        task_service.submit_annotation(api.db, actor, task["task_id"], label, duration_ms=2000)
+    await sign_in(api, "boss")
+    r = await api.client.get(f"/projects/{pid}/dashboard")
+    assert r.status_code == 200
+    html = r.text
+    assert html.count('<svg class="chart') >= 4  # progress, distribution, agreement, confusion
+    assert "Pairwise agreement by order of labelling: 1-1: 0%, 2-2: 0%" in html  # the two labels disagree
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<th scope="row">(ann|bob)</th>\s*<td>(.*?)</td>', html, re.S)}
+    assert sorted(rows) == ["ann", "bob"]
+    assert sorted(re.search(r"(\d+)% <span", v).group(1) for v in rows.values()) == ["0", "100"]  # type: ignore[union-attr]
+    assert "2.0 s" in html  # median time per item
+    r = await api.client.get(f"/projects/{pid}/review")
+    assert r.status_code == 200 and "50% confidence" in r.text and 'value="correct:&#34;dog&#34;"' in r.text
+    r = await api.client.get(f"/projects/{pid}/issues")
+    assert r.status_code == 200 and "No suspect items" in r.text
+    # annotators cannot open the manager screens
+    await sign_in(api, "ann")
+    r = await api.client.get(f"/projects/{pid}/dashboard")
+    assert r.status_code == 403 and "Error 403" in r.text
+
+
+def test_markdown_subset_escapes_everything_else() -> None:
+    html = str(render_markdown("# Title\n\nSome `<code>` and **bold**\n\n- [x](javascript:alert(1))\n- two"))
+    assert html == ("<h3>Title</h3>\n<p>Some <code>&lt;code&gt;</code> and <strong>bold</strong></p>\n"
+                    "<ul><li>[x](javascript:alert(1))</li><li>two</li></ul>")
+    assert str(render_markdown(None)) == ""
+
+
+def test_charts_are_accessible_svg_with_escaped_text() -> None:
+    bars = str(bar_chart([("<cat>", 3), ("dog", 1)], title="Labels"))
+    assert bars.startswith('<svg class="chart bars" role="img"')
+    assert "<title>Labels: &lt;cat&gt; 3, dog 1</title>" in bars
+    assert "<cat>" not in bars
+    line = str(line_chart([("1-10", 0.5), ("11-20", 1.0)], title="Agreement"))
+    assert "<title>Agreement: 1-10: 50%, 11-20: 100%</title>" in line
+    heat = str(heat_map(["a", "b"], [[3, 1], [0, 2]], title="ann"))
+    assert "a labelled b: 1" in heat and "b labelled a" not in heat
