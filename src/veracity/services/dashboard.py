@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from veracity.services._common import as_utc, canonical_json, now
 from veracity.services.actors import Actor
@@ -51,13 +51,13 @@ class Dashboard:
 def _progress(session: Any, project_id: int) -> dict[str, int]:
     out = {"tasks": 0, "complete": 0, "in_progress": 0, "untouched": 0, "in_review": 0, "reviewed": 0,
            "annotations": 0, "target_annotations": 0, "gold": 0}
-    for status, started, gold, n, n_ann, target in session.execute(
-        select(Task.status, Task.n_annotations > 0, Task.is_gold, func.count(), func.sum(Task.n_annotations),
-               func.sum(Task.target))
+    started = func.sum(case((Task.n_annotations > 0, 1), else_=0))
+    for status, gold, n, n_started, n_ann, target in session.execute(
+        select(Task.status, Task.is_gold, func.count(), started, func.sum(Task.n_annotations), func.sum(Task.target))
         .where(Task.project_id == project_id)
-        .group_by(Task.status, Task.n_annotations > 0, Task.is_gold)
+        .group_by(Task.status, Task.is_gold)
     ):
-        n, n_ann, target = int(n), int(n_ann or 0), int(target or 0)
+        n, n_started, n_ann, target = int(n), int(n_started or 0), int(n_ann or 0), int(target or 0)
         out["tasks"] += n
         out["annotations"] += n_ann
         out["target_annotations"] += max(target, n_ann)
@@ -69,10 +69,9 @@ def _progress(session: Any, project_id: int) -> dict[str, int]:
             out["in_review"] += n
         elif status == "reviewed":
             out["reviewed"] += n
-        elif started:
-            out["in_progress"] += n
         else:
-            out["untouched"] += n
+            out["in_progress"] += n_started
+            out["untouched"] += n - n_started
     return out
 
 
