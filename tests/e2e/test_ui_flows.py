@@ -59,6 +59,15 @@ class Workspace:
             ).scalars())
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(page: Page) -> Iterator[None]:
+    """Every test fails on an uncaught error in the page's scripts."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield
+    assert not errors, f"script errors in the page: {errors}"
+
+
 @pytest.fixture
 def ws(live_server_db: str) -> Iterator[Workspace]:
     db = Database(live_server_db)
@@ -474,3 +483,28 @@ def test_demo_lands_on_a_dashboard_with_data_and_loads_nothing_from_outside(
     fetched = {r.split("?")[0].removeprefix(live_server) for r in page_requests}
     assert {"/static/veracity.css", "/static/label.js", "/static/image.js", "/static/hotkeys.js"} <= fetched
     assert any(r.startswith("/media/demo/") for r in fetched)
+
+
+# --------------------------------------------------------------------------- tablet width
+def test_screens_fit_a_tablet_and_keep_a_visible_focus(
+    page: Page, live_server: str, live_server_db: str, ws: Workspace, screenshot: Shot
+) -> None:
+    path = make_image(Path(live_server_db.removeprefix("sqlite:///")).parent / "media", "tablet.png")
+    ws.user("ann", "annotator")
+    pid = ws.project("Shapes", {"kind": "boxes", "labels": ["circle", "square"]}, [{"image": path}],
+                     members={"ann": "annotator"})
+    page.set_viewport_size({"width": 820, "height": 1180})
+    sign_in(page, live_server, "boss")
+    for screen in ("dashboard", "review", "issues", "label"):
+        page.goto(f"{live_server}/projects/{pid}/{screen}")
+        page.wait_for_load_state()
+        overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{screen}: {overflow}px wider than the tablet screen"
+    wait_ready(page)
+    expect(page.locator(".viewport")).to_have_attribute("data-loaded", "1")
+    screenshot(page, "label-boxes-tablet")
+    # keyboard users see where they are: Tab reaches the skip link first, with a focus outline
+    page.goto(f"{live_server}/projects/{pid}/dashboard")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("(el => [el.textContent, getComputedStyle(el).outlineStyle])(document.activeElement)")
+    assert focused == ["Skip to content", "solid"]
