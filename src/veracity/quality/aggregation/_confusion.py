@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
-from veracity.errors import ConvergenceWarning
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest, worker_answer_counts
 from veracity.quality._validation import check_positive, check_random_state
 from veracity.quality.aggregation._em import (
     ConfusionModel,
     EMFit,
-    best_temperature,
+    _flat,
+    best_temperature_and_score,
     build_shards,
     fit_confusion_em,
     softmax_rows,
@@ -22,6 +21,19 @@ from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, IntArray, RandomState
 
 __all__ = ["ConfusionEMAggregator"]
+
+_CALIBRATION_STEPS = 3  # EM steps per fold when refitting for calibration
+
+
+def _subset(responses: Responses, mask: np.ndarray) -> Responses:
+    return Responses(
+        responses.task_idx[mask],
+        responses.worker_idx[mask],
+        responses.label[mask],
+        responses.task_ids,
+        responses.worker_ids,
+        responses.classes,
+    )
 
 
 class ConfusionEMAggregator(BaseAggregator):
@@ -83,81 +95,68 @@ class ConfusionEMAggregator(BaseAggregator):
         fit, model = self.fit_em(responses, gold_idx, gold_label)
         return self.result_from_fit(responses, fit, model, gold_idx)
 
-    def _cross_fit_temperature(self, responses: Responses, rng: np.random.Generator, gold_idx: IntArray) -> float:
+    def _cross_fit_temperature(
+        self, responses: Responses, fit: EMFit, rng: np.random.Generator, gold_idx: IntArray
+    ) -> tuple[float, float]:
         """Temperature fitted on held-out answers with the tasks split in two folds.
 
-        Each fold's worker parameters are fitted on the *other* fold's tasks, so an answer's
-        predictive probability never uses a parameter fitted on that answer. No gold is used
-        (gold tasks are left out of the scored answers but still anchor the fits).
+        For each fold, the worker parameters are refitted on the *other* fold's tasks (a few EM
+        steps warm-started from the full fit, so no M-step sees the held-out answers) and the
+        held-out answers are scored with :func:`best_temperature_and_score`. No gold labels are
+        used. Returns the temperature and the mean held-out log-likelihood per answer.
         """
         n_t = responses.n_tasks
         if n_t < 4 or responses.n_responses < 20:
-            return 1.0
+            return 1.0, float("nan")
         fold = rng.integers(0, 2, size=n_t)
         is_gold = np.zeros(n_t, dtype=bool)
         is_gold[gold_idx] = True
+        gold_label = self._gold_label
+        k = responses.n_classes
         loo_parts, own_parts = [], []
-        max_answers = 50_000
+        per_fold = 25_000
         for f in (0, 1):
-            train = fold[responses.task_idx] != f
-            test = ~train & ~is_gold[responses.task_idx]
+            on_fold = fold[responses.task_idx] == f
+            train, test = ~on_fold, on_fold & ~is_gold[responses.task_idx]
             if not train.any() or not test.any():
-                return 1.0
-            sub = Responses(
-                responses.task_idx[train],
-                responses.worker_idx[train],
-                responses.label[train],
-                responses.task_ids,
-                responses.worker_ids,
-                responses.classes,
-            )
+                return 1.0, float("nan")
+            sub = _subset(responses, train)
             g_keep = fold[gold_idx] != f
-            model = self._model(sub)
-            shards = build_shards(sub, n_shards=1, gold_idx=gold_idx[g_keep], gold_label=self._gold_label[g_keep])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                fit = fit_confusion_em(
-                    model,
-                    shards,
-                    n_workers=sub.n_workers,
-                    n_classes=sub.n_classes,
-                    n_responses=sub.n_responses,
-                    n_iter=min(int(self.n_iter), 50),
-                    tol=float(self.tol) * 10,
-                )
+            shards = build_shards(sub, n_shards=1, gold_idx=gold_idx[g_keep], gold_label=gold_label[g_keep])
+            part = fit_confusion_em(
+                self._model(sub),
+                shards,
+                n_workers=sub.n_workers,
+                n_classes=k,
+                n_responses=sub.n_responses,
+                n_iter=_CALIBRATION_STEPS,
+                tol=0.0,
+                init_params=(fit.log_conf, fit.log_prior),
+                warn=False,
+            )
+            held = _subset(responses, test)
+            logits = build_shards(held, n_shards=1)[0].logits(_flat(part.log_conf), part.log_prior)
             idx = np.flatnonzero(test)
-            if idx.size > max_answers // 2:
-                idx = np.sort(rng.choice(idx, size=max_answers // 2, replace=False))
-            test_resp = Responses(
-                responses.task_idx[test],
-                responses.worker_idx[test],
-                responses.label[test],
-                responses.task_ids,
-                responses.worker_ids,
-                responses.classes,
-            )
-            full = build_shards(test_resp, n_shards=1)[0]
-            logits = full.logits(
-                np.ascontiguousarray(fit.log_conf.transpose(0, 2, 1).reshape(-1, sub.n_classes)), fit.log_prior
-            )
-            own = fit.log_conf[responses.worker_idx[idx], :, responses.label[idx]]
+            if idx.size > per_fold:
+                idx = np.sort(rng.choice(idx, size=per_fold, replace=False))
+            own = part.log_conf[responses.worker_idx[idx], :, responses.label[idx]]
             loo_parts.append(logits[responses.task_idx[idx]] - own)
             own_parts.append(own)
-        return best_temperature(np.concatenate(loo_parts), np.concatenate(own_parts))
+        return best_temperature_and_score(np.concatenate(loo_parts), np.concatenate(own_parts))
 
     def result_from_fit(self, responses: Responses, fit: EMFit, model: Any, gold_idx: IntArray) -> AggregationResult:
         """Posteriors (temperature-calibrated when ``calibrate``), labels and worker skills."""
         rng = check_random_state(self.random_state)
         logits = fit.logits
         label_idx = argmax_lowest(logits)
-        tau = 1.0
+        tau, heldout = 1.0, float("nan")
         if self.calibrate:
-            tau = self._cross_fit_temperature(responses, rng, gold_idx)
+            tau, heldout = self._cross_fit_temperature(responses, fit, rng, gold_idx)
         probas: FloatArray = softmax_rows(logits / tau) if logits.size else logits
         conf = np.exp(fit.log_conf)
         prior = np.exp(fit.log_prior)
         accuracy = np.einsum("wkk,k->w", conf, prior)
-        extras = {"temperature": tau, **getattr(model, "extras", {})}
+        extras = {"temperature": tau, "heldout_loglik": heldout, **getattr(model, "extras", {})}
         return AggregationResult(
             method=self.method,
             task_ids=responses.task_ids,

@@ -18,7 +18,7 @@ __all__ = ["DawidSkene", "OneCoinDawidSkene"]
 
 # M-steps at which the prior (mean and strength) is re-estimated; it is then frozen so that EM
 # converges on a fixed objective.
-_STRENGTH_UPDATES = frozenset({1, 2, 3, 5, 8, 12, 20})
+_STRENGTH_UPDATES = frozenset({1, 4, 10})
 _MAX_STRENGTH = 100.0
 
 
@@ -74,7 +74,6 @@ class _FullConfusion:
         return mean + eps
 
     def m_step(self, counts: FloatArray, class_totals: FloatArray) -> tuple[FloatArray, FloatArray]:
-        k = self.n_classes
         eps = max(self.smoothing, 1e-12)
         self.calls += 1
         if self.mean is None or self.calls in _STRENGTH_UPDATES:
@@ -89,7 +88,7 @@ class _FullConfusion:
                 bounds=(math.log(1e-2), math.log(_MAX_STRENGTH)),
                 args=(counts, mean, row_n),
                 method="bounded",
-                options={"xatol": 0.1},
+                options={"xatol": 0.15},
             )
             self.strength = math.exp(float(res.x))
         post = counts + self.strength * mean + eps
