@@ -392,6 +392,8 @@ OTHER_KINDS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("pairwise", {"kind": "pairwise"}, {"prompt": "Say hello", "left": "Hello!", "right": "Go away."}),
     ("text", {"kind": "text"}, {"text": "Translate: bonjour"}),
     ("polygons", {"kind": "polygons", "labels": ["blob"]}, {"image": "/media/poly.png"}),
+    ("keypoints", {"kind": "keypoints", "labels": ["left eye", "right eye"]}, {"image": "/media/poly.png", "n": 1}),
+    ("ranking", {"kind": "ranking", "n": 3}, {"prompt": "Best summary?", "outputs": ["short", "long", "wrong"]}),
 ]
 
 
@@ -443,6 +445,31 @@ def test_every_other_kind_can_be_labelled(
     press_and_wait_next(page, "Enter")  # submits
     wait_saved(page)
 
+    wait_saved(page)
+    open_kind("keypoints")
+    expect(page.locator(".viewport")).to_have_attribute("data-loaded", "1")
+    page.mouse.click(*image_point(page, 40, 50))
+    page.keyboard.press("2")  # relabel the point just placed (still selected): right eye
+    page.keyboard.press("Escape")
+    page.mouse.click(*image_point(page, 160, 45))
+    page.keyboard.press("ArrowRight")  # nudge the selected point one pixel (it has the current label, left eye)
+    screenshot(page, "label-keypoints")
+    press_and_wait_next(page, "Enter")
+
+    wait_saved(page)
+    open_kind("ranking")
+    page.keyboard.press("1")
+    page.keyboard.press("3")
+    page.keyboard.press("Backspace")  # take back "wrong"
+    page.keyboard.press("2")  # the last one falls into place
+    screenshot(page, "label-ranking")
+    press_and_wait_next(page, "Enter")
+    wait_saved(page)
+
+    assert ws.labels_of("ann", ids["ranking"]) == [[0, 1, 2]]
+    [points] = ws.labels_of("ann", ids["keypoints"])
+    assert points == [{"x": pytest.approx(40, abs=1.5), "y": pytest.approx(50, abs=1.5), "label": "right eye"},
+                      {"x": pytest.approx(161, abs=1.5), "y": pytest.approx(45, abs=1.5), "label": "left eye"}]
     assert ws.labels_of("ann", ids["multilabel"]) == [["red", "small"]]
     assert ws.labels_of("ann", ids["rating"]) == [4]
     assert ws.labels_of("ann", ids["pairwise"]) == ["right"]

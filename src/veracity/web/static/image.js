@@ -8,6 +8,12 @@ function svgEl(tag, attrs) {
   return node;
 }
 const round1 = (v) => Math.round(v * 10) / 10;
+const NOUN = { boxes: "box", polygons: "polygon", keypoints: "point" };
+const HINT = {
+  boxes: "Drag to draw · drag a box to move · corners to resize · Shift+drag or Space+drag to pan",
+  polygons: "Click to add points · Enter or click the first point to close · drag points to move",
+  keypoints: "Click to place a point with the current label · drag a point to move it",
+};
 
 export function imageEditor(ctx, mode, ui) {
   const { labels, colors, buildPalette, refreshPressed, el } = ui;
@@ -22,8 +28,7 @@ export function imageEditor(ctx, mode, ui) {
   let spaceDown = false;
 
   const img = el("img", { src, alt: ctx.data.alt || "Image to label", draggable: "false" });
-  const svg = svgEl("svg", { class: "overlay", role: "application", "aria-label": mode === "boxes"
-    ? "Drawing area: drag to draw a box" : "Drawing area: click to add polygon points" });
+  const svg = svgEl("svg", { class: "overlay", role: "application", "aria-label": `Drawing area: ${HINT[mode]}` });
   const canvas = el("div", { class: "canvas" }, img, svg);
   const viewport = el("div", { class: "viewport", tabindex: "0", "aria-label": "Image; use + and - to zoom, arrows to pan" }, canvas);
   const zoomLabel = el("span", { class: "zoom-level", "aria-live": "polite", text: "100%" });
@@ -31,10 +36,8 @@ export function imageEditor(ctx, mode, ui) {
     el("button", { type: "button", "aria-label": "Zoom in", onclick: () => zoomBy(1.25), text: "+" }),
     el("button", { type: "button", "aria-label": "Zoom out", onclick: () => zoomBy(0.8), text: "−" }),
     el("button", { type: "button", onclick: () => resetView(), text: "Fit" }), zoomLabel,
-    el("span", { class: "muted small", text: mode === "boxes"
-      ? "Drag to draw · drag a box to move · corners to resize · Shift+drag or Space+drag to pan"
-      : "Click to add points · Enter or click the first point to close · drag points to move" }));
-  const list = el("ul", { class: "shape-list", "aria-label": mode === "boxes" ? "Boxes" : "Polygons" });
+    el("span", { class: "muted small", text: HINT[mode] }));
+  const list = el("ul", { class: "shape-list", "aria-label": `${NOUN[mode]}s` });
 
   const applyView = () => {
     canvas.style.transform = `translate(${tx}px, ${ty}px) scale(${scale})`;
@@ -75,6 +78,12 @@ export function imageEditor(ctx, mode, ui) {
               "data-i": i, "data-handle": corner }));
           }
         }
+      } else if (mode === "keypoints") {
+        g.append(svgEl("circle", { cx: s.x, cy: s.y, r: (i === selected ? 7 : 5) * u, fill: colour, stroke: "#fff",
+          "stroke-width": 2, "vector-effect": "non-scaling-stroke", "data-i": i, "data-part": "body" }));
+        const t = svgEl("text", { x: s.x + 8 * u, y: s.y - 6 * u, fill: colour, "font-size": 12 * u, class: "shape-label" });
+        t.textContent = s.label + (s.suggested ? " (suggested)" : "");
+        g.append(t);
       } else {
         g.append(svgEl("polygon", { points: s.points.map((p) => p.join(",")).join(" "), stroke: colour, "data-i": i, "data-part": "body",
           fill: i === selected ? "rgba(255,255,255,0.2)" : "rgba(0,0,0,0.01)", "vector-effect": "non-scaling-stroke" }));
@@ -95,14 +104,15 @@ export function imageEditor(ctx, mode, ui) {
     }
     list.replaceChildren();
     shapes.forEach((s, i) => {
-      const select = el("select", { "aria-label": `Label of ${mode === "boxes" ? "box" : "polygon"} ${i + 1}`,
+      const select = el("select", { "aria-label": `Label of ${NOUN[mode]} ${i + 1}`,
         onchange: (e) => { s.label = e.target.value; s.suggested = false; draw(); } },
       ...labels.map((l) => el("option", { value: l, selected: l === s.label, text: l })));
-      const where = mode === "boxes" ? `${Math.round(s.x)},${Math.round(s.y)} ${Math.round(s.w)}×${Math.round(s.h)}` : `${s.points.length} points`;
+      const where = mode === "boxes" ? `${Math.round(s.x)},${Math.round(s.y)} ${Math.round(s.w)}×${Math.round(s.h)}`
+        : mode === "keypoints" ? `${Math.round(s.x)},${Math.round(s.y)}` : `${s.points.length} points`;
       list.append(el("li", { class: i === selected ? "selected" : "" }, ui.swatch(s.label),
         el("button", { type: "button", class: "linkish", onclick: () => { selected = i; draw(); }, text: `${i + 1}. ${where}` }),
         s.suggested ? el("span", { class: "tag", text: "suggested" }) : null, select,
-        el("button", { type: "button", "aria-label": `Delete ${mode === "boxes" ? "box" : "polygon"} ${i + 1}`, onclick: () => remove(i), text: "Delete" })));
+        el("button", { type: "button", "aria-label": `Delete ${NOUN[mode]} ${i + 1}`, onclick: () => remove(i), text: "Delete" })));
     });
     refreshPressed((l) => l === current);
   }
@@ -143,6 +153,11 @@ export function imageEditor(ctx, mode, ui) {
       selected = Number(t.dataset.i);
       drag = { kind: "move", i: selected, start: p, orig: structuredClone(shapes[selected]) };
       draw();
+    } else if (mode === "keypoints") {
+      shapes.push({ x: round1(p[0]), y: round1(p[1]), label: current, suggested: false });
+      selected = shapes.length - 1;
+      drag = { kind: "move", i: selected, start: p, orig: structuredClone(shapes[selected]) };
+      draw();
     } else if (mode === "boxes") {
       selected = -1;
       drag = { kind: "draw", start: p };
@@ -167,9 +182,9 @@ export function imageEditor(ctx, mode, ui) {
       Object.assign(s, { x: round1(Math.min(x0, x)), y: round1(Math.min(y0, y)), w: round1(Math.abs(x - x0)), h: round1(Math.abs(y - y0)) });
     } else if (drag.kind === "move") {
       const dx = x - drag.start[0], dy = y - drag.start[1];
-      if (mode === "boxes") {
-        s.x = round1(Math.min(W - s.w, Math.max(0, drag.orig.x + dx)));
-        s.y = round1(Math.min(H - s.h, Math.max(0, drag.orig.y + dy)));
+      if (mode === "boxes" || mode === "keypoints") {
+        s.x = round1(Math.min(W - (s.w || 0), Math.max(0, drag.orig.x + dx)));
+        s.y = round1(Math.min(H - (s.h || 0), Math.max(0, drag.orig.y + dy)));
       } else {
         s.points = drag.orig.points.map(([px, py]) => [round1(px + dx), round1(py + dy)]);
       }
@@ -211,7 +226,7 @@ export function imageEditor(ctx, mode, ui) {
 
   const nudge = (dx, dy) => {
     const s = shapes[selected];
-    if (mode === "boxes") { s.x = round1(Math.min(W - s.w, Math.max(0, s.x + dx))); s.y = round1(Math.min(H - s.h, Math.max(0, s.y + dy))); }
+    if (mode !== "polygons") { s.x = round1(Math.min(W - (s.w || 0), Math.max(0, s.x + dx))); s.y = round1(Math.min(H - (s.h || 0), Math.max(0, s.y + dy))); }
     else s.points = s.points.map(([x, y]) => [x + dx, y + dy]);
     s.suggested = false;
     draw();
@@ -221,9 +236,9 @@ export function imageEditor(ctx, mode, ui) {
   return {
     view: el("div", { class: "image-editor" }, tools, viewport, list),
     focus: () => viewport.focus({ preventScroll: true }),
-    value: () => (mode === "boxes"
-      ? shapes.map(({ x, y, w, h, label }) => ({ x, y, w, h, label }))
-      : shapes.map(({ points, label }) => ({ points, label }))),
+    value: () => (mode === "boxes" ? shapes.map(({ x, y, w, h, label }) => ({ x, y, w, h, label }))
+      : mode === "keypoints" ? shapes.map(({ x, y, label }) => ({ x, y, label }))
+        : shapes.map(({ points, label }) => ({ points, label }))),
     pick,
     key: (e) => {
       if (e.key === " ") { spaceDown = true; return true; }
@@ -245,7 +260,10 @@ export function imageEditor(ctx, mode, ui) {
       }
       return false;
     },
-    help: mode === "boxes"
+    help: mode === "keypoints"
+      ? [["click", "place a point with the current label"], ["1-9", "current label, or relabel the selected point"],
+        ["[ ]", "select a point"], ["arrows", "move the selected point"], ["Delete", "delete it"], ["Enter", "submit"]]
+      : mode === "boxes"
       ? [["drag", "draw a box with the current label"], ["1-9", "current label, or relabel the selected box"],
         ["[ ]", "select the previous / next box"], ["arrows", "move the selected box (Shift: 10 px), or pan"],
         ["Delete", "delete the selected box"], ["+ − 0", "zoom in, out, fit"], ["Enter", "submit"]]

@@ -251,11 +251,47 @@ function spansEditor(ctx) {
   };
 }
 
+function rankingEditor(ctx) {
+  const d = ctx.data;
+  const options = Array.isArray(d.outputs) ? d.outputs : Array.isArray(d.options) ? d.options : Array.isArray(d.items) ? d.items : [];
+  const n = schema.n || options.length;
+  let order = Array.isArray(ctx.initial) && ctx.initial.length === n ? [...ctx.initial] : [];
+  const list = el("ol", { class: "ranking", "aria-label": "Options; press their numbers from best to worst" });
+  const chosen = el("p", { class: "muted", "aria-live": "polite" });
+  const draw = () => {
+    list.replaceChildren(...options.slice(0, n).map((text, i) => {
+      const rank = order.indexOf(i);
+      return el("li", { class: rank >= 0 ? "ranked" : "" },
+        el("button", { type: "button", class: "label-button", "aria-pressed": String(rank >= 0), onclick: () => add(i) },
+          el("kbd", { text: String(i + 1) }), el("span", { text: typeof text === "string" ? text : JSON.stringify(text) }),
+          rank >= 0 ? el("span", { class: "tag", text: `#${rank + 1}` }) : null));
+    }));
+    chosen.textContent = order.length ? `Order so far: ${order.map((i) => i + 1).join(" > ")}` : "Press the best option first.";
+  };
+  const add = (i) => { if (!order.includes(i)) order.push(i); draw(); };
+  const complete = () => (order.length >= n - 1 ? [...order, ...[...Array(n).keys()].filter((k) => !order.includes(k))] : undefined);
+  palette.replaceChildren();
+  draw();
+  return {
+    view: el("div", {}, d.prompt || d.text ? el("p", { class: "item-text", text: String(d.prompt ?? d.text) }) : null, list, chosen),
+    value: complete,  // the last option needs no key
+    key: (e) => {
+      const i = Number(e.key) - 1;
+      if (Number.isInteger(i) && i >= 0 && i < n) { add(i); return true; }
+      if (e.key === "Backspace" && order.length) { order.pop(); draw(); return true; }
+      return false;
+    },
+    help: [["1-9", "the next best option"], ["Backspace", "take back the last choice"], ["Enter", "submit the order"]],
+  };
+}
+
 const EDITORS = {
   classification: choiceEditor, rating: choiceEditor, multilabel: multiEditor, pairwise: pairwiseEditor,
   text: textEditor, spans: spansEditor,
   boxes: (ctx) => imageEditor(ctx, "boxes", { labels, colors, buildPalette, refreshPressed, el, swatch }),
   polygons: (ctx) => imageEditor(ctx, "polygons", { labels, colors, buildPalette, refreshPressed, el, swatch }),
+  keypoints: (ctx) => imageEditor(ctx, "keypoints", { labels, colors, buildPalette, refreshPressed, el, swatch }),
+  ranking: rankingEditor,
 };
 
 // ---------------------------------------------------------------- showing a task
