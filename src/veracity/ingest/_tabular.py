@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -183,8 +184,31 @@ def _flat_row(rec: SourceRecord, columns: list[str], path: Path) -> Record:
     label = rec.meta.get("label")
     out["label"] = label if label is None or isinstance(label, str) else json.dumps(label)
     out["confidence"] = rec.meta.get("confidence")
-    out["annotations"] = json.dumps(record_to_export(rec)["annotations"], ensure_ascii=False)
+    out["annotations"] = _annotations_json(rec)
     return out
+
+
+def _annotations_json(rec: SourceRecord) -> str:
+    if not rec.annotations:
+        return "[]"
+    keys = ("kind", "value", "annotator", "origin")
+    return json.dumps([{k: a.get(k) for k in keys} for a in rec.annotations], ensure_ascii=False)
+
+
+def _arrow_table(chunk: list[SourceRecord], columns: list[str], schema: pa.Schema, path: Path) -> pa.Table:
+    """Column-wise conversion of a chunk (faster than one dict per row)."""
+    allowed = set(columns)
+    for rec in chunk:
+        if not rec.data.keys() <= allowed:
+            _flat_row(rec, columns, path)  # raises the error naming the record
+    arrays: dict[str, list[Any]] = {"id": [r.external_id for r in chunk]}
+    for c in columns:
+        arrays[c] = [r.data.get(c) for r in chunk]
+    labels = [r.meta.get("label") for r in chunk]
+    arrays["label"] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in labels]
+    arrays["confidence"] = [r.meta.get("confidence") for r in chunk]
+    arrays["annotations"] = [_annotations_json(r) for r in chunk]
+    return pa.Table.from_arrays([pa.array(arrays[f.name], type=f.type) for f in schema], schema=schema)
 
 
 def write_csv(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
@@ -253,14 +277,12 @@ def write_parquet(chunks: Iterable[list[SourceRecord]], path: Path, *, info: Rec
                 continue
             if schema is None:
                 columns = _flat_columns(chunk, path)
-            rows = [_flat_row(rec, columns, path) for rec in chunk]
-            if schema is None:
-                schema = _arrow_schema(rows)
+                schema = _arrow_schema([_flat_row(rec, columns, path) for rec in chunk])
                 if info:
                     schema = schema.with_metadata({"veracity": json.dumps(info)})
                 writer = pq.ParquetWriter(path, schema)
             try:
-                table = pa.Table.from_pylist(rows, schema=schema)
+                table = _arrow_table(chunk, columns, schema, path)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise InvalidInputError(
                     f"{path}: records from {chunk[0].source} do not fit the column types of the first "

@@ -735,9 +735,16 @@ def diff_versions(db: Database, dataset: str, v1: int, v2: int, *, limit: int | 
 
 # --------------------------------------------------------------------------- export
 def _dataset_records(
-    db: Database, dataset_id: int, version_id: int | None, clearance: int | None, batch: int = 5000
+    db: Database, dataset_id: int, version_id: int | None, clearance: int | None, batch: int = 10_000
 ) -> Iterator[list[SourceRecord]]:
     """Items of a dataset (or of a version) as records with their label and annotations, in id order."""
+    with db.transaction(write=False) as s:  # a dataset no project labels has no annotations to fetch
+        labelled = (
+            s.execute(
+                select(Task.id).join(Item, Item.id == Task.item_id).where(Item.dataset_id == dataset_id).limit(1)
+            ).first()
+            is not None
+        )
     after = 0
     while True:
         with db.transaction(write=False) as s:
@@ -755,20 +762,24 @@ def _dataset_records(
             rows = list(s.execute(q.order_by(Item.id).limit(batch)))
             if not rows:
                 return
-            ids = [r[0] for r in rows]
+            ids = [r[0] for r in rows] if labelled else []
             anns: dict[int, list[dict[str, Any]]] = {}
-            for iid, value, origin, src, name in s.execute(
-                select(Task.item_id, Annotation.value, Annotation.origin, Annotation.source, User.name)
-                .join(Task, Task.id == Annotation.task_id)
-                .outerjoin(User, User.id == Annotation.user_id)
-                .where(Task.item_id.in_(ids), Annotation.status == "active")
-                .order_by(Annotation.id)
+            for iid, value, origin, src, name in (
+                []
+                if not ids
+                else s.execute(
+                    select(Task.item_id, Annotation.value, Annotation.origin, Annotation.source, User.name)
+                    .join(Task, Task.id == Annotation.task_id)
+                    .outerjoin(User, User.id == Annotation.user_id)
+                    .where(Task.item_id.in_(ids), Annotation.status == "active")
+                    .order_by(Annotation.id)
+                )
             ):
                 anns.setdefault(iid, []).append(
                     {"kind": None, "value": value, "annotator": name, "origin": src or origin}
                 )
             consensus: dict[int, tuple[Any, Any]] = {}
-            if version_id is None:
+            if version_id is None and ids:
                 for iid, label, conf in s.execute(
                     select(Consensus.item_id, Consensus.label, Consensus.confidence)
                     .where(Consensus.item_id.in_(ids))
