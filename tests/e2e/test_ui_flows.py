@@ -535,3 +535,33 @@ def test_screens_fit_a_tablet_and_keep_a_visible_focus(
     page.keyboard.press("Tab")
     focused = page.evaluate("(el => [el.textContent, getComputedStyle(el).outlineStyle])(document.activeElement)")
     assert focused == ["Skip to content", "solid"]
+
+
+def test_review_boxes_side_by_side_and_take_one_annotators_boxes(
+    page: Page, live_server: str, live_server_db: str, ws: Workspace, screenshot: Shot
+) -> None:
+    path = make_image(Path(live_server_db.removeprefix("sqlite:///")).parent / "media", "review.png")
+    for name in ("ann", "bob"):
+        ws.user(name, "annotator")
+    pid = ws.project("Shapes", {"kind": "boxes", "labels": ["circle", "square"]}, [{"image": path}], overlap=2,
+                     members={"ann": "annotator", "bob": "annotator"})
+    answers = {"ann": [{"x": 20, "y": 30, "w": 100, "h": 80, "label": "square"}],
+               "bob": [{"x": 20, "y": 30, "w": 100, "h": 80, "label": "circle"},
+                       {"x": 140, "y": 20, "w": 50, "h": 50, "label": "circle"}]}
+    for name, value in answers.items():
+        task = task_service.next_task(ws.db, ws.users[name], pid)
+        assert task is not None
+        task_service.submit_annotation(ws.db, ws.users[name], task["task_id"], value)
+    with ws.db.transaction() as s:  # sent to review (what an uncertain task at max_labels gets)
+        task_row = s.execute(select(Task).where(Task.project_id == pid)).scalar_one()
+        task_row.status = "review"
+        task_id = task_row.id
+    sign_in(page, live_server, "boss")
+    page.goto(f"{live_server}/projects/{pid}/review")
+    expect(page.locator("figure.shape-preview")).to_have_count(2)
+    expect(page.locator("figure.shape-preview svg rect")).to_have_count(3)
+    screenshot(page, "review-boxes")
+    page.keyboard.press("1")  # take ann's boxes as the correction
+    expect(page.get_by_role("status")).to_have_text("Saved: correct.")
+    with ws.db.transaction(write=False) as s:
+        assert s.get(Consensus, task_id).label == answers["ann"]  # type: ignore[union-attr]
