@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -235,6 +237,38 @@ def _existing_hashes(session: Session, dataset_id: int, hashes: list[str]) -> di
     return found
 
 
+class _HashFilter:
+    """The 64-bit prefixes of the content hashes stored by this import, as sorted uint64 arrays.
+
+    8 bytes per item. A prefix match is only a candidate: it is confirmed against the database,
+    so a prefix collision can never report a false duplicate.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[npt.NDArray[np.uint64]] = []
+
+    @staticmethod
+    def _prefixes(hashes: list[str]) -> npt.NDArray[np.uint64]:
+        return np.fromiter((int(h[:16], 16) for h in hashes), dtype=np.uint64, count=len(hashes))
+
+    def add(self, hashes: list[str]) -> None:
+        if hashes:
+            self._parts.append(np.sort(self._prefixes(hashes)))
+        if len(self._parts) > 8:
+            self._parts = [np.sort(np.concatenate(self._parts))]
+
+    def candidates(self, hashes: list[str]) -> list[str]:
+        """The hashes whose prefix was stored before (usually none)."""
+        if not self._parts or not hashes:
+            return []
+        pre = self._prefixes(hashes)
+        hit = np.zeros(len(hashes), dtype=bool)
+        for part in self._parts:
+            pos = np.minimum(np.searchsorted(part, pre), len(part) - 1)
+            hit |= part[pos] == pre
+        return [h for h, m in zip(hashes, hit.tolist(), strict=True) if m]
+
+
 def _annotator_ids(session: Session, names: set[str]) -> dict[str, int]:
     """Users standing for source annotators (``ext:NAME``, inactive), created when missing."""
     if not names:
@@ -360,6 +394,18 @@ def import_source(
         )
         schema = dict(proj.label_schema) if proj else None
         project_info = (proj.id, proj.schema_version, proj.min_labels or proj.overlap) if proj else None
+        # Into an empty dataset that no other import is filling, the hashes to check against are
+        # only this import's own: an in-memory filter replaces the per-chunk index lookups.
+        fresh = (
+            s.execute(select(Item.id).where(Item.dataset_id == ds.id).limit(1)).first() is None
+            and s.execute(
+                select(func.count())
+                .select_from(ImportBatch)
+                .where(ImportBatch.dataset_id == ds.id, ImportBatch.id != batch.id, ImportBatch.n_items == 0)
+            ).scalar_one()
+            == 0
+        )
+    seen_filter = _HashFilter() if fresh else None
 
     total = count_records(src, fmt)
     mapping = MappingReport()
@@ -370,7 +416,7 @@ def import_source(
             if ontology is not None:
                 ontology.apply(chunk, allow_unmapped=True, report=mapping)
             with db.transaction() as s:
-                _store_chunk(s, chunk, report, rejects if skip_bad else None, schema, project_info)
+                _store_chunk(s, chunk, report, rejects if skip_bad else None, schema, project_info, seen_filter)
             done += len(chunk)
             if progress is not None:
                 progress(done + rejects.count, total)
@@ -456,11 +502,22 @@ def _store_chunk(
     rejects: _Rejects | None,
     schema: dict[str, Any] | None,
     project_info: tuple[int, int, int] | None,
+    seen_filter: _HashFilter | None = None,
 ) -> None:
     """Write one chunk in the caller's transaction: items, and tasks and annotations for a project."""
     if schema is not None:
         chunk = _validated(chunk, schema, rejects)
-    unique, dups = exact_duplicates(chunk, known=lambda hashes: _existing_hashes(s, report.dataset_id, hashes))
+
+    def known(hashes: list[str]) -> dict[str, int]:
+        if seen_filter is not None:
+            hashes = seen_filter.candidates(hashes)
+            if not hashes:
+                return {}
+        return _existing_hashes(s, report.dataset_id, hashes)
+
+    unique, dups = exact_duplicates(chunk, known=known)
+    if seen_filter is not None:
+        seen_filter.add([r.content_hash for r in unique])
     report.duplicates += len(dups)
     for d in dups[: max(0, MAX_SAMPLES - len(report.duplicate_of))]:
         first = d.first
