@@ -236,16 +236,18 @@ def find_label_issues(
     Parameters
     ----------
     labels : array-like of int, shape (n_items,)
-        Given class of each item in ``0 .. n_classes - 1``. For multi-label data use
-        :func:`veracity.quality.label_errors.find_multilabel_issues`.
+        Given class of each item in ``0 .. n_classes - 1``; for multi-label data, class lists
+        (see ``multi_label``).
     pred_probs : array-like of float, shape (n_items, n_classes)
         Out-of-sample predicted probabilities (rows sum to 1), e.g. from
         :func:`cross_val_pred_probs`. float32 input stays float32.
     method : str, default "auto"
         ``prune_by_noise_rate``: for every off-diagonal cell (i, j) of the calibrated joint, flag
         that many items labelled i with the largest margin ``p_j - p_i``. ``prune_by_class``: flag
-        in each class i the ``n_i - C[i, i]`` items of lowest ``p_i``. ``both``: items flagged by
-        both. ``confident_learning``: the off-diagonal items of the confident joint.
+        in each class i the ``n_i - C[i, i]`` items of lowest ``p_i``. ``prune_by_class_margin``
+        (ours): the same counts, taking the items of lowest normalized margin
+        ``p_i - max_{j != i} p_j`` instead. ``both``: items flagged by ``prune_by_noise_rate`` and
+        by ``prune_by_class``. ``confident_learning``: the off-diagonal items of the confident joint.
         ``predicted_neq_given``: argmax differs from the label. ``low_normalized_margin`` /
         ``low_self_confidence``: the lowest-scoring items, as many as the off-diagonals of the
         calibrated joint. ``auto`` runs ``prune_by_class_margin``.
