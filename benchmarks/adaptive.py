@@ -3,10 +3,10 @@
 A seeded simulation through the services layer, in process, on a temporary SQLite database:
 ``services.projects.create_project`` / ``import_items``, then simulated annotators ask
 ``services.tasks.next_task`` and answer with ``submit_annotation`` from their own confusion
-matrices (the synthetic crowd of ``benchmarks/synthetic_crowd.py``), while
-``services.quality.refit_project`` refits the full model every ``--refit-every`` labels, as the
-server's background job does. Every strategy sees the same crowd and the same answers: a worker's
-answer on an item is drawn once, so the runs differ only in who is asked what.
+matrices (the synthetic crowd of ``benchmarks/synthetic_crowd.py``), while the full model is
+refitted on the server's schedule (``services.quality.maybe_refit`` after every label, as
+``POST .../annotations`` does in the background). Every strategy sees the same crowd and the same
+answers: a worker's answer on an item is drawn once, so the runs differ only in who is asked what.
 
 Strategies:
 
@@ -102,7 +102,9 @@ def simulate(
         t = int(task["item"]["external_id"])
         task_service.submit_annotation(db, workers[w], task["task_id"], classes[int(answers[t, w])])
         labels += 1
-        if labels % refit_every == 0:
+        if refit_every == 0:
+            quality_service.maybe_refit(db, project.id)  # what the server runs after each label
+        elif labels % refit_every == 0:
             quality_service.refit_project(db, project.id)
     quality_service.refit_project(db, project.id)
 
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--spammers", type=float, default=0.1, help="share of spammers in the crowd")
     parser.add_argument("--method", default="ds", help="consensus method of both projects (ds, wmv, ...)")
-    parser.add_argument("--refit-every", type=int, default=500)
+    parser.add_argument("--refit-every", type=int, default=0,
+                        help="refit every N labels (default 0: the server's schedule, services.quality.maybe_refit)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -172,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
         [[o.name, o.labels, round(o.labels_per_item, 2), f"{o.accuracy:.4f}", o.n_review] for o in outcomes],
     )
     kinds = np.bincount(crowd.worker_kind, minlength=3)
+    refits = (
+        "on the server's schedule (`services.quality.maybe_refit` after every label, as `POST .../annotations` "
+        "does: once max(25, 10% of all) labels are new)"
+        if args.refit_every == 0
+        else f"every {args.refit_every} labels"
+    )
     text = (
         f"{table}\n\n"
         f"Adaptive redundancy spends **{saved:.1%} fewer labels** with accuracy {acc_delta:+.4f} "
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         "and shared by both strategies.\n"
         "- Through the services layer on a temporary SQLite database: annotators picked at random ask "
         "`next_task` and `submit_annotation` until the queue is empty for all of them; "
-        f"`refit_project` ({args.method}) every {args.refit_every} labels and once at the end; accuracy is the "
+        f"the full refit ({args.method}) {refits} and once at the end; accuracy is the "
         "final consensus against the truth over all items (items still in review count with their consensus).\n"
         f"- Consensus method of both projects: `{args.method}`; the incremental posterior between refits uses "
         "each annotator's refitted accuracy (one-coin), 0.7 before the first refit.\n\n"

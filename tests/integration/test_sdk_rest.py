@@ -399,22 +399,15 @@ def test_same_key_concurrently_stores_one_annotation(env: Env) -> None:
     assert task is not None
     start = threading.Barrier(len(clients))
 
-    def submit(client: Client) -> dict[str, Any] | ConflictError:
+    def submit(client: Client) -> dict[str, Any]:
         start.wait()
-        try:
-            return dict(client.submit_annotation(task["task_id"], "cat", idempotency_key="same-key"))
-        except ConflictError as exc:
-            return exc
+        return dict(client.submit_annotation(task["task_id"], "cat", idempotency_key="same-key"))
 
     with ThreadPoolExecutor(len(clients)) as pool:
-        results = list(pool.map(submit, clients))
+        results = list(pool.map(submit, clients))  # none fails: the losers of the race replay the winner
     assert env.count_annotations(task_id=task["task_id"]) == 1
-    answers = [r for r in results if isinstance(r, dict)]
-    assert len({r["id"] for r in answers}) == 1
-    assert sorted(r["replayed"] for r in answers)[0] is False
-    conflicts = [r for r in results if isinstance(r, ConflictError)]
-    assert not conflicts, f"{len(conflicts)} of 8 concurrent tries answered 409 instead of replaying the stored row"
-    assert sorted(r["replayed"] for r in answers) == [False] + [True] * 7
+    assert len({r["id"] for r in results}) == 1
+    assert sorted(r["replayed"] for r in results) == [False] + [True] * 7
 
 
 class LoseResponses(httpx.BaseTransport):
