@@ -162,3 +162,23 @@ def test_bad_input_exits_2_with_message(tmp_path: Path) -> None:
     assert "nan.npy row 7" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_issues_csv_formatting(tmp_path: Path) -> None:
+    from veracity.cli.label_issues import _csv_rows, write_issues_csv
+
+    scores = np.array([0.0, 1.0, 0.1234565, 0.5], dtype=np.float32)
+    mask = np.array([True, False, True, False])
+    suggested = np.array([10, 0, 2, 999])
+    out = tmp_path / "I.csv"
+    write_issues_csv(out, np.array([3, 0, 2, 1]), scores, mask, suggested)
+    lines = out.read_text().splitlines()
+    assert lines == [
+        "index,score,is_issue,suggested",
+        "3,0.500000,false,999",
+        "0,0.000000,true,10",
+        "2,0.123457,true,2",
+        "1,1.000000,false,0",
+    ]
+    big = _csv_rows(np.array([12345678901]), np.array([0.25]), np.array([True]), np.array([3]))
+    assert big == b"12345678901,0.250000,true,3\n"
