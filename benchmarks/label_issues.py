@@ -189,6 +189,16 @@ def _worker_cleanlab_script(labels_path: str, probs_path: str) -> None:
     print(int(mask.sum()), int(ranked[0]))
 
 
+def _worker_veracity_script(labels_path: str, probs_path: str) -> None:
+    """The library-level counterpart of the cleanlab script: load, find, rank (no CLI start-up)."""
+    from veracity.quality import find_label_issues
+
+    labels = np.load(labels_path)
+    probs = np.load(probs_path)
+    res = find_label_issues(labels, probs)
+    print(res.num_issues, int(res.ranked[0]))
+
+
 # ----------------------------------------------------------------------------- driver helpers
 
 
@@ -504,10 +514,15 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
         out = WORK / f"ISSUES_{n}x{k}.csv"
         v_cmd = [str(veracity_cli), "label-issues", "--labels", str(lp), "--pred-probs", str(pp), "--out", str(out)]
         c_cmd = [str(CL_PY), str(Path(__file__).resolve()), "--worker", "cleanlab-script", str(lp), str(pp)]
-        v_runs, c_runs = [], []
+        s_cmd = [str(VERACITY_PY), str(Path(__file__).resolve()), "--worker", "veracity-script", str(lp), str(pp)]
+        h_cmd = [str(veracity_cli), "--help"]
+        env_v = {**env, "PYTHONPATH": str(ROOT / "src")}
+        v_runs, c_runs, s_runs, h_runs = [], [], [], []
         for _ in range(rounds):
             v_runs.append(whole_process(v_cmd, env))
             c_runs.append(whole_process(c_cmd, env_cl))
+            s_runs.append(whole_process(s_cmd, env_v))
+            h_runs.append(whole_process(h_cmd, env))
         v_sec, v_rss, v_cpu = min(r[0] for r in v_runs), max(r[1] for r in v_runs), min(r[2] for r in v_runs)
         c_sec, c_rss, c_cpu = min(r[0] for r in c_runs), max(r[1] for r in c_runs), min(r[2] for r in c_runs)
         shape = f"{n:,} x {k:,}"
@@ -515,6 +530,14 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
         whole_rows.append(
             [shape, "python script: np.load + cleanlab find_label_issues + rank", c_sec, c_cpu, c_rss / 1024]
         )
+        for label, rr in (
+            ("python script: np.load + veracity find_label_issues (ranked)", s_runs),
+            ("`veracity --help` alone (CLI start-up)", h_runs),
+        ):
+            whole_rows.append(
+                [shape, label, min(r[0] for r in rr), min(r[2] for r in rr), max(r[1] for r in rr) / 1024]
+            )
+        s_sec, s_cpu = min(r[0] for r in s_runs), min(r[2] for r in s_runs)
         verdict[shape] = {
             "speedup_inproc": res["cleanlab"]["seconds"] / res["veracity"]["seconds"],
             "cpu_ratio_inproc": res["cleanlab"]["cpu_seconds"] / res["veracity"]["cpu_seconds"],
@@ -522,6 +545,8 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
             "speedup_whole": c_sec / v_sec,
             "cpu_ratio_whole": c_cpu / v_cpu,
             "rss_ratio_whole": v_rss / c_rss,
+            "speedup_script": c_sec / s_sec,
+            "cpu_ratio_script": c_cpu / s_cpu,
         }
         print("scale", n, k, verdict[shape], flush=True)
     text = (
@@ -547,6 +572,8 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
                 "speed-up whole process (wall)",
                 "(CPU)",
                 "max RSS ratio",
+                "speed-up script vs script (wall)",
+                "(CPU)",
             ],
             [
                 [
@@ -557,6 +584,8 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
                     v["speedup_whole"],
                     v["cpu_ratio_whole"],
                     v["rss_ratio_whole"],
+                    v["speedup_script"],
+                    v["cpu_ratio_script"],
                 ]
                 for s, v in verdict.items()
             ],
@@ -571,7 +600,13 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--worker":
         kind, *rest = argv[1:]
-        {"methods": _worker_methods, "scale": _worker_scale, "cleanlab-script": _worker_cleanlab_script}[kind](*rest)
+        workers = {
+            "methods": _worker_methods,
+            "scale": _worker_scale,
+            "cleanlab-script": _worker_cleanlab_script,
+            "veracity-script": _worker_veracity_script,
+        }
+        workers[kind](*rest)
         return
     sys.path.insert(0, str(ROOT))
     from benchmarks._results import benchdata_dir, write_section
