@@ -1,5 +1,6 @@
 // Project creation form: show the fields of the chosen kind, add label rows.
 const form = document.getElementById("schema-editor");
+const PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#8a7d00", "#555555"];
 const kind = form.querySelector("#kind");
 
 function showKindFields() {
@@ -20,6 +21,7 @@ document.getElementById("add-label").addEventListener("click", () => {
     input.setAttribute("aria-label", input.getAttribute("aria-label").replace(/\d+/, String(n)));
     if (input.name === "label_name") input.value = "";
     if (input.name === "label_hotkey") input.value = n < 10 ? String(n) : "";
+    if (input.name === "label_color") input.value = PALETTE[(n - 1) % PALETTE.length];
   }
   body.appendChild(row);
   row.querySelector("input").focus();
