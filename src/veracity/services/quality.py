@@ -29,8 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError
-from veracity.quality import infer_truth
-from veracity.quality.label_errors import find_label_issues
+from veracity.quality import find_label_issues, infer_truth
 from veracity.services._common import now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
