@@ -530,6 +530,15 @@ def test_screens_fit_a_tablet_and_keep_a_visible_focus(
     wait_ready(page)
     expect(page.locator(".viewport")).to_have_attribute("data-loaded", "1")
     screenshot(page, "label-boxes-tablet")
+    # a box without the mouse: N places one, Shift+arrows resize it, a number relabels it
+    page.keyboard.press("n")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("2")
+    press_and_wait_next(page, "Enter")
+    wait_saved(page)
+    assert ws.labels_of("boss", pid) == [[{"x": 81, "y": 57, "w": 48, "h": 38, "label": "square"}]]
     # keyboard users see where they are: Tab reaches the skip link first, with a focus outline
     page.goto(f"{live_server}/projects/{pid}/dashboard")
     page.keyboard.press("Tab")

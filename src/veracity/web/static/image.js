@@ -251,21 +251,36 @@ export function imageEditor(ctx, mode, ui) {
       if ((e.key === "]" || e.key === "[") && shapes.length) {
         selected = (selected + (e.key === "]" ? 1 : shapes.length - 1 + (selected < 0 ? 1 : 0))) % shapes.length; draw(); return true;
       }
+      if (e.key.toLowerCase() === "n" && W && mode !== "polygons") {  // a new shape without the mouse
+        const size = Math.round(Math.min(W, H) / 4);
+        shapes.push(mode === "boxes"
+          ? { x: Math.round((W - size) / 2), y: Math.round((H - size) / 2), w: size, h: size, label: current, suggested: false }
+          : { x: Math.round(W / 2), y: Math.round(H / 2), label: current, suggested: false });
+        selected = shapes.length - 1;
+        draw();
+        return true;
+      }
       const arrow = ARROWS[e.key];
       if (arrow) {
-        const step = e.shiftKey ? 10 : 1;
-        if (selected >= 0) nudge(arrow[0] * step, arrow[1] * step);
+        if (selected >= 0 && e.shiftKey && mode === "boxes") {  // Shift+arrows: move the right or bottom edge
+          const s = shapes[selected];
+          s.w = Math.max(2, Math.min(W - s.x, s.w + arrow[0] * 5));
+          s.h = Math.max(2, Math.min(H - s.y, s.h + arrow[1] * 5));
+          s.suggested = false;
+          draw();
+        } else if (selected >= 0) nudge(arrow[0] * (e.shiftKey ? 10 : 1), arrow[1] * (e.shiftKey ? 10 : 1));
         else { tx -= arrow[0] * 40; ty -= arrow[1] * 40; applyView(); }
         return true;
       }
       return false;
     },
     help: mode === "keypoints"
-      ? [["click", "place a point with the current label"], ["1-9", "current label, or relabel the selected point"],
+      ? [["click or N", "place a point with the current label"], ["1-9", "current label, or relabel the selected point"],
         ["[ ]", "select a point"], ["arrows", "move the selected point"], ["Delete", "delete it"], ["Enter", "submit"]]
       : mode === "boxes"
       ? [["drag", "draw a box with the current label"], ["1-9", "current label, or relabel the selected box"],
-        ["[ ]", "select the previous / next box"], ["arrows", "move the selected box (Shift: 10 px), or pan"],
+        ["N", "a new box in the middle (no mouse needed)"], ["[ ]", "select the previous / next box"],
+        ["arrows", "move the selected box, or pan"], ["Shift+arrows", "resize it (right and bottom edges)"],
         ["Delete", "delete the selected box"], ["+ − 0", "zoom in, out, fit"], ["Enter", "submit"]]
       : [["click", "add a point"], ["Enter", "close the polygon, then submit"], ["1-9", "current label, or relabel"],
         ["[ ]", "select a polygon"], ["Delete", "delete the selected polygon"], ["+ − 0", "zoom in, out, fit"]],
