@@ -195,3 +195,28 @@ def test_charts_are_accessible_svg_with_escaped_text() -> None:
     assert "<title>Agreement: 1-10: 50%, 11-20: 100%</title>" in line
     heat = str(heat_map(["a", "b"], [[3, 1], [0, 2]], title="ann"))
     assert "a labelled b: 1" in heat and "b labelled a" not in heat
+
+
+async def test_review_of_spans_shows_each_annotators_marks(api: Any) -> None:
+    from veracity.services import tasks as task_service
+    from veracity.storage.models import Task
+
+    boss = person(api, "boss", "manager")
+    ann, bob = person(api, "ann", "annotator"), person(api, "bob", "annotator")
+    view = project_service.create_project(api.db, boss, name="Names", schema={"kind": "spans", "labels": ["who"]},
+                                          overlap=2)
+    project_service.import_items(api.db, boss, view.id, [{"text": "Ada met <Bob>"}])
+    for name in ("ann", "bob"):
+        project_service.add_member(api.db, boss, view.id, name, "annotator")
+    for actor, value in ((ann, [{"start": 0, "end": 3, "label": "who"}]),
+                         (bob, [{"start": 8, "end": 13, "label": "who"}])):
+        task = task_service.next_task(api.db, actor, view.id)
+        assert task is not None
+        task_service.submit_annotation(api.db, actor, task["task_id"], value)
+    with api.db.transaction() as s:
+        s.execute(Task.__table__.update().values(status="review"))
+    await sign_in(api, "boss")
+    r = await api.client.get(f"/projects/{view.id}/review")
+    assert r.status_code == 200
+    assert '<mark style="--c: #0072b2" data-label="who">Ada</mark> met &lt;Bob&gt;' in r.text
+    assert 'Ada met <mark style="--c: #0072b2" data-label="who">&lt;Bob&gt;</mark>' in r.text

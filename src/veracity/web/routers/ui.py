@@ -7,6 +7,7 @@ rule lives in the services; these handlers parse, call a service and render.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Annotated, Any
 
@@ -51,6 +52,18 @@ def _choices(schema: dict[str, Any]) -> list[tuple[str, str]]:
         if schema["kind"] == "rating":
             value = float(label) if "." in label else int(label)
         out.append((label, json.dumps(value)))
+    return out
+
+
+def _span_segments(text: str, spans: Any) -> list[tuple[str, str | None]]:
+    """``text`` cut at span boundaries: (piece, label of the innermost span covering it, or None)."""
+    valid = [s for s in spans or [] if isinstance(s, dict) and isinstance(s.get("start"), int)
+             and isinstance(s.get("end"), int) and 0 <= s["start"] < s["end"] <= len(text)]
+    cuts = sorted({0, len(text), *(s["start"] for s in valid), *(s["end"] for s in valid)})
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        covering = [s for s in valid if s["start"] <= a and s["end"] >= b]
+        out.append((text[a:b], str(covering[-1]["label"]) if covering else None))
     return out
 
 
@@ -170,10 +183,16 @@ def dashboard_page(request: Request, project_id: int, db: DB, actor: CurrentActo
 def review_page(request: Request, project_id: int, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
     project = project_service.get_project(db, actor, project_id)
     queue = review_service.review_queue(db, actor, project_id, limit=50)
+    segments: dict[int, list[tuple[str, str | None]]] = {}
+    if queue and project.schema["kind"] == "spans":
+        text = queue[0]["item"]["data"].get(project.schema.get("field", "text"))
+        if isinstance(text, str):
+            segments = {a["id"]: _span_segments(text, a["value"]) for a in queue[0]["annotations"]}
     return render(
         request,
         "review.html",
         {
+            "segments": segments,
             "actor": actor,
             "project": project,
             "queue": queue,
