@@ -128,6 +128,32 @@ def run_crowdkit(answers: Path, out_dir: Path, methods: list[str], timeout: floa
     return results
 
 
+CK_REAL_CACHE: Path | None = None
+
+
+def cached_crowdkit(name: str) -> dict[str, dict[str, Any]] | None:
+    """crowd-kit results of an earlier run of ``_crowdkit_runner.py`` on the same real data set.
+
+    The cache folder holds ``<set>/<Method>.csv`` predictions and ``timings.json``
+    (``{set: {method: seconds}}``); a method with no prediction file is reported as not finished.
+    """
+    assert CK_REAL_CACHE is not None
+    folder = CK_REAL_CACHE / name
+    timings = json.loads((CK_REAL_CACHE / "timings.json").read_text()).get(name)
+    if not folder.exists() or timings is None:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for m in CK_ALL:
+        pred = folder / f"{m}.csv"
+        if pred.exists() and m in timings:
+            with pred.open(newline="") as fh:
+                labels = {r["task"]: r["label"] for r in csv.DictReader(fh)}
+            out[m] = {"seconds": timings[m], "status": "ok", "labels": labels}
+        else:
+            out[m] = {"seconds": float("nan"), "status": "not finished"}
+    return out
+
+
 def read_answers(path: Path) -> pa.Table:
     opts = pacsv.ConvertOptions(column_types={"worker": pa.string(), "task": pa.string(), "label": pa.string()})
     return pacsv.read_csv(path, convert_options=opts)
@@ -174,7 +200,9 @@ def real_data(use_ck: bool) -> str:
             secs[d.name][m] = s
             eces[d.name][m] = ece(res.confidence_values[mask], correct)
         if use_ck:
-            ck = run_crowdkit(d / "answers.csv", WORK / "ck_real" / d.name, CK_ALL, CK_TIMEOUT)
+            ck = cached_crowdkit(d.name) if CK_REAL_CACHE else None
+            if ck is None:
+                ck = run_crowdkit(d / "answers.csv", WORK / "ck_real" / d.name, CK_ALL, CK_TIMEOUT)
             for m, info in ck.items():
                 labels = info.get("labels")
                 if labels is None:
@@ -258,7 +286,7 @@ def synthetic(size: str, use_ck: bool) -> tuple[str, dict[str, Any]]:
         rows.append([f"veracity {m}", fmt_pct(a), fmt_pct(ece(res.confidence_values, correct)), fmt_s(s), "—"])
         print(f"  ours {m}: {a:.4f} {s:.2f}s", flush=True)
         del res
-    ck_methods = {"100k": CK_ALL, "1m": ["MajorityVote", "DawidSkene"], "10m": []}[size]
+    ck_methods = {"100k": ["MajorityVote", "Wawa", "DawidSkene"], "1m": ["MajorityVote", "DawidSkene"], "10m": []}[size]
     if use_ck and ck_methods and true_of is not None:
         ck = run_crowdkit(path, WORK / f"ck_{size}", ck_methods, CK_TIMEOUT)
         for m, info in ck.items():
@@ -310,15 +338,24 @@ def whole_process(path: Path, size: str, use_ck: bool, facts: dict[str, Any]) ->
     return lines
 
 
+def save_part(key: str, text: str) -> None:
+    stamp = time.strftime("%H:%M UTC", time.gmtime())
+    (WORK / f"part_{key}.md").write_text(f"{text}\n_(part measured at {stamp})_\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="real data and the 100k crowd only")
     ap.add_argument("--no-crowdkit", action="store_true", help="skip the crowd-kit side")
     ap.add_argument("--sizes", default=None, help="comma list of 100k,1m,10m (default all; --quick: 100k)")
     ap.add_argument("--no-real", action="store_true", help="skip the real data sets")
+    ap.add_argument("--ck-real-cache", type=Path, default=None, help="reuse crowd-kit real-data predictions")
     args = ap.parse_args()
+    global CK_REAL_CACHE
+    CK_REAL_CACHE = args.ck_real_cache
     use_ck = not args.no_crowdkit and ensure_crowdkit()
     sizes = args.sizes.split(",") if args.sizes else (["100k"] if args.quick else ["100k", "1m", "10m"])
+    sizes = [x for x in sizes if x in SIZES]
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = [
@@ -327,13 +364,26 @@ def main() -> None:
         "ratios come from the same run.",
         "",
     ]
+    if args.ck_real_cache:
+        parts += [
+            "crowd-kit's real-data columns reuse predictions and fit seconds from an earlier run of "
+            "`_crowdkit_runner.py` today on the same files (`--ck-real-cache`): the full crowd-kit sweep over "
+            "the real sets takes more than an hour on this shared machine. Methods that had not finished "
+            "within 15 minutes per data set show —.",
+            "",
+        ]
     if not args.no_real:
-        parts.append(real_data(use_ck))
-    for s in sizes:
-        text, _ = synthetic(s, use_ck)
-        parts.append(text)
+        save_part("real", real_data(use_ck))
+    for size in sizes:
+        text, _ = synthetic(size, use_ck)
+        save_part(size, text)
+    # a section is assembled from the latest saved part of each kind, so parts can be rerun alone
+    for key in ("real", "100k", "1m", "10m"):
+        part = WORK / f"part_{key}.md"
+        if part.exists():
+            parts.append(part.read_text())
     parts.append(
-        f"_Benchmark wall time {time.perf_counter() - started:.0f} s; max RSS of this driver "
+        f"_Last benchmark invocation: {time.perf_counter() - started:.0f} s; max RSS of this driver "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB._"
     )
     body = "\n".join(parts)
