@@ -159,6 +159,9 @@ def _pick_task(session: Session, project: Project, actor: Actor) -> int | None:
         .where(Task.project_id == project.id, Task.status == "open", Task.n_assigned < Task.target,
                Item.sensitivity <= actor.clearance, ~seen)
         .limit(1)
+        # PostgreSQL: concurrent askers skip rows another transaction is claiming (SQLite serialises
+        # writers with BEGIN IMMEDIATE and ignores this clause).
+        .with_for_update(of=Task, skip_locked=True)
     )
     mine = session.execute(base.where(Task.assignee_id == actor.user_id).order_by(Task.id)).scalar_one_or_none()
     if mine is not None:
