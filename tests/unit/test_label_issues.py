@@ -419,3 +419,23 @@ def test_threaded_validation_reports_first_bad_row(monkeypatch):
     probs[37] = [0.9, 0.9, 0.1, 0.1]
     with pytest.raises(InvalidInputError, match="row 37: probabilities must sum to 1"):
         find_label_issues(labels, probs, n_jobs=4)
+
+
+def test_cross_val_pred_probs_never_imports_sklearn():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from veracity.quality.label_errors import cross_val_pred_probs\n"
+        "class Prior:\n"
+        "    def fit(self, x, y):\n"
+        "        self.classes_ = np.unique(y); self.p_ = np.bincount(y) / len(y); return self\n"
+        "    def predict_proba(self, x):\n"
+        "        return np.tile(self.p_[self.classes_], (len(x), 1))\n"
+        "p = cross_val_pred_probs(np.zeros((20, 1)), np.arange(20) % 2, Prior(), folds=4)\n"
+        "assert p.shape == (20, 2)\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

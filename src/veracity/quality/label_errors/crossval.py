@@ -1,14 +1,15 @@
 """Out-of-sample predicted probabilities by stratified k-fold cross-validation, for any classifier.
 
-scikit-learn is not a dependency of Veracity: the estimator is duck-typed (``fit`` and
-``predict_proba``, optionally ``classes_``), and copied with ``sklearn.base.clone`` when
-scikit-learn is importable, else through ``get_params`` or ``copy.deepcopy``.
+scikit-learn is not a dependency of Veracity and is never imported here: the estimator is
+duck-typed (``fit`` and ``predict_proba``, optionally ``classes_``) and copied with
+``sklearn.base.clone`` when scikit-learn is already loaded, else through ``get_params`` or
+``copy.deepcopy``.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,11 @@ def stratified_folds(
 
 
 def _clone(estimator: Any) -> Any:
-    try:
-        base = importlib.import_module("sklearn.base")
-    except ImportError:
-        base = None
+    """An unfitted copy: ``sklearn.base.clone`` when scikit-learn is loaded, else by ``get_params``.
+
+    scikit-learn is never imported here: a scikit-learn estimator means it is already loaded.
+    """
+    base = sys.modules.get("sklearn.base")
     if base is not None:
         try:
             return base.clone(estimator)
