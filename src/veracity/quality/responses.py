@@ -25,7 +25,7 @@ import numpy as np
 from veracity.errors import InvalidInputError
 from veracity.types import IntArray
 
-__all__ = ["Responses", "encode"]
+__all__ = ["Responses", "encode", "sort_codes"]
 
 
 def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
@@ -49,6 +49,8 @@ def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
         arr = np.asarray(list(values), dtype=object)
         if arr.ndim != 1:
             raise InvalidInputError(f"{field} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype == object and arr.size and all(type(v) is str for v in arr):
+        arr = arr.astype(str)  # fixed-width unicode: np.unique sorts it in C, not via Python compares
     if arr.dtype == object:
         missing = np.fromiter((_is_missing(v) for v in arr), dtype=bool, count=arr.size)
         if missing.any():
@@ -66,6 +68,27 @@ def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
             raise InvalidInputError(f"{field} is missing (NaN) at row {row}")
         uniques, codes = np.unique(arr, return_inverse=True)
     return codes.astype(np.int64, copy=False).reshape(-1), uniques
+
+
+def sort_codes(codes: Any, uniques: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
+    """Re-code ``codes`` into unsorted ``uniques`` (a factorisation) so that the uniques are sorted.
+
+    Cheap: only the (few) uniques are sorted, then the codes are remapped by one take.
+    """
+    u = np.asarray(uniques)
+    if u.dtype == object and u.size and all(type(v) is str for v in u):
+        u = u.astype(str)
+    c = np.asarray(codes).astype(np.int64, copy=False)
+    if c.size and c.min() < 0:
+        row = int(np.flatnonzero(c < 0)[0])
+        raise InvalidInputError(f"{field} is missing at row {row}")
+    try:
+        order = np.argsort(u, kind="stable")
+    except TypeError:
+        order = np.argsort(np.array([f"{type(v).__name__}:{v}" for v in u.tolist()]), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return (rank[c] if c.size else c), u[order]
 
 
 def _is_missing(v: Any) -> bool:
@@ -142,6 +165,30 @@ class Responses:
         t, task_ids = encode(task, field="task")
         w, worker_ids = encode(worker, field="worker")
         lab, label_values = encode(label, field="label")
+        if not (t.shape[0] == w.shape[0] == lab.shape[0]):
+            raise InvalidInputError(
+                f"task, worker and label must be the same length, got {t.shape[0]}, {w.shape[0]} and {lab.shape[0]}"
+            )
+        if classes is not None:
+            cls_arr = np.asarray(classes)
+            lab = _recode(lab, label_values, cls_arr, field="label")
+            label_values = cls_arr
+        return cls(t, w, lab, task_ids, worker_ids, label_values)
+
+    @classmethod
+    def from_factorized(
+        cls,
+        task: tuple[Any, Any],
+        worker: tuple[Any, Any],
+        label: tuple[Any, Any],
+        *,
+        classes: Sequence[Any] | np.ndarray | None = None,
+    ) -> Responses:
+        """Build from ``(codes, uniques)`` factorisations (as from pandas ``factorize`` or Arrow
+        ``dictionary_encode``); the uniques need not be sorted. Codes ``-1`` mean missing."""
+        t, task_ids = sort_codes(*task, field="task")
+        w, worker_ids = sort_codes(*worker, field="worker")
+        lab, label_values = sort_codes(*label, field="label")
         if not (t.shape[0] == w.shape[0] == lab.shape[0]):
             raise InvalidInputError(
                 f"task, worker and label must be the same length, got {t.shape[0]}, {w.shape[0]} and {lab.shape[0]}"
