@@ -182,3 +182,19 @@ def test_issues_csv_formatting(tmp_path: Path) -> None:
     ]
     big = _csv_rows(np.array([12345678901]), np.array([0.25]), np.array([True]), np.array([3]))
     assert big == b"12345678901,0.250000,true,3\n"
+
+
+def test_label_column_picked_from_wide_files(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    labels, probs, _ = make_problem(120, 3, seed=4)
+    np.save(tmp_path / "P.npy", probs)
+    ids = np.arange(1000, 1120)
+    (tmp_path / "L.csv").write_text("id,label\n" + "".join(f"{i},{v}\n" for i, v in zip(ids, labels, strict=True)))
+    pq.write_table(pa.table({"id": ids, "label": labels}), tmp_path / "L.parquet")
+    expected = find_label_issues(labels, probs)
+    for name in ("L.csv", "L.parquet"):
+        out = tmp_path / f"{name}.out.csv"
+        result = run("--labels", str(tmp_path / name), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert [int(r["index"]) for r in read_issues(out)] == expected.ranked.tolist()

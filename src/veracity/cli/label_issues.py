@@ -35,7 +35,10 @@ _METHODS = (
 _RANK_BY = ("normalized_margin", "self_confidence", "confidence_weighted_entropy")
 
 
-def _read_csv(path: Path, name: str) -> npt.NDArray[Any]:
+_LABEL_COLUMNS = ("label", "labels", "given_label")
+
+
+def _read_csv(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
     import numpy as np
 
     with path.open("r", encoding="utf-8") as fh:
@@ -48,18 +51,25 @@ def _read_csv(path: Path, name: str) -> npt.NDArray[Any]:
         skip = 0
     except ValueError:
         skip = 1  # a header row
+    use = None
+    if skip and len(cells) > 1:
+        use = next((cells.index(c) for c in columns if c in cells), None)
     try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
+        arr = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2, usecols=use)
     except ValueError as exc:
         raise InvalidInputError(f"{name}: cannot read as numbers ({exc})") from exc
     return arr
 
 
-def _read_parquet(path: Path, name: str) -> npt.NDArray[Any]:
+def _read_parquet(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
+    if table.num_columns > 1:
+        chosen = next((c for c in columns if c in table.column_names), None)
+        if chosen is not None:
+            table = table.select([chosen])
     if table.num_columns == 1 and str(table.schema.field(0).type).startswith(("list", "fixed_size_list", "large_list")):
         try:
             return np.asarray(table.column(0).to_pylist(), dtype=np.float64)
@@ -80,8 +90,11 @@ def _read_parquet(path: Path, name: str) -> npt.NDArray[Any]:
     return np.column_stack(cols)
 
 
-def read_array(path: Path) -> npt.NDArray[Any]:
+def read_array(path: Path, *, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
     """Read a numeric array from ``.npy``, ``.csv`` (optional header) or ``.parquet``.
+
+    When a CSV header or a Parquet schema has several columns and one is named in ``columns``,
+    only that column is read (the first such name wins).
 
     Raises :class:`~veracity.errors.InvalidInputError` naming the file when it cannot be read.
     """
@@ -95,9 +108,9 @@ def read_array(path: Path) -> npt.NDArray[Any]:
         if suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
-            arr = _read_csv(path, name)
+            arr = _read_csv(path, name, columns)
         elif suffix == ".parquet":
-            arr = _read_parquet(path, name)
+            arr = _read_parquet(path, name, columns)
         else:
             raise InvalidInputError(f"{name}: unsupported file type {suffix!r} (use .npy, .csv or .parquet)")
     except InvalidInputError:
@@ -211,7 +224,12 @@ def write_issues_csv(
 
 
 def label_issues(
-    labels: Annotated[Path, typer.Option("--labels", help="Given labels, one per item (.npy, .csv or .parquet).")],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels", help="Given labels, one per item (.npy, .csv or .parquet; a column 'label' if several)."
+        ),
+    ],
     pred_probs: Annotated[
         Path, typer.Option("--pred-probs", help="Out-of-sample predicted probabilities, n x k (.npy, .csv, .parquet).")
     ],
@@ -226,7 +244,7 @@ def label_issues(
         raise InvalidInputError(f"--rank-by must be one of {', '.join(_RANK_BY)}, got {rank_by!r}")
     from veracity.quality.label_errors import find_label_issues, validate_label_inputs
 
-    lab = _as_labels(read_array(labels), str(labels))
+    lab = _as_labels(read_array(labels, columns=_LABEL_COLUMNS), str(labels))
     probs = read_array(pred_probs)
     lab, probs = validate_label_inputs(
         lab, probs, labels_name=str(labels), pred_probs_name=str(pred_probs), n_jobs=None
