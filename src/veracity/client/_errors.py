@@ -60,9 +60,8 @@ def _error_body(response: httpx.Response) -> dict[str, Any] | None:
         body = json.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def error_from_response(response: httpx.Response) -> VeracityError:
