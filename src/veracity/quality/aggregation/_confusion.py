@@ -62,6 +62,10 @@ class ConfusionEMAggregator(BaseAggregator):
     def _model(self, responses: Responses) -> ConfusionModel:
         raise NotImplementedError
 
+    def _refit_model(self, responses: Responses, fitted: Any) -> ConfusionModel:
+        """Model for the calibration refits; subclasses may reuse hyperparameters of ``fitted``."""
+        return self._model(responses)
+
     def _n_shards(self) -> int:
         if self.n_shards is not None:
             return max(1, int(self.n_shards))
@@ -96,7 +100,7 @@ class ConfusionEMAggregator(BaseAggregator):
         return self.result_from_fit(responses, fit, model, gold_idx)
 
     def _cross_fit_temperature(
-        self, responses: Responses, fit: EMFit, rng: np.random.Generator, gold_idx: IntArray
+        self, responses: Responses, fit: EMFit, model: Any, rng: np.random.Generator, gold_idx: IntArray
     ) -> tuple[float, float]:
         """Temperature fitted on held-out answers with the tasks split in two folds.
 
@@ -124,7 +128,7 @@ class ConfusionEMAggregator(BaseAggregator):
             g_keep = fold[gold_idx] != f
             shards = build_shards(sub, n_shards=1, gold_idx=gold_idx[g_keep], gold_label=gold_label[g_keep])
             part = fit_confusion_em(
-                self._model(sub),
+                self._refit_model(sub, model),
                 shards,
                 n_workers=sub.n_workers,
                 n_classes=k,
@@ -151,7 +155,7 @@ class ConfusionEMAggregator(BaseAggregator):
         label_idx = argmax_lowest(logits)
         tau, heldout = 1.0, float("nan")
         if self.calibrate:
-            tau, heldout = self._cross_fit_temperature(responses, fit, rng, gold_idx)
+            tau, heldout = self._cross_fit_temperature(responses, fit, model, rng, gold_idx)
         probas: FloatArray = softmax_rows(logits / tau) if logits.size else logits
         conf = np.exp(fit.log_conf)
         prior = np.exp(fit.log_prior)

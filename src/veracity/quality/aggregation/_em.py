@@ -130,10 +130,8 @@ def _row_max(x: FloatArray) -> FloatArray:
 
 
 def _row_sum(x: FloatArray) -> FloatArray:
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        out += x[:, j]
-    return out
+    """Sum over the last axis as a matrix-vector product (BLAS), much faster for short rows."""
+    return x @ np.ones(x.shape[-1])
 
 
 def shard_init_step(shard: Shard, gold_only: bool = False) -> tuple[FloatArray, FloatArray, float]:
@@ -306,14 +304,14 @@ def best_temperature_and_score(loo_logits: FloatArray, own_log: FloatArray) -> t
     """
     if loo_logits.shape[0] == 0:
         return 1.0, 0.0
-    loo = loo_logits - loo_logits.max(axis=1, keepdims=True)
+    loo = loo_logits - _row_max(loo_logits)[:, None]
     conf_own = np.exp(own_log)
 
     def neg_ll(log_tau: float) -> float:
         z = loo / math.exp(log_tau)
-        z -= z.max(axis=1, keepdims=True)
+        z -= _row_max(z)[:, None]
         p = np.exp(z)
-        pred = (p * conf_own).sum(axis=1) / p.sum(axis=1)
+        pred = np.einsum("ij,ij->i", p, conf_own) / _row_sum(p)
         return -float(np.log(np.maximum(pred, 1e-300)).sum())
 
     lo, hi = math.log(0.25), math.log(50.0)
