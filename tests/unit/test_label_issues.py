@@ -439,3 +439,16 @@ def test_cross_val_pred_probs_never_imports_sklearn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_prune_by_noise_rate_large_class_path_matches_candidate_sort(monkeypatch):
+    from veracity.quality.label_errors import filter as filt
+
+    labels, probs, _, _ = noisy_problem(900, 4, noise=0.25, seed=8, dtype=np.float32)
+    probs[:40] = probs[40]  # ties
+    labels[:40] = (labels[40] + 1) % 4
+    monkeypatch.setattr(filt, "_LARGE_CLASS", 10**9)  # every class through the candidate sort
+    sorted_path = find_label_issues(labels, probs, method="prune_by_noise_rate").mask
+    monkeypatch.setattr(filt, "_LARGE_CLASS", 2)  # every class through argpartition
+    partition_path = find_label_issues(labels, probs, method="prune_by_noise_rate").mask
+    np.testing.assert_array_equal(sorted_path, partition_path)

@@ -57,6 +57,7 @@ FILTER_METHODS: tuple[str, ...] = (
 #: What ``method="auto"`` runs.
 AUTO_METHOD = "prune_by_class_margin"
 _CHUNK_ENTRIES = 1 << 19  # (item, cell) candidates sorted at once in prune_by_noise_rate
+_LARGE_CLASS = 4096  # classes with this many items are pruned cell by cell with argpartition
 _TIE = 1e-6  # an item whose given label is within this of the top probability is never flagged
 
 
@@ -148,7 +149,12 @@ def _prune_by_noise_rate(
     stats: RowStats,
     to_prune: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
-    """For each cell (given i, true j) flag the ``to_prune[i, j]`` items of label i with largest p_j - p_i."""
+    """For each cell (given i, true j) flag the ``to_prune[i, j]`` items of label i with largest p_j - p_i.
+
+    Ties go to the lower index. Large classes take one partial sort (``argpartition``) per cell;
+    the cells of small classes are expanded into (item, cell) candidates and sorted together in
+    chunks, so neither the number of cells nor of items becomes a Python loop of unbounded length.
+    """
     n, k = pred_probs.shape
     mask = np.zeros(n, dtype=bool)
     off = to_prune.copy()
@@ -157,11 +163,38 @@ def _prune_by_noise_rate(
     rows, cols = np.nonzero(off)
     if rows.size == 0:
         return mask
+    order, starts = _class_layout(labels, k)
+    counts = np.diff(starts)
+    large = counts >= _LARGE_CLASS
+    sc = stats.self_confidence
+    # Large classes: gather the class's rows once, then one partial sort per non-zero cell
+    # (at most n / _LARGE_CLASS x k cells; transient memory n_i x k).
+    for i in np.flatnonzero(large).tolist():
+        targets = np.flatnonzero(off[i])
+        if targets.size == 0:
+            continue
+        members = order[starts[i] : starts[i + 1]]
+        margins = np.ascontiguousarray(pred_probs[members][:, targets].T)  # (n_targets, n_i)
+        margins -= sc[members]
+        for row, j in enumerate(targets.tolist()):
+            margin = margins[row]
+            take = int(min(off[i, j], members.size))
+            if take >= members.size:
+                mask[members] = True
+                continue
+            cutoff = -np.partition(-margin, take - 1)[take - 1]
+            chosen = margin > cutoff
+            ties = np.flatnonzero(margin == cutoff)[: take - int(chosen.sum())]
+            chosen[ties] = True
+            mask[members[chosen]] = True
+    # Small classes: (item, cell) candidates sorted by (cell, -margin), in chunks of classes.
+    small_rows = ~large[rows]
+    rows, cols = rows[small_rows], cols[small_rows]
+    if rows.size == 0:
+        return mask
     nnz = np.bincount(rows, minlength=k)
     indptr = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(nnz, out=indptr[1:])
-    order, starts = _class_layout(labels, k)
-    counts = np.diff(starts)
     work = np.cumsum(counts * nnz)
     flat = pred_probs.reshape(-1)
     c0 = 0
@@ -180,7 +213,7 @@ def _prune_by_noise_rate(
             first = np.cumsum(reps) - reps
             within = np.arange(total, dtype=np.int64) - np.repeat(first, reps)
             col = cols[np.repeat(indptr[lab], reps) + within]
-            margin = flat[item_rep * k + col] - stats.self_confidence[item_rep]
+            margin = flat[item_rep * k + col] - sc[item_rep]
             cell = lab_rep * k + col
             srt = np.lexsort((-margin, cell))
             cell_sorted = cell[srt]
