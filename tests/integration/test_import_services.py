@@ -19,7 +19,7 @@ from veracity.services import projects as project_service
 from veracity.services.audit import verify_chain
 from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
-from veracity.storage.models import Annotation, ImportBatch, Item, Task
+from veracity.storage.models import Annotation, Consensus, ImportBatch, Item, Task
 
 
 @pytest.fixture
@@ -180,6 +180,28 @@ def test_versions_are_frozen_and_diffed(db: Database, tmp_path: Path) -> None:
     lineage = ingest_service.item_lineage(db, 1)
     assert [(v["version"], v["label"]) for v in lineage["versions"]] == [(1, "a"), (2, "b")]
     assert lineage["import_batch"]["created_by"] == "root"
+    with db.transaction() as s:  # a consensus label wins over the latest annotation
+        ann = s.execute(select(Annotation).order_by(Annotation.id)).scalars().first()
+        s.add(
+            Consensus(
+                task_id=ann.task_id,
+                project_id=ann.project_id,
+                item_id=1,
+                label="a",
+                label_key="a",
+                confidence=0.9,
+                method="mv",
+                n_labels=2,
+            )
+        )
+    ingest_service.create_version(db, "project:p", actor=admin)
+    d23 = ingest_service.diff_versions(db, "project:p", 2, 3)
+    assert [(e["external_id"], e["old"], e["new"]) for e in d23.relabelled] == [("x", "b", "a")]
+    out = tmp_path / "current.jsonl"
+    ingest_service.export_dataset(db, "project:p", "jsonl", out)
+    first = json.loads(out.read_text().splitlines()[0])
+    assert (first["id"], first["label"], first["confidence"]) == ("x", "a", 0.9)
+    assert [a["value"] for a in first["annotations"]] == ["a", "b"]
 
 
 def test_export_names_its_version_and_round_trips(db: Database, tmp_path: Path) -> None:

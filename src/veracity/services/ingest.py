@@ -701,7 +701,8 @@ def create_version(db: Database, dataset: str, *, actor: Actor | None = None, no
         s.flush()
         consensus = (
             select(Consensus.label)
-            .where(Consensus.item_id == Item.id)
+            .join(Task, Task.id == Consensus.task_id)  # tasks.item_id is indexed, consensus.item_id is not
+            .where(Task.item_id == Item.id)
             .order_by(Consensus.project_id)
             .limit(1)
             .scalar_subquery()
@@ -795,6 +796,7 @@ def _dataset_records(
     db: Database, dataset_id: int, version_id: int | None, clearance: int | None, batch: int = 10_000
 ) -> Iterator[list[SourceRecord]]:
     """Items of a dataset (or of a version) as records with their label and annotations, in id order."""
+    sqlite = db.is_sqlite
     with db.transaction(write=False) as s:  # a dataset no project labels has no annotations to fetch
         labelled = (
             s.execute(
@@ -807,7 +809,10 @@ def _dataset_records(
         with db.transaction(write=False) as s:
             cols = (Item.id, Item.external_id, Item.data, Item.content_hash, Item.source, Item.source_row)
             if version_id is None:
-                q = select(*cols, literal(None)).where(Item.dataset_id == dataset_id, Item.id > after)
+                # On SQLite "dataset_id + 0" keeps the planner on the primary key: with the
+                # (dataset_id, ...) index it would re-scan and sort the whole dataset for every page.
+                in_dataset = (Item.dataset_id + 0 if sqlite else Item.dataset_id) == dataset_id
+                q = select(*cols, literal(None)).where(in_dataset, Item.id > after)
             else:
                 q = (
                     select(*cols, DatasetVersionItem.label)
@@ -838,8 +843,9 @@ def _dataset_records(
             consensus: dict[int, tuple[Any, Any]] = {}
             if version_id is None and ids:
                 for iid, label, conf in s.execute(
-                    select(Consensus.item_id, Consensus.label, Consensus.confidence)
-                    .where(Consensus.item_id.in_(ids))
+                    select(Task.item_id, Consensus.label, Consensus.confidence)
+                    .join(Consensus, Consensus.task_id == Task.id)
+                    .where(Task.item_id.in_(ids))
                     .order_by(Consensus.project_id.desc())
                 ):
                     consensus[iid] = (label, conf)
