@@ -43,6 +43,9 @@ __all__ = ["METHODS", "DriftReport", "FeatureDrift", "detect_drift"]
 METHODS = ("auto", "univariate", "mmd", "c2st")
 
 _HIST_BINS = 24
+#: Shares of the level given to the multivariate components of the combined test; the rest is
+#: split evenly over the per-feature components (weighted min-p, Westfall & Young 1993).
+_WEIGHTS = {"mmd": 0.3, "mean": 0.15, "second_moment": 0.15}
 _MAX_LEVELS_SHOWN = 12
 
 
@@ -245,6 +248,21 @@ def _gamma_log_sf(values: FloatArray) -> FloatArray:
     return stats.gamma.logsf(values, mean * mean / var, scale=var / mean)
 
 
+def _quadratic_form_log_sf(values: FloatArray, data: FloatArray, scale: float) -> FloatArray:
+    """Log survival function of ``||mean_ref(data) - mean_cur(data)||²`` under random relabelling.
+
+    The difference of means has covariance ``scale * S`` (``S`` the sample covariance of the pooled
+    rows, ``scale = 1/n + 1/m``); its squared norm is matched to a gamma by its mean ``tr(C)`` and
+    variance ``2 tr(C²)`` (Satterthwaite 1946).
+    """
+    cov = np.atleast_2d(np.cov(data, rowvar=False)) * scale
+    mean = float(np.trace(cov))
+    var = 2.0 * float(np.sum(cov * cov))
+    if not (mean > 0 and var > 0):
+        return np.zeros_like(values)
+    return stats.gamma.logsf(values, mean * mean / var, scale=var / mean)
+
+
 def _combined_test(
     ref: Table,
     cur: Table,
@@ -271,17 +289,34 @@ def _combined_test(
     comps["mmd"] = mmd_statistics(gaussian_kernel(matrix, bandwidth), ind)
     names = list(comps)
     # Put every component on one scale before taking the minimum: the log of a continuous
-    # approximate p-value (asymptotic Kolmogorov for KS, a gamma fitted by moments to the
-    # permutation distribution for the others, Gretton et al. 2009). The transform is a symmetric
-    # function of the permuted rows, so calibrating the minimum by the same permutations is exact.
+    # approximate p-value. KS: asymptotic Kolmogorov distribution; chi-squared: chi2(levels - 1);
+    # moment statistics: a gamma with the exact permutation mean and variance of a sum of squared
+    # (asymptotically normal) mean differences (Satterthwaite); MMD: a gamma fitted by moments to
+    # the permutation distribution (Gretton et al. 2009). Each transform is a fixed function of
+    # the statistic given the pooled data, so calibrating the minimum by the same permutations is
+    # exact (Westfall & Young 1993).
     n_eff = n_ref * n_cur / (n_ref + n_cur)
-    log_p = np.column_stack(
-        [
-            stats.kstwobign.logsf(comps[k] * np.sqrt(n_eff)) if k.startswith("ks:") else _gamma_log_sf(comps[k])
-            for k in names
-        ]
-    )
-    min_log_p = log_p.min(axis=1)
+    scale = 1.0 / n_ref + 1.0 / n_cur
+    columns = []
+    for k in names:
+        if k.startswith("ks:"):
+            columns.append(stats.kstwobign.logsf(comps[k] * np.sqrt(n_eff)))
+        elif k.startswith("chi2:"):
+            dof = max(len(np.unique(np.concatenate([ref.columns[k[5:]], cur.columns[k[5:]]]))) - 1, 1)
+            columns.append(stats.chi2.logsf(comps[k], dof))
+        elif k == "mean":
+            columns.append(_quadratic_form_log_sf(comps[k], numeric, scale))
+        elif k == "second_moment":
+            columns.append(_quadratic_form_log_sf(comps[k], numeric * numeric, scale))
+        else:
+            columns.append(_gamma_log_sf(comps[k]))
+    log_p = np.column_stack(columns)
+    weights = np.array([_WEIGHTS.get(k, 0.0) for k in names])
+    per_feature = weights == 0
+    weights[per_feature] = (1.0 - weights.sum()) / max(int(per_feature.sum()), 1)
+    if not per_feature.any():
+        weights = weights / weights.sum()
+    min_log_p = (log_p - np.log(weights)).min(axis=1)
     combined_p = float(np.mean(min_log_p <= min_log_p[0] + 1e-9))
     pv = permutation_p_values(np.column_stack([comps[k] for k in names]))
     details = {
