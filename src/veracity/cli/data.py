@@ -64,7 +64,7 @@ def import_(
     project: Annotated[
         str | None, typer.Option("--project", help="Project (name or id) whose tasks the items become; labels too.")
     ] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Rows per transaction.")] = 10_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Rows per transaction.")] = 20_000,
     db: DbOption = None,
 ) -> None:
     """Import a source into a dataset, with provenance, duplicate report and progress."""

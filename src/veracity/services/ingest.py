@@ -297,7 +297,7 @@ def import_source(
     allow_unmapped: bool = False,
     skip_bad: bool = False,
     rejected_path: str | os.PathLike[str] | None = None,
-    chunk_size: int = 10_000,
+    chunk_size: int = 20_000,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     label_field: str | None = "label",
     progress: Progress | None = None,
