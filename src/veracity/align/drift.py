@@ -380,13 +380,14 @@ def detect_drift(
     method : {"auto", "univariate", "mmd", "c2st"}
         Test that decides ``report.drift``:
 
-        - ``"auto"`` (default): one permutation test that combines, by their minimum p-value, the
-          per-feature KS and chi-squared statistics, the distance between the mean vectors and
-          between the second-moment vectors of the standardised numeric features, and the Gaussian
-          kernel MMD (Gretton et al. 2012) of all features. All components are recomputed on the
-          same ``n_permutations`` relabellings, so the combination has exact level ``alpha``
-          (Westfall & Young 1993) while each kind of shift is seen by the statistic best suited to
-          it (location, spread, a new mode, a category).
+        - ``"auto"`` (default): one permutation test that combines, by a weighted minimum of their
+          p-values, the per-feature KS and chi-squared statistics, the distance between the mean
+          vectors and between the second-moment vectors of the standardised numeric features, and
+          the Gaussian kernel MMD (Gretton et al. 2012) of all features. The MMD gets 30% of the
+          level, each moment statistic 15%, and the per-feature statistics share the remaining 40%.
+          All components are recomputed on the same ``n_permutations`` relabellings, so the
+          combination has level ``alpha`` exactly (Westfall & Young 1993), while each kind of shift
+          is seen by the statistic best suited to it (location, spread, a new mode, a category).
         - ``"univariate"``: the smallest corrected per-feature p-value.
         - ``"mmd"``: the MMD permutation test alone (median-heuristic bandwidth).
         - ``"c2st"``: classifier two-sample test, held-out AUC of a logistic regression on the
