@@ -151,6 +151,8 @@ def main() -> None:
                     page.goto(label_url)
                     page.wait_for_function("document.body.dataset.ready === '1'")
                     interactive.append(float(page.evaluate("window.veracityReadyAt")))
+                    # the screen then leases the following item in the background; let it finish first
+                    page.wait_for_function("document.body.dataset.pending === '0'")
 
                 paced, paced_wall = run_items(page, args.items, wait_saved=True)
                 burst, _ = run_items(page, args.burst, wait_saved=False)

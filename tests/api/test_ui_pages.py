@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -104,9 +105,15 @@ async def test_label_page_renders_instructions_safely_and_leases_ahead(api: Any)
     assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
     assert '<a href="https://example.org/guide" rel="noopener noreferrer">docs</a>' in r.text
     assert "Pets &lt;b&gt;&amp;&lt;/b&gt;" in r.text
+    boot = json.loads(re.search(r'<script type="application/json" id="boot">(.*?)</script>', r.text, re.S).group(1))  # type: ignore[union-attr]
+    shown = boot["task"]["task_id"]
+    # the screen then leases the following item in the background, passing over the one it shows
+    r = await api.client.post(f"/ui/api/projects/{pid}/ahead", json={"holding": [shown]},
+                              headers={"x-csrf-token": csrf_of(r.text), "accept": "application/json"})
+    assert r.status_code == 200 and r.json()["next"]["task_id"] != shown
     with api.db.transaction(write=False) as s:
         leased = s.execute(select(Assignment.task_id).where(Assignment.status == "leased")).scalars().all()
-    assert len(leased) == 2  # the item on screen and one leased ahead
+    assert sorted(leased) == sorted([shown, r.json()["next"]["task_id"]])
 
 
 async def test_submit_skip_undo_endpoints(api: Any) -> None:
@@ -115,10 +122,13 @@ async def test_submit_skip_undo_endpoints(api: Any) -> None:
     pid = await make_project(api, boss, n_items=4, ann="annotator")
     token = await sign_in(api, "ann")
     await api.client.get(f"/projects/{pid}/label")
-    with api.db.transaction(write=False) as s:
-        first, second = s.execute(select(Assignment.task_id).order_by(Assignment.id)).scalars().all()
     base = f"/ui/api/projects/{pid}"
     headers = {"x-csrf-token": token, "accept": "application/json"}
+    await api.client.post(f"{base}/ahead", headers=headers, json={"holding": []})  # holds nothing: the same task
+    with api.db.transaction(write=False) as s:
+        [first] = s.execute(select(Assignment.task_id)).scalars().all()
+    r = await api.client.post(f"{base}/ahead", headers=headers, json={"holding": [first]})
+    second = r.json()["next"]["task_id"]
 
     r = await api.client.post(f"{base}/submit", json={"task_id": first, "value": "cat", "holding": [second]},
                               headers={"accept": "application/json"})

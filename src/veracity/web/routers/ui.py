@@ -81,16 +81,10 @@ def _parse_value(raw: str | None) -> Any:
 def label_page(request: Request, project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> Response:
     project = project_service.get_project(db, actor, project_id)
     task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
-    ahead = (
-        None
-        if task is None
-        else next_task_ahead(db, actor, project_id, holding=[task["task_id"]], lease_seconds=settings.lease_seconds)
-    )
     boot = {
         "project_id": project.id,
         "schema": project.schema,
         "task": task,
-        "ahead": ahead,
         "colors": _label_colours(project.schema),
         "labels": labels_of(project.schema),
     }
@@ -135,6 +129,16 @@ def submit_and_next(
 @router.post("/ui/api/projects/{project_id}/skip")
 def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     task_service.skip_task(db, actor, body.task_id)
+    return {"next": next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)}
+
+
+class Holding(BaseModel):
+    holding: list[int] = Field(default_factory=list, max_length=50)
+
+
+@router.post("/ui/api/projects/{project_id}/ahead")
+def lease_ahead(project_id: int, body: Holding, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
+    """Lease one more task beyond those the screen is ``holding`` (asked for once the page shows)."""
     return {"next": next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)}
 
 

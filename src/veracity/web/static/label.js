@@ -448,6 +448,6 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === "?") { e.preventDefault(); toggleHelp(); }
 });
 
-show(task);
-if (boot.ahead) ahead.push(boot.ahead);
 document.body.dataset.pending = "0";
+show(task);
+if (task) enqueue("ahead", {}, (res) => receive(res.next));  // lease the following item in the background
