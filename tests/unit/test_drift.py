@@ -298,3 +298,12 @@ def test_report_to_dict_is_json_and_html_is_self_contained() -> None:
     assert "<b>odd name</b>" not in page and "&lt;b&gt;odd name&lt;/b&gt;" in page
     assert "Drift &lt;check&gt;" in page
     assert "colour" in page and "Coverage slices" in page
+
+
+def test_degenerate_inputs_give_no_drift() -> None:
+    const = {"a": np.ones(50), "b": np.zeros(50)}
+    report = detect_drift(const, const, n_clusters=3)
+    assert not report.drift and report.p_value == 1.0
+    cats = {"kind": np.array(["x", "y"] * 25)}
+    report = detect_drift(cats, cats, n_clusters=3)
+    assert not report.drift and report.slices == []
