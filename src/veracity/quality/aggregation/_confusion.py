@@ -43,7 +43,7 @@ class ConfusionEMAggregator(BaseAggregator):
         self,
         *,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         smoothing: float = 0.01,
         calibrate: bool = True,
         random_state: RandomState = None,

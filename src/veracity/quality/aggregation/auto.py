@@ -52,7 +52,7 @@ class AutoAggregator(BaseAggregator):
         self,
         *,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,

@@ -122,7 +122,7 @@ class DawidSkene(ConfusionEMAggregator):
     ----------
     n_iter : int, default 100
         Maximum EM iterations; hitting it emits :class:`~veracity.errors.ConvergenceWarning`.
-    tol : float, default 1e-6
+    tol : float, default 1e-5
         Stop when the mean log-likelihood per answer changes by less than this.
     smoothing : float, default 0.01
         Dirichlet pseudo-count added to every confusion cell and class-prior entry.
@@ -169,7 +169,7 @@ class DawidSkene(ConfusionEMAggregator):
         self,
         *,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         smoothing: float = 0.01,
         prior_strength: float | str = "auto",
         calibrate: bool = True,
@@ -253,7 +253,7 @@ class OneCoinDawidSkene(ConfusionEMAggregator):
         self,
         *,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         smoothing: float = 0.01,
         prior_strength: float = 2.0,
         calibrate: bool = True,

@@ -81,7 +81,7 @@ class MACE(ConfusionEMAggregator):
         self,
         *,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-5,
         smoothing: float = 0.01,
         alpha: float = 2.0,
         beta: float = 1.0,
