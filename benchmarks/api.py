@@ -68,6 +68,11 @@ class Server:
     base_url: str
     start_seconds: float
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         for line in status.splitlines():
@@ -201,6 +206,11 @@ class Figures:
     filter_rare_ms: float = 0.0
     n_labelled: int = 0
     export_s: float = 0.0
+    import_cpu_rate: float = 0.0
+    cycle_cpu_ms: float = 0.0
+    cycle8_cpu_ms: float = 0.0
+    filter_cpu_ms: float = 0.0
+    export_cpu_s: float = 0.0
     rss_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -272,7 +282,9 @@ def run_backend(
             admin.add_member(pid, f"ann{i}", "annotator")
 
         batch = make_items(n_items)
+        cpu0 = server.cpu_seconds()
         fig.import_s, result = timed(lambda: admin.import_items(pid, batch))
+        fig.import_cpu_rate = n_items / (server.cpu_seconds() - cpu0)
         assert result["imported"] == n_items, result
         fig.import_rate = n_items / fig.import_s
         batch.clear()
@@ -283,7 +295,9 @@ def run_backend(
         annotate(one, pid, 20, None, [], [])  # warm up connections and caches
         next_ms: list[float] = []
         submit_ms: list[float] = []
+        cpu0 = server.cpu_seconds()
         wall, done = timed(lambda: annotate(one, pid, cycles, None, next_ms, submit_ms, seconds))
+        fig.cycle_cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(done, 1)
         fig.next_p50_ms, fig.next_p95_ms = pct(next_ms, 0.5), pct(next_ms, 0.95)
         fig.submit1_rps = done / (sum(submit_ms) / 1000)  # back to back, as one client sends them
         fig.submit1_p95_ms = pct(submit_ms, 0.95)
@@ -300,6 +314,7 @@ def run_backend(
         busy: list[float] = []
         threads = [threading.Thread(target=annotate, args=(c, pid, cycles // 2, barrier, n8[i], s8[i], seconds, busy))
                    for i, c in enumerate(eight)]
+        cpu0 = server.cpu_seconds()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -307,6 +322,7 @@ def run_backend(
             t.join()
         wall = time.perf_counter() - t0
         all_submits = [x for xs in s8 for x in xs]
+        fig.cycle8_cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(len(all_submits), 1)
         all_nexts = [x for xs in n8 for x in xs]
         # Conservative: every client also leases each task with `next`, and that time is not taken out.
         fig.submit8_rps = len(all_submits) / wall
@@ -321,10 +337,12 @@ def run_backend(
 
         fig.n_labelled = sum(1 for r in admin.iter_consensus(pid, page_size=1000) if r["label"] == "positive")
         filt: list[float] = []
+        cpu0 = server.cpu_seconds()
         for _ in range(20):
             dt, page = timed(lambda: admin.list_items(pid, label="positive", limit=100))
             filt.append(dt * 1000)
             assert len(page) == min(100, fig.n_labelled), (len(page), fig.n_labelled)
+        fig.filter_cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / len(filt)
         fig.filter_ms, fig.filter_p95_ms = statistics.median(filt), pct(filt, 0.95)
         rare = [timed(lambda: admin.list_items(pid, label="neutral", limit=100))[0] * 1000 for _ in range(5)]
         fig.filter_rare_ms = statistics.median(rare)
@@ -332,7 +350,9 @@ def run_backend(
             f"{fig.filter_rare_ms:.1f} ms, {fig.n_labelled} items with the label")
 
         out = workdir / "export.jsonl"
+        cpu0 = server.cpu_seconds()
         fig.export_s, _ = timed(lambda: admin.export(pid, "jsonl", path=out))
+        fig.export_cpu_s = server.cpu_seconds() - cpu0
         with out.open("rb") as fh:
             n_lines = sum(1 for _ in fh)
         assert n_lines == n_items, n_lines
@@ -374,6 +394,11 @@ ROWS: list[tuple[str, str, str, bool]] = [  # key, label, unit, higher is better
     ("filter_rare_ms", "Filter by a rare label (1% of labels)", "ms", False),
     ("export_s", "Export as JSONL", "s", False),
     ("rss_mb", "Peak server memory (VmHWM)", "MB", False),
+    ("import_cpu_rate", "Import per second of server CPU", "items/s", True),
+    ("cycle_cpu_ms", "Server CPU per next + submit, 1 client", "ms", False),
+    ("cycle8_cpu_ms", "Server CPU per next + submit, 8 clients", "ms", False),
+    ("filter_cpu_ms", "Server CPU per filter call", "ms", False),
+    ("export_cpu_s", "Server CPU for the export", "s", False),
 ]
 
 
@@ -430,8 +455,10 @@ def report(figs: list[Figures], n_items: int, cycles: int) -> str:
         "wall time, leases included (conservative); the row below counts both kinds of request.",
         "Filter: `GET /api/v1/projects/{id}/items?label=...&limit=100` (first page) after the submit phases, "
         f"when {figs[0].n_labelled:,} items on SQLite had the consensus label asked for.",
-        f"Load average while running: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other work shared the "
-        "machine).",
+        f"Load average while running: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on 2 cores (other work shared "
+        "the machine, so wall-clock figures are inflated; Label Studio was measured without that load). The last "
+        "rows give the server process's own CPU time (user + system, /proc/PID/stat), which the load does not "
+        "inflate as much: they bound what the same code does on an idle machine.",
     ]
     for f in figs:
         notes += [f"{f.backend}: {n}" for n in f.notes]
