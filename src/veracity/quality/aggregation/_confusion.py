@@ -22,7 +22,7 @@ from veracity.types import Executor, FloatArray, IntArray, RandomState
 
 __all__ = ["ConfusionEMAggregator"]
 
-_CALIBRATION_STEPS = 3  # EM steps per fold when refitting for calibration
+_CALIBRATION_STEPS = 2  # EM steps per fold when refitting for calibration
 
 
 def _subset(responses: Responses, mask: np.ndarray) -> Responses:
@@ -137,6 +137,7 @@ class ConfusionEMAggregator(BaseAggregator):
                 tol=0.0,
                 init_params=(fit.log_conf, fit.log_prior),
                 warn=False,
+                final_logits=False,
             )
             held = _subset(responses, test)
             logits = build_shards(held, n_shards=1)[0].logits(_flat(part.log_conf), part.log_prior)

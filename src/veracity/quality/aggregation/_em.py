@@ -247,13 +247,15 @@ def fit_confusion_em(
     min_gold_init: int = 10,
     init_params: tuple[FloatArray, FloatArray] | None = None,
     warn: bool = True,
+    final_logits: bool = True,
 ) -> EMFit:
     """Run EM for ``model`` over ``shards``; the map/reduce goes through ``executor``.
 
     Initialisation: the first M-step uses majority-vote posteriors, or, when at least
     ``min_gold_init`` gold tasks are given, the gold tasks alone (semi-supervised EM: gold decides
     which way the workers lean, and workers without gold answers start at the crowd's prior).
-    ``init_params`` (``log_conf``, ``log_prior``) starts from given parameters instead.
+    ``init_params`` (``log_conf``, ``log_prior``) starts from given parameters instead;
+    ``final_logits=False`` skips the last E-step (only the parameters are wanted).
     Convergence: the change of the mean log-likelihood per answer is below ``tol``. Stopping at
     ``n_iter`` without it emits :class:`~veracity.errors.ConvergenceWarning`.
     """
@@ -284,6 +286,8 @@ def fit_confusion_em(
             ConvergenceWarning,
             stacklevel=3,
         )
+    if not final_logits:
+        return EMFit(np.zeros((0, k)), log_conf, log_prior, it, converged, history)
     params = (_flat(log_conf), log_prior)
     parts = run(partial(shard_logits, params=params), shards)
     logits = np.concatenate(parts, axis=0) if parts else np.zeros((0, k))
