@@ -101,6 +101,7 @@ async def test_label_page_renders_instructions_safely_and_leases_ahead(api: Any)
     await sign_in(api, "ann")
     r = await api.client.get(f"/projects/{pid}/label")
     assert r.status_code == 200
+    assert "script-src 'self'" in r.headers["content-security-policy"]  # nothing from elsewhere runs
     assert "<strong>one</strong>" in r.text
     assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
     assert '<a href="https://example.org/guide" rel="noopener noreferrer">docs</a>' in r.text
