@@ -235,3 +235,16 @@ def test_hf_directory_round_trip(tmp_path: Path) -> None:
     first = read_all(_text_source(tmp_path))
     write_export(first, tmp_path / "hf", "hf")
     assert [text_key(r) for r in read_all(tmp_path / "hf", "hf")] == [text_key(r) for r in first]
+
+
+def test_count_records_estimates_for_progress(tmp_path: Path) -> None:
+    from veracity.ingest.sources import count_records
+
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps({"text": str(i)}) + "\n" for i in range(7)))
+    assert count_records(src, "jsonl") == 7
+    write_export(read_source(src), tmp_path / "a.csv", "csv")
+    assert count_records(tmp_path / "a.csv", "csv") == 7
+    write_export(read_source(src), tmp_path / "a.parquet", "parquet")
+    assert count_records(tmp_path / "a.parquet", "parquet") == 7
+    assert count_records(make_coco(tmp_path / "c"), "coco") is None
