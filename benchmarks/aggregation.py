@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -91,12 +92,21 @@ def measured(cmd: list[str], timeout: float) -> dict[str, Any]:
         "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss_mb': rss, 'out': p.stdout, 'err': p.stderr[-2000:]}))\n"
     )
+    # own session, so that a timeout ends the measured command too, not only the wrapper
+    proc = subprocess.Popen(
+        [sys.executable, "-c", wrapper, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        res = subprocess.run(
-            [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, timeout=timeout, check=False
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"rc": "timeout", "wall": timeout, "rss_mb": float("nan"), "out": "", "err": ""}
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     try:
         return json.loads(res.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
