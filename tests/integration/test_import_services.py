@@ -281,3 +281,18 @@ def test_coco_into_a_boxes_project_and_export_project(db: Database, tmp_path: Pa
     assert [c["name"] for c in back["categories"]] == ["cat", "dog"]
     ingest_service.export_project(db, admin, project.id, "yolo", tmp_path / "yolo")
     assert (tmp_path / "yolo" / "classes.txt").read_text() == "cat\ndog\n"
+
+
+def test_sensitivity_marking_is_kept_out_of_the_data(db: Database, tmp_path: Path) -> None:
+    src = _jsonl(tmp_path / "s.jsonl", [{"text": "public"}, {"text": "secret", "sensitivity": 3}])
+    ingest_service.import_source(db, src, dataset="s")
+    with db.transaction(write=False) as s:
+        items = list(s.execute(select(Item).order_by(Item.id)).scalars())
+    assert [(i.data, i.sensitivity) for i in items] == [({"text": "public"}, 0), ({"text": "secret"}, 3)]
+    viewer = _user(db, "vic", "viewer")
+    out = tmp_path / "v.jsonl"
+    ingest_service.export_dataset(db, "s", "jsonl", out, actor=viewer)  # clearance 0
+    assert [json.loads(line)["data"]["text"] for line in out.read_text().splitlines()] == ["public"]
+    bad = _jsonl(tmp_path / "b.jsonl", [{"text": "x", "sensitivity": 12}])
+    with pytest.raises(InvalidInputError, match=r"row 1: field 'sensitivity' must be an integer marking from 0 to 9"):
+        ingest_service.import_source(db, bad, dataset="s")

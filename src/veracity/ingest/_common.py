@@ -105,6 +105,14 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
                     {"kind": kind, "value": value, "annotator": None, "origin": f"{fmt}:row {row} field {field}"}
                 )
         ext = data.pop("id", None)
+        if "sensitivity" in data:  # a marking 0-9, as the REST import takes it; not part of the data
+            marking = data.pop("sensitivity")
+            if type(marking) is str and marking.isdigit():
+                marking = int(marking)
+            if type(marking) is not int or not 0 <= marking <= 9:
+                opts.bad(source, row, f"field 'sensitivity' must be an integer marking from 0 to 9, got {marking!r}")
+                return None
+            meta["sensitivity"] = marking
     else:  # Veracity's export layout
         try:
             annotations = _annotations_from(obj["annotations"], f"{fmt}:row {row}")

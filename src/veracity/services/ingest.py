@@ -439,7 +439,7 @@ def import_source(
 
 _SQLITE_INSERT = (
     "INSERT INTO items (dataset_id, external_id, data, content_hash, source, source_row, batch_id, sensitivity, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)"
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -542,6 +542,7 @@ def _store_chunk(
                     r.source,
                     r.row,
                     batch_id,
+                    r.meta.get("sensitivity", 0),
                     stamp,
                 )
                 for r in unique
@@ -559,7 +560,7 @@ def _store_chunk(
             "source": r.source,
             "source_row": r.row,
             "batch_id": report.batch_id,
-            "sensitivity": 0,
+            "sensitivity": r.meta.get("sensitivity", 0),
             "created_at": created,
         }
         for r in unique
