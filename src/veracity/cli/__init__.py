@@ -1,25 +1,46 @@
 """The ``veracity`` command line: a thin Typer shell over ``veracity.services`` and the engines.
 
-Each module registers its own commands through ``register(app)``. Errors that Veracity raises on
-purpose (:class:`veracity.errors.VeracityError`) end the command with one line on stderr and exit
-code 2; nothing prints a traceback for bad input.
+Each module registers its own commands through ``register(app)``. The root group imports a module
+only when one of its commands runs (or help lists it), so ``veracity label-issues`` does not pay
+for SQLAlchemy and the services, nor ``veracity serve`` for scipy.optimize. ``COMMANDS`` maps each
+top-level command to its module; ``tests/unit/test_cli_lazy.py`` checks it against ``register``.
+
+Errors that Veracity raises on purpose (:class:`veracity.errors.VeracityError`) end the command
+with one line on stderr and exit code 2; nothing prints a traceback for bad input.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from functools import cache
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from veracity import __version__
-from veracity.cli import aggregate, align, data, label_issues, ops, workspace
 from veracity.cli._common import err_console
 from veracity.errors import VeracityError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
 
+# top-level command -> module of veracity.cli that registers it, in the order help lists them
+COMMANDS = {
+    "init": "workspace", "serve": "workspace", "demo": "workspace", "users": "workspace",
+    "import": "data", "export": "data", "show": "data", "version": "data", "diff": "data", "duplicates": "data",
+    "aggregate": "aggregate", "agreement": "aggregate", "label-issues": "label_issues", "drift": "align",
+    "predictions": "ops", "quality": "ops", "decide": "ops", "audit": "ops", "backup": "ops",
+}
+
+
+@cache
+def module_commands(module: str) -> Any:
+    """The Click command (or group of commands) that ``veracity.cli.<module>`` registers."""
+    sub = typer.Typer(add_completion=False)
+    importlib.import_module(f"veracity.cli.{module}").register(sub)
+    sub.callback()(lambda: None)  # keep a group even for a module with one command
+    return typer.main.get_command(sub)
 
 
 def _report(exc: VeracityError) -> None:
@@ -35,6 +56,15 @@ class _VeracityGroup(TyperGroup):
         except VeracityError as exc:
             _report(exc)
             raise typer.Exit(2) from exc
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        return module_commands(module).get_command(ctx, cmd_name)
 
 
 app = typer.Typer(
@@ -60,10 +90,6 @@ def _root(
     ),
 ) -> None:
     """Veracity command line."""
-
-
-for _module in (workspace, aggregate, label_issues, data, align, ops):
-    _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,38 @@
+"""The CLI's root group loads command modules on demand; its command map must match them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+
+from veracity.cli import COMMANDS, module_commands
+
+
+def test_command_map_matches_what_each_module_registers() -> None:
+    for module in set(COMMANDS.values()):
+        sub = typer.Typer()
+        __import__(f"veracity.cli.{module}", fromlist=["register"]).register(sub)
+        sub.callback()(lambda: None)
+        group = typer.main.get_command(sub)
+        registered = set(group.list_commands(None))  # type: ignore[attr-defined, arg-type]
+        mapped = {name for name, mod in COMMANDS.items() if mod == module}
+        assert registered == mapped, f"veracity.cli.{module}: registers {registered}, COMMANDS says {mapped}"
+        assert all(module_commands(module).get_command(None, name) is not None for name in mapped)
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_starting_the_cli_loads_neither_the_database_nor_scipy() -> None:
+    loaded = _loaded_after("import veracity.cli")
+    assert "sqlalchemy" not in loaded and "scipy" not in loaded and "veracity.services" not in loaded
+
+
+def test_label_issues_does_not_load_the_database() -> None:
+    loaded = _loaded_after("from veracity.cli import module_commands\nmodule_commands('label_issues')")
+    assert "sqlalchemy" not in loaded and "fastapi" not in loaded
