@@ -415,7 +415,7 @@ def load_benchdata() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def conformal_benchmark(n_splits: int) -> str:
+def conformal_benchmark(n_splits: int, *, reuse_peer: bool = False) -> str:
     from benchmarks._results import md_table
     from veracity.decide import SplitConformal
 
@@ -433,9 +433,16 @@ def conformal_benchmark(n_splits: int) -> str:
         half = n // 2
         splits = np.array([np.random.default_rng([7, s]).permutation(n) for s in range(n_splits)], dtype=np.int64)
         path = WORK / f"conformal_{ds}.npz"
-        np.savez(path, probs=probs, labels=labels, splits=splits)
         out = WORK / f"mapie_{ds}.json"
-        run_peer(py, ["--peer", "mapie", "--data", str(path), "--out", str(out)])
+        fresh = out.exists() and path.exists() and out.stat().st_mtime > path.stat().st_mtime
+        if reuse_peer and fresh and len(json.loads(out.read_text())["runs"]["lac@0.9"]["splits"]) == n_splits:
+            print(f"reusing {out}", flush=True)
+        elif reuse_peer:
+            print(f"skipping {ds}: no finished MAPIE run to reuse", flush=True)
+            continue
+        else:
+            np.savez(path, probs=probs, labels=labels, splits=splits)
+            run_peer(py, ["--peer", "mapie", "--data", str(path), "--out", str(out)])
         mapie = json.loads(out.read_text())
         mapie_version = mapie["version"]
         acc = float((probs.argmax(1) == labels).mean())
@@ -567,6 +574,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fpr-trials", type=int, default=600, help="trials of the no-shift case")
     ap.add_argument("--power-trials", type=int, default=100, help="trials per shift")
     ap.add_argument("--splits", type=int, default=100, help="calibration/test splits per dataset")
+    ap.add_argument(
+        "--reuse-peers", action="store_true", help="conformal: reuse finished MAPIE results in benchmarks/_work"
+    )
     ap.add_argument("--quick", action="store_true", help="few trials and splits (smoke run, RESULTS.md untouched)")
     ap.add_argument(
         "--phase",
@@ -602,7 +612,7 @@ def main(argv: list[str] | None = None) -> None:
         assert data is not None
         ours_json.write_text(json.dumps(drift_veracity(data, args.mmd_trials)))
     if phase in ("all", "conformal"):
-        conformal_md.write_text(conformal_benchmark(args.splits))
+        conformal_md.write_text(conformal_benchmark(args.splits, reuse_peer=args.reuse_peers))
     if peer is not None and peer.wait() != 0:
         raise RuntimeError("the alibi-detect peer failed")
     if phase not in ("all", "report"):
