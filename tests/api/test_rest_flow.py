@@ -194,3 +194,46 @@ async def test_openapi_and_health(api) -> None:  # type: ignore[no-untyped-def]
                  "/api/v1/tasks/{task_id}/annotations", "/api/v1/projects/{project_id}/consensus",
                  "/api/v1/projects/{project_id}/export", "/api/v1/projects/{project_id}/members"):
         assert path in spec["paths"], path
+
+
+async def test_export_parquet_and_coco_and_yolo(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    pid = await _project(api, overlap=1)
+    await api.client.post(f"/api/v1/projects/{pid}/items", headers=api.auth("admin"),
+                          json=[{"id": "a", "text": "meow"}, {"id": "b", "text": "woof"}])
+    for value in ("cat", "dog"):
+        task = (await api.client.get(f"/api/v1/projects/{pid}/next", headers=api.auth("admin"))).json()
+        await api.client.post(f"/api/v1/tasks/{task['task_id']}/annotations", headers=api.auth("admin"),
+                              json={"value": value})
+    r = await api.client.get(f"/api/v1/projects/{pid}/export?format=parquet", headers=api.auth("admin"))
+    assert r.status_code == 200
+    (tmp_path / "x.parquet").write_bytes(r.content)
+    table = pq.read_table(tmp_path / "x.parquet").to_pylist()
+    assert sorted((row["id"], row["label"], row["text"]) for row in table) == [("a", "cat", "meow"),
+                                                                              ("b", "dog", "woof")]
+
+    r = await api.client.post("/api/v1/projects", headers=api.auth("admin"), json={
+        "name": "Boxes", "schema": {"kind": "boxes", "labels": ["car"]}, "overlap": 1})
+    bid = r.json()["id"]
+    from PIL import Image
+
+    Image.new("RGB", (100, 80)).save(tmp_path / "street.png")
+    await api.client.post(f"/api/v1/projects/{bid}/items", headers=api.auth("admin"),
+                          json=[{"id": "img1", "image": str(tmp_path / "street.png")}])
+    task = (await api.client.get(f"/api/v1/projects/{bid}/next", headers=api.auth("admin"))).json()
+    box = {"x": 10, "y": 20, "w": 30, "h": 40, "label": "car"}
+    await api.client.post(f"/api/v1/tasks/{task['task_id']}/annotations", headers=api.auth("admin"),
+                          json={"value": [box]})
+    r = await api.client.get(f"/api/v1/projects/{bid}/export?format=coco", headers=api.auth("admin"))
+    assert r.status_code == 200
+    coco = r.json()
+    assert [c["name"] for c in coco["categories"]] == ["car"]
+    assert [a["bbox"] for a in coco["annotations"]] == [[10, 20, 30, 40]]
+    r = await api.client.get(f"/api/v1/projects/{bid}/export?format=yolo", headers=api.auth("admin"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    (tmp_path / "y.zip").write_bytes(r.content)
+    names = zipfile.ZipFile(tmp_path / "y.zip").namelist()
+    assert any(n.endswith(".txt") for n in names)

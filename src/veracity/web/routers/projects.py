@@ -5,14 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from veracity.errors import InvalidInputError
+from veracity.services import ingest as ingest_service
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
 from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id
@@ -165,13 +170,36 @@ def _csv(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     yield buf.getvalue().encode()
 
 
+FILE_FORMATS = {"parquet": ("application/vnd.apache.parquet", ".parquet"), "coco": ("application/json", ".json"),
+                "labelstudio": ("application/json", ".json"), "crowd": ("text/csv", ".csv")}
+
+
+def _export_file(db: Any, actor: Any, project_id: int, fmt: str) -> tuple[Path, str, str, Path]:
+    """Write the export into a temporary folder; folders (YOLO, VOC, HF) are zipped."""
+    tmp = Path(tempfile.mkdtemp(prefix="veracity-export-"))
+    media, suffix = FILE_FORMATS.get(fmt, ("application/zip", ""))
+    target = tmp / f"project-{project_id}-{fmt}{suffix}"
+    report = ingest_service.export_project(db, actor, project_id, fmt, target)
+    path = Path(report.path)
+    if path.is_dir():
+        path = Path(shutil.make_archive(str(path), "zip", root_dir=path))
+        media = "application/zip"
+    return path, media, path.name, tmp
+
+
 @router.get("/{project_id}/export", summary="Export every item with its consensus and annotations")
 def export_project(
     project_id: Id,
     db: DB,
     actor: CurrentActor,
-    format: Literal["jsonl", "csv"] = Query("jsonl"),
-) -> StreamingResponse:
+    format: Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "labelstudio", "crowd", "hf"] = Query(
+        "jsonl", description="jsonl and csv stream; other formats are written to a file (folders are zipped)."
+    ),
+) -> Response:
+    if format not in ("jsonl", "csv"):
+        path, media, name, tmp = _export_file(db, actor, project_id, format)
+        return FileResponse(path, media_type=media, filename=name,
+                            background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
     records = project_service.iter_export_records(db, actor, project_id)
     first = next(records, None)  # runs the permission check before the response starts
 
