@@ -330,7 +330,7 @@ class Consensus(Base):
 
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     label: Mapped[Any | None] = mapped_column()
     label_key: Mapped[str | None] = mapped_column(String(255))  # label as text, for indexed filters
     confidence: Mapped[float | None] = mapped_column(Float)
