@@ -222,11 +222,20 @@ def real_data(use_ck: bool) -> str:
                     acc[d.name][f"ck:{m}"] = float(np.mean([labels[t] == gold[t] for t in ks]))
                 secs[d.name][f"ck:{m}"] = info["seconds"]
     cols = OURS + ([f"ck:{m}" for m in CK_ALL] if use_ck else [])
+    note = []
+    if use_ck and CK_REAL_CACHE is not None:
+        note = [
+            "crowd-kit's real-data columns reuse predictions and fit seconds from an earlier run of "
+            "`_crowdkit_runner.py` today on the same files (`--ck-real-cache`): the full crowd-kit sweep over "
+            "the real sets takes more than an hour on this shared machine. Methods that had not finished "
+            "within 15 minutes per data set show —.",
+            "",
+        ]
     names = list(acc)
     rows = [[n, *[fmt_pct(acc[n].get(c, float("nan"))) for c in cols]] for n in names]
     means = {c: float(np.nanmean([acc[n].get(c, float("nan")) for n in names])) for c in cols}
     rows.append(["**mean**", *[f"**{fmt_pct(means[c])}**" for c in cols]])
-    out = ["### Real data sets: accuracy on gold tasks (%)", "", md_table(["data set", *cols], rows), ""]
+    out = [*note, "### Real data sets: accuracy on gold tasks (%)", "", md_table(["data set", *cols], rows), ""]
     srows = [[n, *[fmt_s(secs[n].get(c, float("nan"))) for c in cols]] for n in names]
     out += ["### Real data sets: seconds (fit only; data already loaded)", "", md_table(["data set", *cols], srows), ""]
     erows = [[n, *[fmt_pct(eces[n][m]) for m in OURS]] for n in names]
@@ -390,19 +399,13 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = [
-        "Veracity (this repository) against crowd-kit 1.4.2 (own venv, pandas<3, scikit-learn<1.6), same inputs, "
-        "same run. The machine is shared (2 cores, other jobs running), so absolute seconds are noisy; "
-        "ratios come from the same run.",
+        "Veracity (this repository) against crowd-kit 1.4.2 (own venv, pandas<3, scikit-learn<1.6) on the same "
+        "inputs. Each part below measures both libraries in one invocation (its time stamp is at its end); parts "
+        "can be rerun alone (`--sizes`, `--no-real`). The machine is shared (2 cores, load average about 14 from "
+        "other jobs during these runs), so absolute seconds are noisy and several times slower than on an idle "
+        "machine; compare within a part.",
         "",
     ]
-    if args.ck_real_cache:
-        parts += [
-            "crowd-kit's real-data columns reuse predictions and fit seconds from an earlier run of "
-            "`_crowdkit_runner.py` today on the same files (`--ck-real-cache`): the full crowd-kit sweep over "
-            "the real sets takes more than an hour on this shared machine. Methods that had not finished "
-            "within 15 minutes per data set show —.",
-            "",
-        ]
     if not args.no_real:
         save_part("real", real_data(use_ck))
     for size in sizes:
@@ -413,10 +416,11 @@ def main() -> None:
         part = WORK / f"part_{key}.md"
         if part.exists():
             parts.append(part.read_text())
-    parts.append(
-        f"_Last benchmark invocation: {time.perf_counter() - started:.0f} s; max RSS of this driver "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB._"
-    )
+    if not args.no_real or sizes:
+        parts.append(
+            f"_Last benchmark invocation: {time.perf_counter() - started:.0f} s; max RSS of this driver "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB._"
+        )
     body = "\n".join(parts)
     write_section(SECTION, body)
     print(body)
