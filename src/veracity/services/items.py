@@ -42,17 +42,28 @@ def list_items(
     limit = max(1, min(limit, 1000))
     with db.transaction(write=False) as s:
         require_role(s, actor, project_id, CONSENSUS_ROLES)
-        q = (
-            select(Task.id, Task.status, Task.flagged, Task.n_annotations, Item.id, Item.external_id, Item.data,
-                   Consensus.label, Consensus.confidence)
-            .join(Item, Item.id == Task.item_id)
-            .outerjoin(Consensus, Consensus.task_id == Task.id)
-            .where(Task.project_id == project_id, Task.id > after, Item.sensitivity <= actor.clearance)
-            .order_by(Task.id)
-            .limit(limit + 1)
-        )
-        if label is not None:
-            q = q.where(Consensus.label_key == label)
+        cols = (Task.id, Task.status, Task.flagged, Task.n_annotations, Item.id, Item.external_id, Item.data,
+                Consensus.label, Consensus.confidence)
+        if label is not None:  # driven by ix_consensus_project_label, in task order (consensus.task_id)
+            q = (
+                select(*cols)
+                .select_from(Consensus)
+                .join(Task, Task.id == Consensus.task_id)
+                .join(Item, Item.id == Task.item_id)
+                .where(Consensus.project_id == project_id, Consensus.label_key == label, Consensus.task_id > after,
+                       Item.sensitivity <= actor.clearance)
+                .order_by(Consensus.task_id)
+                .limit(limit + 1)
+            )
+        else:
+            q = (
+                select(*cols)
+                .join(Item, Item.id == Task.item_id)
+                .outerjoin(Consensus, Consensus.task_id == Task.id)
+                .where(Task.project_id == project_id, Task.id > after, Item.sensitivity <= actor.clearance)
+                .order_by(Task.id)
+                .limit(limit + 1)
+            )
         if min_confidence is not None:
             q = q.where(Consensus.confidence >= min_confidence)
         if max_confidence is not None:

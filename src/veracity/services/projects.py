@@ -354,7 +354,14 @@ def import_items(
                          "source": source, "source_row": pos, "sensitivity": sens})
             keep.append((label, gold))
         if rows:
-            item_ids = list(s.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows))
+            # Plain executemany, then ids looked up by content hash: RETURNING with
+            # sort_by_parameter_order makes SQLAlchemy send one INSERT per row on SQLite.
+            floor = s.execute(select(func.coalesce(func.max(Item.id), 0))).scalar_one()
+            s.execute(insert(Item), rows)
+            item_of = _new_ids(s, select(Item.content_hash, Item.id).where(
+                Item.dataset_id == project.dataset_id, Item.id > floor), Item.content_hash,
+                [r["content_hash"] for r in rows])
+            item_ids = [item_of[r["content_hash"]] for r in rows]
             target = project.min_labels or project.overlap
             task_rows = [
                 {"project_id": project.id, "item_id": iid, "target": GOLD_TARGET if gold is not None else target,
@@ -362,14 +369,19 @@ def import_items(
                  "gold_value": gold, "status": "open", "priority": 1.0}
                 for iid, (_label, gold) in zip(item_ids, keep, strict=True)
             ]
-            task_ids = list(s.scalars(insert(Task).returning(Task.id, sort_by_parameter_order=True), task_rows))
+            s.execute(insert(Task), task_rows)
+            task_ids: list[int] = []
+            if any(label is not None for label, _g in keep):
+                task_of = _new_ids(s, select(Task.item_id, Task.id).where(Task.project_id == project.id),
+                                   Task.item_id, item_ids)
+                task_ids = [task_of[i] for i in item_ids]
             ann_rows = [
                 {"task_id": tid, "project_id": project.id, "user_id": None, "value": label,
                  "schema_version": project.schema_version, "origin": "import", "source": f"{source}:{location} {pos}"}
                 for tid, (label, _g), row in zip(task_ids, keep, rows, strict=True)
                 if label is not None
                 for pos in [row["source_row"]]
-            ]
+            ] if task_ids else []
             if ann_rows:
                 s.execute(insert(Annotation), ann_rows)
             result.item_ids = item_ids
@@ -377,6 +389,14 @@ def import_items(
         append_event(s, actor=actor.name, action="items.import", object_type="project", object_id=project.id,
                      payload={"imported": result.imported, "duplicates": result.duplicates, "source": source})
         return result
+
+
+def _new_ids(session: Session, query: Any, key_column: Any, keys: Sequence[Any]) -> dict[Any, int]:
+    """``{key: id}`` for rows just inserted, looked up in chunks of ``key_column IN (...)``."""
+    out: dict[Any, int] = {}
+    for start in range(0, len(keys), 5000):
+        out.update((k, i) for k, i in session.execute(query.where(key_column.in_(keys[start : start + 5000]))))
+    return out
 
 
 # --------------------------------------------------------------------------- consensus and export

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_ACCURACY",
     "flag_label_issues",
     "maybe_refit",
+    "queue_priority",
     "refit_project",
     "update_task_consensus",
 ]
@@ -55,6 +56,11 @@ def _key_value(schema: dict[str, Any], key: str) -> Any:
     if schema["kind"] == "rating":
         return float(key) if "." in key else int(key)
     return key
+
+
+def queue_priority(confidence: float | None, flagged: bool) -> float:
+    """A task's place in the queue, lowest first: flagged (suspect) items, then least confident."""
+    return (1.0 if confidence is None else confidence) - (2.0 if flagged else 0.0)
 
 
 def update_task_consensus(session: Session, project: Project, task: Task) -> None:
@@ -82,10 +88,10 @@ def update_task_consensus(session: Session, project: Project, task: Task) -> Non
             votes = np.bincount([index[k] for _, k in keys], minlength=n_k).astype(float)
             post = votes / votes.sum()
         else:
-            acc = {
-                uid: a
-                for uid, a in session.execute(
-                    select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy).where(
+            skills = {
+                uid: (a, c)
+                for uid, a, c in session.execute(
+                    select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy, AnnotatorSkill.confusion).where(
                         AnnotatorSkill.project_id == project.id,
                         AnnotatorSkill.user_id.in_([u for u, _ in keys if u is not None]),
                     )
@@ -93,8 +99,13 @@ def update_task_consensus(session: Session, project: Project, task: Task) -> Non
             }
             logp = np.zeros(n_k)
             for uid, k in keys:
-                a = float(acc.get(uid) or DEFAULT_ACCURACY)
-                a = min(max(a, 1.0 / n_k + 1e-3), 1 - 1e-3)
+                a, confusion = skills.get(uid, (None, None))
+                if confusion is not None and len(confusion) == n_k:
+                    # P(this answer | true class j) from the refitted confusion matrix (rows: true class)
+                    col = np.array([row[index[k]] for row in confusion], dtype=np.float64)
+                    logp += np.log(np.clip(col, 1e-3, 1.0))
+                    continue
+                a = min(max(float(a or DEFAULT_ACCURACY), 1.0 / n_k + 1e-3), 1 - 1e-3)
                 row = np.full(n_k, math.log((1 - a) / max(n_k - 1, 1)))
                 row[index[k]] = math.log(a)
                 logp += row
@@ -109,7 +120,7 @@ def update_task_consensus(session: Session, project: Project, task: Task) -> Non
         session.add(cons)
     cons.label, cons.label_key, cons.confidence = label, key_out, confidence
     cons.n_labels, cons.method, cons.updated_at = len(rows), method, now()
-    task.priority = 1.0 if confidence is None else confidence
+    task.priority = queue_priority(confidence, task.flagged)
     _apply_redundancy(project, task, confidence)
 
 
@@ -206,7 +217,7 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
                     label=_key_value(schema, key), label_key=key, confidence=float(conf[j]), method=method,
                     updated_at=now())
             )
-            task.priority = float(conf[j])
+            task.priority = queue_priority(float(conf[j]), task.flagged)
         for w, uid in enumerate(data["user_ids"]):
             row = s.get(AnnotatorSkill, (project_id, uid))
             if row is None:
@@ -297,6 +308,8 @@ def flag_label_issues(db: Database, actor: Actor, project_id: int, *, model_name
             task.issue_score = float(res.scores[j])
             task.flagged = bool(res.mask[j])
             task.suggested = _key_value(schema, classes[int(res.suggested[j])]) if res.mask[j] else None
+            cons = s.get(Consensus, tid)
+            task.priority = queue_priority(None if cons is None else cons.confidence, task.flagged)
             flagged += int(res.mask[j])
         append_event(s, actor=actor.name, action="label_issues.flag", object_type="project", object_id=project_id,
                      payload={"checked": len(task_ids), "flagged": flagged, "method": method})

@@ -172,11 +172,14 @@ def review_task(
             task.n_annotations = max(0, task.n_annotations - rejected)
             task.n_assigned = max(0, task.n_assigned - rejected)
             task.status, task.completed_at, task.priority = "open", None, 0.0
+            task.flagged = False
             cons = s.get(Consensus, task_id)
             if cons is not None:
                 cons.label = cons.label_key = cons.confidence = None
                 cons.n_labels = 0
-        task.flagged = False
+        if task.flagged:
+            task.flagged = False
+            task.priority += 2.0  # no longer suspect: see services.quality.queue_priority
         s.add(review)
         s.flush()
         refresh_skills(s, project)
@@ -268,6 +271,7 @@ def resolve_label_issue(
         task = s.get(Task, task_id)
         assert task is not None
         task.flagged = False
+        task.priority += 2.0  # no longer suspect: see services.quality.queue_priority
         cons = s.get(Consensus, task_id)
         s.add(Review(task_id=task_id, reviewer_id=actor.user_id, verdict="keep",
                      value=None if cons is None else cons.label, comment="label issue: kept the given label"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +87,17 @@ def _task_payload(session: Session, task: Task, assignment: Assignment, project:
     return payload
 
 
-def next_task(db: Database, actor: Actor, project_id: int, *, lease_seconds: int = 600) -> dict[str, Any] | None:
+def next_task(
+    db: Database, actor: Actor, project_id: int, *, lease_seconds: int = 600, holding: Collection[int] = ()
+) -> dict[str, Any] | None:
     """Lease the next task for the actor, or return None when the queue has nothing for them.
 
     An unexpired lease the actor already holds in this project is returned again (so a reload
-    does not burn slots). Order: flagged items first, then lowest priority value (consensus
-    confidence), then oldest. Tasks assigned to a named annotator go only to them; items marked
-    above the actor's clearance are never served.
+    does not burn slots). Order: lowest ``priority`` first (flagged items, then the lowest consensus
+    confidence; see ``services.quality.queue_priority``), then oldest. Tasks assigned to a named
+    annotator go to them first; items marked above the actor's clearance are never served.
+    Leases in ``holding`` (tasks a client already shows or buffers) are passed over, so a client
+    can lease one task ahead.
     """
     for _attempt in range(20):
         with db.transaction() as s:
@@ -101,7 +106,8 @@ def next_task(db: Database, actor: Actor, project_id: int, *, lease_seconds: int
             held = s.execute(
                 select(Assignment)
                 .where(Assignment.project_id == project_id, Assignment.user_id == actor.user_id,
-                       Assignment.status == "leased", Assignment.expires_at >= at)
+                       Assignment.status == "leased", Assignment.expires_at >= at,
+                       Assignment.task_id.not_in([int(t) for t in holding]))
                 .order_by(Assignment.id)
                 .limit(1)
             ).scalar_one_or_none()
@@ -170,7 +176,7 @@ def _pick_task(session: Session, project: Project, actor: Actor) -> int | None:
     assignee_took = exists().where(Assignment.task_id == Task.id, Assignment.user_id == Task.assignee_id)
     open_to_all = base.where(
         (Task.assignee_id.is_(None)) | (Task.n_assigned < Task.target - 1) | assignee_took
-    ).order_by(Task.flagged.desc(), Task.priority, Task.id)
+    ).order_by(Task.priority, Task.id)
     if project.gold_rate > 0 and secrets.randbelow(1_000_000) < project.gold_rate * 1_000_000:
         gold = session.execute(open_to_all.where(Task.is_gold.is_(True))).scalar_one_or_none()
         if gold is not None:

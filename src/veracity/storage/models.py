@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -234,7 +235,10 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("project_id", "item_id"),
-        Index("ix_tasks_queue", "project_id", "status", "flagged", "priority", "id"),
+        # Matches the ORDER BY of services.tasks._pick_task, so LIMIT 1 stops at the first fit.
+        Index("ix_tasks_queue_v2", "project_id", "status", "priority", "id"),
+        Index("ix_tasks_assignee", "assignee_id", "project_id", sqlite_where=text("assignee_id IS NOT NULL"),
+              postgresql_where=text("assignee_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -244,7 +248,8 @@ class Task(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     gold_value: Mapped[Any | None] = mapped_column()
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # suspect: served first
-    priority: Mapped[float] = mapped_column(Float, default=1.0)  # lower first (consensus confidence)
+    # queue order, lowest first: consensus confidence, minus 2 for flagged (suspect) items
+    priority: Mapped[float] = mapped_column(Float, default=1.0)
     target: Mapped[int] = mapped_column(Integer, default=1)  # annotations wanted now
     n_assigned: Mapped[int] = mapped_column(Integer, default=0)  # live leases + submitted
     n_annotations: Mapped[int] = mapped_column(Integer, default=0)
