@@ -3,7 +3,8 @@
 Everything is generated here from fixed word lists and a fixed seed (no downloads): 300 short
 product reviews with a known sentiment, and 36 images of coloured shapes drawn with Pillow with
 their true boxes loaded as model pre-labels. Simulated annotators of different skill label part
-of each project through the same services the API uses, so the dashboards have data to show.
+of each project through the same services the API uses, so the dashboards have data to show;
+a simulated model's probabilities then feed the label-issue and decision screens.
 Every demo user's password is ``demo``.
 Building is idempotent: a second run finds the projects and changes nothing.
 """
@@ -18,7 +19,10 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from veracity.errors import ConflictError
+from veracity.services import decisions as decision_service
+from veracity.services import items as item_service
 from veracity.services import projects as project_service
+from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
 from veracity.services import users as user_service
 from veracity.services.actors import Actor
@@ -185,4 +189,24 @@ def build_demo(db: Database, *, media_dir: Path) -> DemoSummary:
         actor, acc = actors[name]
         _simulate(db, actor, text.id, truth, acc, SENTIMENTS, rng, limit)
         _simulate(db, actor, image.id, img_truth, acc, SHAPES, rng, 12)
+    _model_outputs(db, admin, text.id, truth)
     return summary
+
+
+def _model_outputs(db: Database, admin: Actor, project_id: int, truth: dict[int, object]) -> None:
+    """A simulated sentiment model: refit the consensus (Dawid-Skene), load the model's probabilities,
+    flag suspect labels and route the unlabelled items through a conformal decision policy."""
+    import numpy as np
+
+    rng = np.random.default_rng(17)
+    records = []
+    for item_id, label in truth.items():
+        probs = rng.dirichlet([0.6, 0.6, 0.6])
+        k = SENTIMENTS.index(str(label)) if rng.random() < 0.85 else int(rng.integers(3))
+        probs = 0.35 * probs + 0.65 * np.eye(3)[k]
+        records.append({"item_id": item_id, "probabilities": (probs / probs.sum()).round(4).tolist()})
+    quality_service.refit_project(db, project_id, method="ds")
+    item_service.import_predictions(db, admin, project_id, records, model="sentiment-bert", model_version="demo-1")
+    quality_service.flag_label_issues(db, admin, project_id)
+    decision_service.set_policy(db, admin, project_id, {"coverage": 0.9, "score": "aps", "threshold": 0.8})
+    decision_service.run_decisions(db, admin, project_id, model="sentiment-bert", trusted_confidence=0.8)
