@@ -41,7 +41,9 @@ async def test_analyst_overrides_and_accepts_from_the_queue(api: Any) -> None:
     out = decision_service.run_decisions(api.db, boss, p.id, model="m")
     assert out["review"] >= 10
 
-    r = await api.client.post("/login", data={"username": "ana", "password": PASSWORD})
+    form = await api.client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    r = await api.client.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 303
     page = await api.client.get(f"/projects/{p.id}/decisions")
     assert page.status_code == 200 and "Decision queue" in page.text and "Nearest labelled examples" in page.text

@@ -29,10 +29,16 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+async def post_login(api: Any, **form: str) -> Any:
+    """Post the sign-in form as a browser does: with the CSRF token of a freshly loaded form."""
+    page = await api.client.get("/login")
+    return await api.client.post("/login", data={**form, "csrf_token": csrf_of(page.text)})
+
+
 async def sign_in(api: Any, name: str) -> str:
     """Sign in through the form; returns the CSRF token of the new session."""
     api.client.cookies.clear()
-    r = await api.client.post("/login", data={"username": name, "password": PASSWORD})
+    r = await post_login(api, username=name, password=PASSWORD)
     assert r.status_code == 303, r.text
     assert "httponly" in r.headers["set-cookie"].lower()
     r = await api.client.get("/")
@@ -58,12 +64,14 @@ async def test_sign_in_redirects_to_the_first_dashboard_and_pages_need_a_session
     pid = await make_project(api, boss)
     r = await api.client.get(f"/projects/{pid}/label")
     assert r.status_code == 303 and r.headers["location"] == f"/login?next=/projects/{pid}/label"
-    r = await api.client.post("/login", data={"username": "boss", "password": "nope"})
+    r = await api.client.post("/login", data={"username": "boss", "password": PASSWORD})
+    assert r.status_code == 403 and "expired" in r.text  # no CSRF token: a forged cross-site sign-in
+    r = await post_login(api, username="boss", password="nope")
     assert r.status_code == 401 and "wrong password" in r.text
     api.client.cookies.clear()
-    r = await api.client.post("/login", data={"username": "boss", "password": PASSWORD})
+    r = await post_login(api, username="boss", password=PASSWORD)
     assert r.status_code == 303 and r.headers["location"] == f"/projects/{pid}/dashboard"
-    r = await api.client.post("/login", data={"username": "boss", "password": PASSWORD, "next": "//evil.example"})
+    r = await post_login(api, username="boss", password=PASSWORD, next="//evil.example")
     assert r.headers["location"] == f"/projects/{pid}/dashboard"  # no open redirect
 
 

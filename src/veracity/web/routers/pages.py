@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -40,11 +41,25 @@ def _landing(db: DB, actor: Actor) -> str:
     return f"/projects/{projects[0]['id']}/{screen}"
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None, error: str | None = None) -> Response:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "login.html", {"next": _safe_next(next) if next else "", "error": error}
+LOGIN_CSRF_COOKIE = "veracity_login_csrf"
+
+
+def _login_page(request: Request, settings: AppSettings, *, next: str | None, error: str | None,
+                status_code: int = 200) -> Response:
+    """The sign-in form with a fresh double-submit CSRF token (cookie and hidden field must match)."""
+    token = secrets.token_urlsafe(24)
+    response: Response = request.app.state.templates.TemplateResponse(
+        request, "login.html", {"next": _safe_next(next) if next else "", "error": error, "csrf_token": token},
+        status_code=status_code,
     )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=settings.cookie_secure,
+                        max_age=3600)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, settings: AppSettings, next: str | None = None, error: str | None = None) -> Response:
+    return _login_page(request, settings, next=next, error=error)
 
 
 @router.post("/login")
@@ -55,18 +70,21 @@ def login(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _login_page(request, settings, next=next, error="The sign-in form expired; please try again.",
+                           status_code=403)
     try:
         actor = authenticate_password(db, username, password)
     except AuthenticationError as exc:
-        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-            request, "login.html", {"next": _safe_next(next) if next else "", "error": exc.message},
-            status_code=401,
-        )
+        return _login_page(request, settings, next=next, error=exc.message, status_code=401)
     sid, _csrf = create_session(db, actor)
     wanted = _safe_next(next)
     target = wanted if wanted != "/" else _landing(db, actor)
     response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
     response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=7 * 24 * 3600)
     return response
