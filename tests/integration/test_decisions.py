@@ -56,6 +56,8 @@ def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None
     out = decision_service.run_decisions(db, boss, p.id, model="net")
     assert out["calibration"] == 60 and out["decided"] == 60
     assert out["accepted"] + out["review"] == 60 and out["review"] >= 10  # the unsure fifth is queued
+    est = out["estimate"]
+    assert est["n_heldout"] == 30 and 0.5 <= est["automation_rate"] <= 0.9 and est["error_rate"] <= 0.1
     assert decision_service.run_decisions(db, boss, p.id, model="net")["decided"] == 0
 
     queue = decision_service.decision_queue(db, analyst, p.id)

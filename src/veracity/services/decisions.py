@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from veracity.decide import DecisionPolicy, decide
+from veracity.decide import DecisionPolicy, decide, risk_coverage_curve
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError
 from veracity.services._common import iso, now
 from veracity.services.actors import Actor
@@ -109,9 +109,14 @@ def run_decisions(
             raise ConflictError(f"need at least 10 trusted labels with {model} probabilities to calibrate, "
                                 f"have {len(cal)}")
         cal_probs = np.asarray([probs_by_task[t][1] for t in cal], dtype=np.float64)
-        predictor = policy.fit(cal_probs, np.asarray([trusted[t] for t in cal]), random_state=random_state)
+        cal_labels = np.asarray([trusted[t] for t in cal])
+        predictor = policy.fit(cal_probs, cal_labels, random_state=random_state)
+        estimate = _estimate(policy, cal_probs, cal_labels, random_state)
+        settings = dict(project.settings or {})
+        settings["decision_estimate"] = {"model": model, **estimate}
+        project.settings = settings
         if not todo:
-            return {"calibration": len(cal), "decided": 0, "accepted": 0, "review": 0}
+            return {"calibration": len(cal), "decided": 0, "accepted": 0, "review": 0, "estimate": estimate}
         test_probs = np.asarray([probs_by_task[t][1] for t in todo], dtype=np.float64)
         out = decide(test_probs, predictor, policy)
         item_of = {t: i for t, i in s.execute(select(Task.id, Task.item_id).where(Task.id.in_(todo)))}
@@ -136,7 +141,18 @@ def run_decisions(
                          payload={"item_id": dec.item_id, "model": model, "model_version": version, "set": pset,
                                   "top": top, "confidence": float(out.confidence[j]), "policy": policy.to_dict()})
         return {"calibration": len(cal), "decided": len(todo), "accepted": accepted, "review": len(todo) - accepted,
-                "automation_rate": accepted / len(todo)}
+                "automation_rate": accepted / len(todo), "estimate": estimate}
+
+
+def _estimate(policy: DecisionPolicy, probs: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
+    """Expected automation and error rates of the policy, honestly: fit on one half of the trusted
+    items, measure the risk-coverage curve on the other half, read it at the policy's threshold."""
+    order = np.random.default_rng(seed).permutation(labels.size)
+    half = labels.size // 2
+    fit, held = order[:half], order[half:]
+    predictor = policy.fit(probs[fit], labels[fit], random_state=seed)
+    curve = risk_coverage_curve(probs[held], labels[held], predictor)
+    return {**curve.at(policy.threshold), "n_heldout": int(held.size)}
 
 
 def decision_queue(db: Database, actor: Actor, project_id: int, *, status: str = "pending",
