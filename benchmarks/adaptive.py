@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         f"the full refit ({args.method}) {refits} and once at the end; accuracy is the "
         "final consensus against the truth over all items (items still in review count with their consensus).\n"
         f"- Consensus method of both projects: `{args.method}`; the incremental posterior between refits uses "
-        "each annotator's refitted accuracy (one-coin), 0.7 before the first refit.\n\n"
+        "each annotator's refitted confusion matrix (one-coin at accuracy 0.7 before the first refit).\n\n"
         "Rerun: `python benchmarks/adaptive.py`."
     )
     print(text)
