@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from veracity.errors import InvalidInputError
+
 __all__ = ["DEFAULT_DB", "Settings", "get_settings"]
 
 DEFAULT_DB = "sqlite:///./veracity.db"
@@ -26,6 +28,8 @@ DEFAULT_DB = "sqlite:///./veracity.db"
 def _toml_path() -> Path | None:
     explicit = os.environ.get("VERACITY_CONFIG")
     if explicit:
+        if not Path(explicit).is_file():
+            raise InvalidInputError(f"VERACITY_CONFIG: {explicit} is not a file")
         return Path(explicit)
     local = Path("veracity.toml")
     return local if local.is_file() else None

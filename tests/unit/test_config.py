@@ -118,3 +118,11 @@ def test_settings_are_read_when_built_not_at_import(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("VERACITY_PORT", "9200")
     assert get_settings().port == 9200
     assert first.port == 8000
+
+
+def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from veracity.errors import InvalidInputError
+
+    monkeypatch.setenv("VERACITY_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(InvalidInputError, match=r"VERACITY_CONFIG: .*nope.toml is not a file"):
+        Settings()
