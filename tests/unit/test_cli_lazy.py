@@ -36,3 +36,10 @@ def test_starting_the_cli_loads_neither_the_database_nor_scipy() -> None:
 def test_label_issues_does_not_load_the_database() -> None:
     loaded = _loaded_after("from veracity.cli import module_commands\nmodule_commands('label_issues')")
     assert "sqlalchemy" not in loaded and "fastapi" not in loaded
+
+
+def test_label_checks_do_not_load_truth_inference() -> None:
+    loaded = _loaded_after("from veracity.quality import find_label_issues")
+    assert "scipy.optimize" not in loaded and "veracity.quality.aggregation" not in loaded
+    loaded = _loaded_after("from veracity.quality import aggregate")
+    assert "veracity.quality.aggregation" in loaded

@@ -1,18 +1,24 @@
 """Veracity's quality engine: truth inference, agreement and label checks on numpy arrays.
 
 Pure numpy/scipy: no I/O, no database, no pandas at import. Usable as a library on its own.
+Submodules load on first use (PEP 562), so ``find_label_issues`` does not pay for the
+scipy.optimize that truth inference needs.
 
 >>> from veracity.quality import aggregate, agreement
 """
 
 from __future__ import annotations
 
-from veracity.quality._base import AggregationResult
-from veracity.quality.aggregation import aggregate, infer_truth
-from veracity.quality.agreement import agreement
-from veracity.quality.data_issues import find_data_issues
-from veracity.quality.label_errors import cross_val_pred_probs, find_label_issues
-from veracity.quality.responses import Responses
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veracity.quality._base import AggregationResult
+    from veracity.quality.aggregation import aggregate, infer_truth
+    from veracity.quality.agreement import agreement
+    from veracity.quality.data_issues import find_data_issues
+    from veracity.quality.label_errors import cross_val_pred_probs, find_label_issues
+    from veracity.quality.responses import Responses
 
 __all__ = [
     "AggregationResult",
@@ -24,3 +30,27 @@ __all__ = [
     "find_label_issues",
     "infer_truth",
 ]
+
+_HOME = {
+    "AggregationResult": "veracity.quality._base",
+    "Responses": "veracity.quality.responses",
+    "aggregate": "veracity.quality.aggregation",
+    "infer_truth": "veracity.quality.aggregation",
+    "agreement": "veracity.quality.agreement",
+    "find_data_issues": "veracity.quality.data_issues",
+    "find_label_issues": "veracity.quality.label_errors",
+    "cross_val_pred_probs": "veracity.quality.label_errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'veracity.quality' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
