@@ -181,7 +181,7 @@ def main() -> None:
         f"{table}\n\nHeadless Debian Chromium, `veracity serve` (uvicorn, one worker) on SQLite (WAL, "
         f"synchronous=FULL) on 127.0.0.1: the demo workspace plus a {n_project}-item classification project "
         "labelled by the demo admin. The screen holds one task leased ahead "
-        "(`services.tasks_prefetch.next_task_ahead`), so a label key shows the next item at once; the answer "
+        "(`services.tasks.next_task(..., holding=...)`), so a label key shows the next item at once; the answer "
         "and the lease of the following task travel in one request (`POST /ui/api/projects/{id}/submit`) in "
         "the background, in order, each a durable commit (last row). Paced rows: each key is pressed once the "
         "previous answer is stored (an annotator who looks at an item for longer than one server round trip). "

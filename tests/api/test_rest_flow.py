@@ -237,3 +237,11 @@ async def test_export_parquet_and_coco_and_yolo(api, tmp_path) -> None:  # type:
     (tmp_path / "y.zip").write_bytes(r.content)
     names = zipfile.ZipFile(tmp_path / "y.zip").namelist()
     assert any(n.endswith(".txt") for n in names)
+
+
+async def test_non_finite_numbers_are_named_not_a_server_error(api) -> None:  # type: ignore[no-untyped-def]
+    pid = await _project(api)
+    r = await api.client.post(f"/api/v1/projects/{pid}/items", headers={**api.auth("admin"),
+                              "Content-Type": "application/json"}, content='[{"text": "ok"}, {"score": NaN}]')
+    assert r.status_code == 422 and "index 1" in r.json()["error"]["message"]
+    assert await _count(api, Item) == 0

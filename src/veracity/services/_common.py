@@ -1,23 +1,17 @@
-"""Small helpers shared by the services: canonical JSON, hashing, time."""
+"""Small helpers shared by the services: canonical JSON and time (item hashes: ``veracity.ingest.records``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from typing import Any
 
-__all__ = ["as_utc", "canonical_json", "content_hash", "iso", "now"]
+__all__ = ["as_utc", "canonical_json", "iso", "now"]
 
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: the same value always gives the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def content_hash(data: Any) -> str:
-    """sha256 of the canonical JSON of an item's data."""
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def now() -> dt.datetime:

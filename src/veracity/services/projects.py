@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from veracity.services._common import content_hash, iso
+from veracity.ingest.records import content_hash
+from veracity.services._common import iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import normalise_schema, validate_value
@@ -266,7 +267,7 @@ def parse_ndjson(body: bytes | str) -> list[tuple[int, Any]]:
 
 def _prepare_record(
     raw: Any, where: str, schema: Mapping[str, Any]
-) -> tuple[dict[str, Any], str | None, Any, Any, int]:
+) -> tuple[dict[str, Any], str | None, Any, Any, int, str]:
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     data = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
@@ -287,7 +288,11 @@ def _prepare_record(
     sensitivity = raw.get("sensitivity", 0)
     if not isinstance(sensitivity, int) or isinstance(sensitivity, bool) or not 0 <= sensitivity <= 9:
         raise InvalidInputError(f"{where}.sensitivity: expected an integer marking from 0 to 9")
-    return data, (None if ext is None else str(ext)), label, gold, sensitivity
+    try:
+        digest = content_hash(data)  # the same hash as `veracity import`, so both dedupe against each other
+    except ValueError as exc:
+        raise InvalidInputError(f"{where}: numbers must be finite (NaN and Infinity are not JSON)") from exc
+    return data, (None if ext is None else str(ext)), label, gold, sensitivity, digest
 
 
 def import_items(
@@ -331,7 +336,7 @@ def import_items(
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
             raise InvalidInputError(f"{len(errors)} bad record(s), nothing imported: {summary}{more}", details=errors)
         result = ImportResult()
-        hashes = [content_hash(p[1]) for p in prepared]
+        hashes = [p[-1] for p in prepared]
         existing: dict[str, int] = {}
         for chunk_start in range(0, len(hashes), 5000):
             chunk = list(set(hashes[chunk_start : chunk_start + 5000]))
@@ -343,7 +348,7 @@ def import_items(
             existing.update((h, i) for h, i in found)
         rows, keep = [], []
         seen: dict[str, int] = {}
-        for (pos, data, ext, label, gold, sens), h in zip(prepared, hashes, strict=True):
+        for pos, data, ext, label, gold, sens, h in prepared:
             if h in existing or h in seen:
                 result.duplicates += 1
                 dup_of = existing.get(h)

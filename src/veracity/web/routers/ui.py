@@ -21,7 +21,6 @@ from veracity.services import projects as project_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.label_schemas import labels_of
-from veracity.services.tasks_prefetch import next_task_ahead
 from veracity.web.deps import DB, AppSettings, CurrentActor
 from veracity.web.routers.ui_charts import bar_chart, colour_for, heat_map, line_chart, stacked_bar
 from veracity.web.routers.ui_markdown import render_markdown
@@ -134,14 +133,15 @@ def submit_and_next(
     saved = task_service.submit_annotation(
         db, actor, body.task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
     )
-    nxt = next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
+    nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
     return {"saved": saved.to_dict(), "next": nxt}
 
 
 @router.post("/ui/api/projects/{project_id}/skip")
 def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     task_service.skip_task(db, actor, body.task_id)
-    return {"next": next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)}
+    nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
+    return {"next": nxt}
 
 
 class Holding(BaseModel):
@@ -151,7 +151,8 @@ class Holding(BaseModel):
 @router.post("/ui/api/projects/{project_id}/ahead")
 def lease_ahead(project_id: int, body: Holding, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     """Lease one more task beyond those the screen is ``holding`` (asked for once the page shows)."""
-    return {"next": next_task_ahead(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)}
+    nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
+    return {"next": nxt}
 
 
 @router.post("/ui/api/projects/{project_id}/undo")
