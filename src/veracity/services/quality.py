@@ -25,7 +25,7 @@ import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError
@@ -63,16 +63,35 @@ def queue_priority(confidence: float | None, flagged: bool) -> float:
     return (1.0 if confidence is None else confidence) - (2.0 if flagged else 0.0)
 
 
-def update_task_consensus(session: Session, project: Project, task: Task) -> None:
-    """Recompute one task's consensus after a label arrives, and apply adaptive redundancy."""
+# The incremental update runs on every submitted label: prepared Core statements, no ORM session.
+_TASK_LABELS = select(Annotation.user_id, Annotation.value).where(
+    Annotation.task_id == bindparam("task_id"), Annotation.status == "active", Annotation.origin == "human"
+)
+_LABELLER_SKILLS = select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy, AnnotatorSkill.confusion).where(
+    AnnotatorSkill.project_id == bindparam("project_id"),
+    AnnotatorSkill.user_id.in_(bindparam("user_ids", expanding=True)),
+)
+_CONSENSUS = Consensus.__table__
+_UPDATE_CONSENSUS = (
+    update(_CONSENSUS)
+    .where(_CONSENSUS.c.task_id == bindparam("b_task_id"))
+    .values(label=bindparam("b_label", type_=_CONSENSUS.c.label.type), label_key=bindparam("b_label_key"),
+            confidence=bindparam("b_confidence"), n_labels=bindparam("b_n_labels"), method=bindparam("b_method"),
+            updated_at=bindparam("b_updated_at", type_=_CONSENSUS.c.updated_at.type))
+)
+_INSERT_CONSENSUS = insert(_CONSENSUS)
+
+
+def update_task_consensus(conn: Connection, project: Project, task: Task) -> None:
+    """Recompute one task's consensus after a label arrives, and apply adaptive redundancy.
+
+    Reads the task's active human labels (a handful: one index range) and, for model-based
+    projects, their annotators' current skills; writes the consensus row. ``task`` may be a
+    transient object: this sets its ``priority`` (and, through adaptive redundancy, ``target``,
+    ``status`` and ``completed_at``) and the caller stores them.
+    """
     schema = project.label_schema
-    rows = list(
-        session.execute(
-            select(Annotation.user_id, Annotation.value).where(
-                Annotation.task_id == task.id, Annotation.status == "active", Annotation.origin == "human"
-            )
-        )
-    )
+    rows = conn.execute(_TASK_LABELS, {"task_id": task.id}).all()
     classes = labels_of(schema)
     index = {c: i for i, c in enumerate(classes)}
     keys = [(uid, label_key(schema, v)) for uid, v in rows]
@@ -85,17 +104,16 @@ def update_task_consensus(session: Session, project: Project, task: Task) -> Non
     elif keys and classes:
         n_k = len(classes)
         if method == "mv":
-            votes = np.bincount([index[k] for _, k in keys], minlength=n_k).astype(float)
-            post = votes / votes.sum()
+            votes = [0] * n_k
+            for _, k in keys:
+                votes[index[k]] += 1
+            best = max(range(n_k), key=lambda i: (votes[i], -i))  # ties: the label listed first
+            key_out, confidence = classes[best], votes[best] / len(keys)
         else:
+            user_ids = sorted({u for u, _ in keys if u is not None})
             skills = {
                 uid: (a, c)
-                for uid, a, c in session.execute(
-                    select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy, AnnotatorSkill.confusion).where(
-                        AnnotatorSkill.project_id == project.id,
-                        AnnotatorSkill.user_id.in_([u for u, _ in keys if u is not None]),
-                    )
-                )
+                for uid, a, c in conn.execute(_LABELLER_SKILLS, {"project_id": project.id, "user_ids": user_ids})
             }
             logp = np.zeros(n_k)
             for uid, k in keys:
@@ -111,15 +129,14 @@ def update_task_consensus(session: Session, project: Project, task: Task) -> Non
                 logp += row
             post = np.exp(logp - logp.max())
             post /= post.sum()
-        best = int(np.argmax(post))  # ties: the label listed first in the schema
-        key_out, confidence = classes[best], float(post[best])
+            best = int(np.argmax(post))  # ties: the label listed first in the schema
+            key_out, confidence = classes[best], float(post[best])
         label = _key_value(schema, key_out)
-    cons = session.get(Consensus, task.id)
-    if cons is None:
-        cons = Consensus(task_id=task.id, project_id=project.id, item_id=task.item_id, method=method)
-        session.add(cons)
-    cons.label, cons.label_key, cons.confidence = label, key_out, confidence
-    cons.n_labels, cons.method, cons.updated_at = len(rows), method, now()
+    values = {"b_label": label, "b_label_key": key_out, "b_confidence": confidence, "b_n_labels": len(rows),
+              "b_method": method, "b_updated_at": now()}
+    if conn.execute(_UPDATE_CONSENSUS, {"b_task_id": task.id, **values}).rowcount == 0:
+        conn.execute(_INSERT_CONSENSUS, {"task_id": task.id, "project_id": project.id, "item_id": task.item_id,
+                                         **{k[2:]: v for k, v in values.items()}})
     task.priority = queue_priority(confidence, task.flagged)
     _apply_redundancy(project, task, confidence)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from veracity.errors import ConflictError, InvalidInputError, NotFoundError
+from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from veracity.services._common import as_utc, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
@@ -45,43 +45,111 @@ __all__ = [
 ANNOTATE_ROLES = ("annotator", "reviewer", "manager")
 
 
-def expire_leases(session: Session, project_id: int, at: dt.datetime) -> int:
+# The queue's hot path (next task, submit) runs prepared Core statements on one connection: the
+# ORM's per-object bookkeeping cost several times more than the SQL itself.
+_bp = bindparam
+_PROJECT_ROLE = (
+    select(Project.id, Project.label_schema, Project.schema_version, Project.overlap, Project.gold_rate,
+           Project.min_labels, Project.max_labels, Project.target_confidence, Project.consensus_method,
+           Project.settings, ProjectMember.role, ProjectMember.quota)
+    .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _bp("user_id")))
+    .where(Project.id == _bp("project_id"))
+)
+_HELD = (
+    select(Assignment.task_id, Assignment.expires_at, Task.item_id)
+    .join(Task, Task.id == Assignment.task_id)
+    .where(Assignment.project_id == _bp("project_id"), Assignment.user_id == _bp("user_id"),
+           Assignment.status == "leased", Assignment.expires_at >= _bp("at"),
+           Assignment.task_id.not_in(_bp("holding", expanding=True)))
+    .order_by(Assignment.id)
+    .limit(1)
+)
+_EXPIRED = select(Assignment.id, Assignment.task_id).where(
+    Assignment.project_id == _bp("project_id"), Assignment.status == "leased", Assignment.expires_at < _bp("at")
+)
+_DONE = select(func.count()).where(Assignment.project_id == _bp("project_id"), Assignment.user_id == _bp("user_id"),
+                                   Assignment.status.in_(("submitted", "leased")))
+_seen = exists().where(Assignment.task_id == Task.id, Assignment.user_id == _bp("user_id"))
+_candidates = (
+    select(Task.id, Task.item_id, Item.external_id, Item.data)
+    .join(Item, Item.id == Task.item_id)
+    .where(Task.project_id == _bp("project_id"), Task.status == "open", Task.n_assigned < Task.target,
+           Item.sensitivity <= _bp("clearance"), ~_seen)
+    .limit(1)
+    # PostgreSQL: concurrent askers skip rows another transaction is claiming (SQLite serialises
+    # writers with BEGIN IMMEDIATE and ignores this clause).
+    .with_for_update(of=Task, skip_locked=True)
+)
+_MINE = _candidates.where(Task.assignee_id == _bp("user_id")).order_by(Task.id)
+# A task assigned to someone else keeps its last slot for them until they have taken it.
+_assignee_took = exists().where(Assignment.task_id == Task.id, Assignment.user_id == Task.assignee_id)
+_open_to_all = _candidates.where(
+    (Task.assignee_id.is_(None)) | (Task.n_assigned < Task.target - 1) | _assignee_took
+).order_by(Task.priority, Task.id)
+_GOLD = _open_to_all.where(Task.is_gold.is_(True))
+_QUEUE = _open_to_all.where(Task.is_gold.is_(False))
+_TASKS = Task.__table__
+_CLAIM = (
+    update(_TASKS)
+    .where(_TASKS.c.id == _bp("b_id"), _TASKS.c.n_assigned < _TASKS.c.target)
+    .values(n_assigned=_TASKS.c.n_assigned + 1)
+)
+_INSERT_ASSIGNMENT = insert(Assignment.__table__)
+_ITEM = select(Item.external_id, Item.data).where(Item.id == _bp("item_id"))
+_PRELABEL = (
+    select(Prediction.value, Prediction.model_name, Prediction.model_version)
+    .where(Prediction.item_id == _bp("item_id"), Prediction.value.is_not(None))
+    .order_by(Prediction.id.desc())
+    .limit(1)
+)
+
+
+def _project_for(conn: Connection, actor: Actor, project_id: int, allowed: Sequence[str]) -> tuple[Project, Any]:
+    """The project (a transient object) and the actor's quota in it, with the checks of ``require_role``."""
+    row = conn.execute(_PROJECT_ROLE, {"project_id": project_id, "user_id": actor.user_id}).first()
+    role = None if row is None else ("admin" if actor.is_admin else row.role)
+    if row is None or role is None:
+        raise NotFoundError(f"project {project_id} not found")
+    if role != "admin" and role not in allowed:
+        raise PermissionDeniedError(f"your role in project {project_id} is {role}; this needs {' or '.join(allowed)}")
+    project = Project(id=row.id, label_schema=row.label_schema, schema_version=row.schema_version,
+                      overlap=row.overlap, gold_rate=row.gold_rate, min_labels=row.min_labels,
+                      max_labels=row.max_labels, target_confidence=row.target_confidence,
+                      consensus_method=row.consensus_method, settings=row.settings)
+    return project, row.quota
+
+
+def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
     """Mark expired leases of a project and give their slots back; returns how many expired."""
-    expired = list(
-        session.execute(
-            select(Assignment.id, Assignment.task_id).where(
-                Assignment.project_id == project_id, Assignment.status == "leased", Assignment.expires_at < at
-            )
-        )
-    )
+    expired = conn.execute(_EXPIRED, {"project_id": project_id, "at": at}).all()
     if not expired:
         return 0
-    session.execute(
+    conn.execute(
         update(Assignment).where(Assignment.id.in_([a for a, _ in expired])).values(status="expired", finished_at=at)
     )
     for task_id, n in Counter(t for _, t in expired).items():
-        session.execute(update(Task).where(Task.id == task_id).values(n_assigned=Task.n_assigned - n))
+        conn.execute(update(Task).where(Task.id == task_id).values(n_assigned=Task.n_assigned - n))
     return len(expired)
 
 
-def _task_payload(session: Session, task: Task, assignment: Assignment, project: Project) -> dict[str, Any]:
-    item = session.get(Item, task.item_id)
-    assert item is not None
+def _task_payload(conn: Connection, project: Project, task_id: int, item_id: int, expires_at: dt.datetime,
+                  item: Any = None) -> dict[str, Any]:
+    """What an annotator is shown: the item, the schema and, if the project shows them, the latest pre-label.
+
+    ``item`` is the item's (external_id, data) when the caller already read them.
+    """
+    if item is None:
+        item = conn.execute(_ITEM, {"item_id": item_id}).one()
     payload: dict[str, Any] = {
-        "task_id": task.id,
+        "task_id": task_id,
         "project_id": project.id,
-        "item": {"id": item.id, "external_id": item.external_id, "data": item.data},
+        "item": {"id": item_id, "external_id": item[0], "data": item[1]},
         "schema": project.label_schema,
         "schema_version": project.schema_version,
-        "lease_expires_at": iso(assignment.expires_at),
+        "lease_expires_at": iso(expires_at),
     }
     if (project.settings or {}).get("show_prelabels", True):
-        pred = session.execute(
-            select(Prediction.value, Prediction.model_name, Prediction.model_version)
-            .where(Prediction.item_id == item.id, Prediction.value.is_not(None))
-            .order_by(Prediction.id.desc())
-            .limit(1)
-        ).first()
+        pred = conn.execute(_PRELABEL, {"item_id": item_id}).first()
         if pred is not None:
             payload["prelabel"] = {"value": pred[0], "model": pred[1], "model_version": pred[2]}
     return payload
@@ -99,89 +167,48 @@ def next_task(
     Leases in ``holding`` (tasks a client already shows or buffers) are passed over, so a client
     can lease one task ahead.
     """
+    holding_ids = [int(t) for t in holding]
+    who = {"project_id": project_id, "user_id": actor.user_id}
     for _attempt in range(20):
-        with db.transaction() as s:
-            project, _ = require_role(s, actor, project_id, ANNOTATE_ROLES)
-            at = now()
-            held = s.execute(
-                select(Assignment)
-                .where(Assignment.project_id == project_id, Assignment.user_id == actor.user_id,
-                       Assignment.status == "leased", Assignment.expires_at >= at,
-                       Assignment.task_id.not_in([int(t) for t in holding]))
-                .order_by(Assignment.id)
-                .limit(1)
-            ).scalar_one_or_none()
-            if held is not None:
-                task = s.get(Task, held.task_id)
-                assert task is not None
-                return _task_payload(s, task, held, project)
-            expire_leases(s, project_id, at)
-            if _quota_reached(s, project_id, actor):
-                return None
-            candidate = _pick_task(s, project, actor)
-            if candidate is None:
-                return None
-            claimed = s.execute(
-                update(Task)
-                .where(and_(Task.id == candidate, Task.n_assigned < Task.target))
-                .values(n_assigned=Task.n_assigned + 1)
-            )
-            if claimed.rowcount != 1:
-                continue  # someone took the last slot between our read and write: look again
-            assignment = Assignment(task_id=candidate, project_id=project_id, user_id=actor.user_id,
-                                    status="leased", leased_at=at, expires_at=at + dt.timedelta(seconds=lease_seconds))
-            s.add(assignment)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                continue
-            task = s.get(Task, candidate)
-            assert task is not None
-            return _task_payload(s, task, assignment, project)
+        try:
+            with db.connect() as c:
+                project, quota = _project_for(c, actor, project_id, ANNOTATE_ROLES)
+                at = now()
+                held = c.execute(_HELD, {**who, "at": at, "holding": holding_ids}).first()
+                if held is not None:
+                    return _task_payload(c, project, held.task_id, held.item_id, held.expires_at)
+                expire_leases(c, project_id, at)
+                if quota is not None and c.execute(_DONE, who).scalar_one() >= quota:
+                    return None
+                candidate = _pick_task(c, project, actor)
+                if candidate is None:
+                    return None
+                task_id, item_id = candidate.id, candidate.item_id
+                if c.execute(_CLAIM, {"b_id": task_id}).rowcount != 1:
+                    continue  # someone took the last slot between our read and write: look again
+                expires = at + dt.timedelta(seconds=lease_seconds)
+                c.execute(_INSERT_ASSIGNMENT, {"task_id": task_id, "project_id": project_id,
+                                               "user_id": actor.user_id, "status": "leased", "leased_at": at,
+                                               "expires_at": expires})
+                return _task_payload(c, project, task_id, item_id, expires,
+                                     (candidate.external_id, candidate.data))
+        except IntegrityError:
+            continue  # the same annotator's concurrent request leased this task first: look again
     raise ConflictError("the queue is too busy right now; try again")
 
 
-def _quota_reached(session: Session, project_id: int, actor: Actor) -> bool:
-    quota = session.execute(
-        select(ProjectMember.quota).where(ProjectMember.project_id == project_id,
-                                          ProjectMember.user_id == actor.user_id)
-    ).scalar_one_or_none()
-    if quota is None:
-        return False
-    done = session.execute(
-        select(func.count()).where(Assignment.project_id == project_id, Assignment.user_id == actor.user_id,
-                                   Assignment.status.in_(("submitted", "leased")))
-    ).scalar_one()
-    return int(done) >= quota
-
-
-def _pick_task(session: Session, project: Project, actor: Actor) -> int | None:
-    """The next task id for the actor: directly assigned first, then gold at ``gold_rate``, then the queue."""
-    seen = exists().where(Assignment.task_id == Task.id, Assignment.user_id == actor.user_id)
-    base = (
-        select(Task.id)
-        .join(Item, Item.id == Task.item_id)
-        .where(Task.project_id == project.id, Task.status == "open", Task.n_assigned < Task.target,
-               Item.sensitivity <= actor.clearance, ~seen)
-        .limit(1)
-        # PostgreSQL: concurrent askers skip rows another transaction is claiming (SQLite serialises
-        # writers with BEGIN IMMEDIATE and ignores this clause).
-        .with_for_update(of=Task, skip_locked=True)
-    )
-    mine = session.execute(base.where(Task.assignee_id == actor.user_id).order_by(Task.id)).scalar_one_or_none()
+def _pick_task(conn: Connection, project: Project, actor: Actor) -> Any:
+    """The next task for the actor (id, item_id, item external_id and data): directly assigned
+    first, then gold at ``gold_rate``, then the queue."""
+    params = {"project_id": project.id, "user_id": actor.user_id, "clearance": actor.clearance}
+    mine = conn.execute(_MINE, params).first()
     if mine is not None:
         return mine
-    # A task assigned to someone else keeps its last slot for them until they have taken it.
-    assignee_took = exists().where(Assignment.task_id == Task.id, Assignment.user_id == Task.assignee_id)
-    open_to_all = base.where(
-        (Task.assignee_id.is_(None)) | (Task.n_assigned < Task.target - 1) | assignee_took
-    ).order_by(Task.priority, Task.id)
     if project.gold_rate > 0 and secrets.randbelow(1_000_000) < project.gold_rate * 1_000_000:
-        gold = session.execute(open_to_all.where(Task.is_gold.is_(True))).scalar_one_or_none()
+        gold = conn.execute(_GOLD, params).first()
         if gold is not None:
             return gold
-    return session.execute(open_to_all.where(Task.is_gold.is_(False))).scalar_one_or_none()
+    return conn.execute(_QUEUE, params).first()
 
 
 @dataclass(frozen=True)
@@ -191,18 +218,46 @@ class AnnotationResult:
     project_id: int
     value: Any
     created: bool  # False when an idempotent retry returned the stored annotation
+    consensus_method: str = "mv"  # the project's: "mv" projects never need a background refit
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "task_id": self.task_id, "value": self.value}
 
 
-def _replay(session: Session, actor: Actor, task_id: int, key: str | None) -> AnnotationResult | None:
+_REPLAY = select(Annotation.id, Annotation.task_id, Annotation.project_id, Annotation.value).where(
+    Annotation.user_id == _bp("user_id"), Annotation.idempotency_key == _bp("key")
+)
+# Everything a submit checks, in one statement; PostgreSQL locks the task row, so that two labels
+# for one task (overlap) update its counters and consensus one after the other.
+_SUBMIT_CONTEXT = (
+    select(Task.id, Task.project_id, Task.item_id, Task.status, Task.is_gold, Task.gold_value, Task.flagged,
+           Task.target, Task.n_annotations, Task.completed_at, Item.data,
+           Assignment.id.label("lease_id"), Assignment.status.label("lease_status"), Assignment.expires_at)
+    .join(Item, Item.id == Task.item_id)
+    .outerjoin(Assignment, and_(Assignment.task_id == Task.id, Assignment.user_id == _bp("user_id")))
+    .where(Task.id == _bp("task_id"))
+    .with_for_update(of=Task)
+)
+_INSERT_ANNOTATION = insert(Annotation.__table__)
+_ASSIGNMENTS = Assignment.__table__
+_FINISH_LEASE = (
+    update(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.id == _bp("b_id"))
+    .values(status="submitted", finished_at=_bp("b_at", type_=_ASSIGNMENTS.c.finished_at.type))
+)
+_STORE_TASK = (
+    update(_TASKS)
+    .where(_TASKS.c.id == _bp("b_id"))
+    .values(n_annotations=_bp("b_n"), priority=_bp("b_priority"), target=_bp("b_target"), status=_bp("b_status"),
+            completed_at=_bp("b_completed_at", type_=_TASKS.c.completed_at.type))
+)
+
+
+def _replay(conn: Connection, actor: Actor, task_id: int, key: str | None) -> AnnotationResult | None:
     """The annotation the actor already stored under ``key``, if any (idempotent retries)."""
     if key is None:
         return None
-    prior = session.execute(
-        select(Annotation).where(Annotation.user_id == actor.user_id, Annotation.idempotency_key == key)
-    ).scalar_one_or_none()
+    prior = conn.execute(_REPLAY, {"user_id": actor.user_id, "key": key}).first()
     if prior is None:
         return None
     if prior.task_id != task_id:
@@ -223,46 +278,51 @@ def submit_annotation(
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
         raise InvalidInputError("idempotency_key: expected 1 to 128 characters")
     try:
-        with db.transaction() as s:
-            replay = _replay(s, actor, task_id, idempotency_key)
+        with db.connect() as c:
+            replay = _replay(c, actor, task_id, idempotency_key)
             if replay is not None:
                 return replay
-            task = s.get(Task, task_id)
-            if task is None:
+            row = c.execute(_SUBMIT_CONTEXT, {"task_id": task_id, "user_id": actor.user_id}).first()
+            if row is None:
                 raise NotFoundError(f"task {task_id} not found")
-            project, _ = require_role(s, actor, task.project_id, ANNOTATE_ROLES)
-            item = s.get(Item, task.item_id)
-            assert item is not None
-            validate_value(project.label_schema, value, item=item.data, where="value")
-            assignment = s.execute(
-                select(Assignment).where(Assignment.task_id == task_id, Assignment.user_id == actor.user_id)
-            ).scalar_one_or_none()
+            project, _ = _project_for(c, actor, row.project_id, ANNOTATE_ROLES)
+            validate_value(project.label_schema, value, item=row.data, where="value")
             at = now()
-            if assignment is None:
+            if row.lease_id is None:
                 raise ConflictError(f"task {task_id} is not leased to you: ask for it with GET .../next first")
-            if assignment.status != "leased":
-                replay = _replay(s, actor, task_id, idempotency_key)
+            if row.lease_status != "leased":
+                replay = _replay(c, actor, task_id, idempotency_key)
                 if replay is not None:  # a concurrent retry with this key committed first
                     return replay
-                raise ConflictError(f"your lease on task {task_id} is {assignment.status}; it cannot take a label")
-            if as_utc(assignment.expires_at) < at:
-                raise ConflictError(f"your lease on task {task_id} expired at {iso(assignment.expires_at)}")
-            ann = Annotation(task_id=task_id, project_id=project.id, user_id=actor.user_id, value=value,
-                             schema_version=project.schema_version, origin="human", idempotency_key=idempotency_key,
-                             duration_ms=duration_ms, created_at=at)
-            s.add(ann)
-            assignment.status, assignment.finished_at = "submitted", at
-            task.n_annotations += 1
-            s.flush()
-            update_task_consensus(s, project, task)
+                raise ConflictError(f"your lease on task {task_id} is {row.lease_status}; it cannot take a label")
+            if as_utc(row.expires_at) < at:
+                raise ConflictError(f"your lease on task {task_id} expired at {iso(row.expires_at)}")
+            ann_id = c.execute(_INSERT_ANNOTATION, {
+                "task_id": task_id, "project_id": project.id, "user_id": actor.user_id, "value": value,
+                "schema_version": project.schema_version, "origin": "human", "status": "active",
+                "idempotency_key": idempotency_key, "duration_ms": duration_ms, "created_at": at,
+            }).inserted_primary_key[0]
+            c.execute(_FINISH_LEASE, {"b_id": row.lease_id, "b_at": at})
+            task = Task(id=task_id, project_id=project.id, item_id=row.item_id, status=row.status,
+                        is_gold=row.is_gold, gold_value=row.gold_value, flagged=row.flagged, target=row.target,
+                        n_annotations=row.n_annotations + 1, completed_at=row.completed_at)
+            update_task_consensus(c, project, task)
+            c.execute(_STORE_TASK, {"b_id": task_id, "b_n": task.n_annotations, "b_priority": task.priority,
+                                    "b_target": task.target, "b_status": task.status,
+                                    "b_completed_at": task.completed_at})
             if task.is_gold:
-                refresh_skills(s, project)
-            return AnnotationResult(ann.id, task_id, project.id, value, created=True)
+                with Session(bind=c) as s:  # joins this transaction; commits with it
+                    stored = s.get(Project, project.id)
+                    assert stored is not None
+                    refresh_skills(s, stored)
+                    s.flush()
+            return AnnotationResult(int(ann_id), task_id, project.id, value, created=True,
+                                    consensus_method=project.consensus_method)
     except IntegrityError as exc:
         if idempotency_key is None:
             raise
-        with db.transaction(write=False) as s:  # a concurrent retry won the race: return its row
-            replay = _replay(s, actor, task_id, idempotency_key)
+        with db.connect(write=False) as c:  # a concurrent retry won the race: return its row
+            replay = _replay(c, actor, task_id, idempotency_key)
             if replay is None:
                 raise ConflictError("annotation conflicts with a concurrent write; try again") from exc
             return replay
@@ -343,10 +403,10 @@ def undo_last_annotation(db: Database, actor: Actor, project_id: int, *, lease_s
             task.status, task.completed_at = "open", None
             task.target = max(task.target, task.n_annotations + 1)
         s.flush()
-        update_task_consensus(s, project, task)
+        update_task_consensus(s.connection(), project, task)
         append_event(s, actor=actor.name, action="annotation.undo", object_type="annotation", object_id=ann.id,
                      payload={"task_id": task.id})
         s.flush()
-        payload = _task_payload(s, task, assignment, project)
+        payload = _task_payload(s.connection(), project, task.id, task.item_id, assignment.expires_at)
         payload["previous_value"] = ann.value
         return payload

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -141,17 +141,24 @@ def _actor(u: User) -> Actor:
     return Actor(user_id=u.id, name=u.name, role=u.role, clearance=u.clearance)
 
 
+# Every API request runs this: one prepared Core statement, no ORM session.
+_TOKEN_ACTOR = (
+    select(User.id, User.name, User.role, User.clearance, User.is_active)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
 def authenticate_token(db: Database, token: str) -> Actor:
-    """The actor behind an API token, or :class:`AuthenticationError`."""
-    with db.transaction(write=False) as s:
-        row = s.execute(
-            select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-                ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None)
-            )
-        ).scalar_one_or_none()
-        if row is None or not row.is_active:
-            raise AuthenticationError("invalid or revoked API token")
-        return _actor(row)
+    """The actor behind an API token, or :class:`AuthenticationError`.
+
+    Looked up on every request (no cache), so a revoked token or deactivated user is refused at once.
+    """
+    with db.connect(write=False) as conn:
+        row = conn.execute(_TOKEN_ACTOR, {"token_hash": _token_hash(token)}).first()
+    if row is None or not row.is_active:
+        raise AuthenticationError("invalid or revoked API token")
+    return Actor(user_id=row.id, name=row.name, role=row.role, clearance=row.clearance)
 
 
 def authenticate_password(db: Database, name: str, password: str) -> Actor:
