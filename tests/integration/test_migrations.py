@@ -37,3 +37,40 @@ def test_downgrade_to_nothing_and_back(db_url: str) -> None:
         assert {"items", "tasks", "audit_events"} <= set(inspect(db.engine).get_table_names())
     finally:
         db.dispose()
+
+
+def test_0004_fills_hash_key_of_existing_items(db_url: str) -> None:
+    """Items stored before 0004 get their 64-bit hash key, so later imports still find their duplicates."""
+    from sqlalchemy import text
+
+    from veracity.ingest.records import content_hash, hash_key
+
+    db = Database(db_url)
+    try:
+        cfg = alembic_config(db.url)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        hashes = [content_hash({"text": f"t{i}"}) for i in range(3)]
+        as_json = "CAST(:data AS JSONB)" if db.dialect == "postgresql" else ":data"
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO datasets (name, description, created_at) VALUES ('old', '', CURRENT_TIMESTAMP)")
+            )
+            ds = conn.execute(text("SELECT id FROM datasets WHERE name = 'old'")).scalar_one()
+            for i, h in enumerate(hashes):
+                conn.execute(
+                    text(
+                        "INSERT INTO items (dataset_id, data, content_hash, sensitivity, created_at) "
+                        f"VALUES (:ds, {as_json}, :h, 0, CURRENT_TIMESTAMP)"
+                    ),
+                    {"ds": ds, "data": f'{{"text":"t{i}"}}', "h": h},
+                )
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        with db.engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT content_hash, hash_key FROM items")).all())
+        assert got == {h: hash_key(h) for h in hashes}
+    finally:
+        db.dispose()

@@ -18,7 +18,7 @@ __all__ = ["EXPORT_KEYS", "ReadOptions", "chunked", "record_from_object", "recor
 
 T = TypeVar("T")
 _PAIRWISE = frozenset({"left", "right", "tie"})
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_canonical = canonical_json
 _sha256 = hashlib.sha256
 
 #: Keys of Veracity's own export layout (JSONL/CSV/Parquet); a source with an ``annotations`` key or

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,8 @@ __all__ = [
     "SourceRecord",
     "canonical_json",
     "content_hash",
+    "hash_key",
+    "hash_keys",
     "infer_kind",
     "label_names",
     "make_annotation",
@@ -36,7 +40,34 @@ LABELLED_KINDS = frozenset({"classification", "multilabel", "spans", "boxes", "p
 ANNOTATION_KINDS = LABELLED_KINDS | {"rating", "text", "pairwise"}
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_canonical() -> Callable[[Any], str]:
+    """``json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``.
+
+    Calls the C encoder directly when there is one: ``JSONEncoder.encode`` builds a new encoder
+    object on every call, which is half the cost for the small objects of an import. No circular
+    check (values come from JSON, which cannot be circular).
+    """
+    slow = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return slow
+    encode = make(None, _not_json, basestring, None, ":", ",", True, False, False)
+    join = "".join
+
+    def canonical(value: Any) -> str:
+        if type(value) is str:
+            return basestring(value)  # type: ignore[no-any-return]
+        return join(encode(value, 0))
+
+    return canonical
+
+
+_CANONICAL = _make_canonical()
 _sha256 = hashlib.sha256
 
 
@@ -48,6 +79,22 @@ def canonical_json(value: Any) -> str:
 def content_hash(data: Record) -> str:
     """sha256 (hex) of the canonical JSON of ``data``."""
     return _sha256(_CANONICAL(data).encode("utf-8")).hexdigest()
+
+
+def hash_key(digest: str) -> int:
+    """The indexed dedupe key of a content hash: its first 8 bytes as a signed 64-bit integer.
+
+    Equal hashes have equal keys; a key match is only a candidate, confirmed on the full hash.
+    """
+    return int.from_bytes(bytes.fromhex(digest[:16].ljust(16, "0")), "big", signed=True)
+
+
+def hash_keys(digests: Sequence[str]) -> list[int]:
+    """:func:`hash_key` of many hashes at once (one ``bytes.fromhex`` and one ``struct.unpack``)."""
+    if not digests:
+        return []
+    raw = bytes.fromhex("".join([d[:16] if len(d) >= 16 else d.ljust(16, "0") for d in digests]))
+    return list(struct.unpack(f">{len(digests)}q", raw))
 
 
 @dataclass(slots=True)

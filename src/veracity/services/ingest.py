@@ -47,7 +47,9 @@ from veracity.ingest import (
     sniff_format,
     write_export,
 )
+from veracity.ingest.records import hash_keys
 from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
+from veracity.services._bulk import gc_paused
 from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
@@ -215,53 +217,58 @@ class _Rejects:
 
 
 def _existing_hashes(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, int]:
-    """``{content_hash: first item id}`` for the hashes already stored in the dataset."""
-    unique = list(set(hashes))
+    """``{content_hash: first item id}`` for the hashes already stored in the dataset.
+
+    Looked up by the indexed 64-bit ``hash_key``; a key match counts only when the full hash matches.
+    """
+    wanted = set(hashes)
+    keys = sorted(set(hash_keys(list(wanted))))
+    found: dict[str, int] = {}
     if session.get_bind().dialect.name == "sqlite":
         # One JSON array parameter instead of thousands of bound values (SQLite's json_each).
         rows = session.connection().exec_driver_sql(
-            "SELECT content_hash, min(id) FROM items WHERE dataset_id = ? AND content_hash IN "
+            "SELECT content_hash, min(id) FROM items WHERE dataset_id = ? AND hash_key IN "
             "(SELECT value FROM json_each(?)) GROUP BY content_hash",
-            (dataset_id, json.dumps(unique)),
+            (dataset_id, json.dumps(keys)),
         )
-        return {h: i for h, i in rows}
-    found: dict[str, int] = {}
-    for i in range(0, len(unique), _IN_CHUNK):
-        part = unique[i : i + _IN_CHUNK]
+        found.update((h, i) for h, i in rows if h in wanted)
+        return found
+    for i in range(0, len(keys), _IN_CHUNK):
+        part = keys[i : i + _IN_CHUNK]
         rows = session.execute(
             select(Item.content_hash, func.min(Item.id))
-            .where(Item.dataset_id == dataset_id, Item.content_hash.in_(part))
+            .where(Item.dataset_id == dataset_id, Item.hash_key.in_(part))
             .group_by(Item.content_hash)
         )
-        found.update((h, i) for h, i in rows)
+        found.update((h, i) for h, i in rows if h in wanted)
     return found
 
 
 class _HashFilter:
-    """The 64-bit prefixes of the content hashes stored by this import, as sorted uint64 arrays.
+    """The hash keys (64-bit prefixes) of the items stored by this import, as sorted int64 arrays.
 
-    8 bytes per item. A prefix match is only a candidate: it is confirmed against the database,
+    8 bytes per item. A key match is only a candidate: it is confirmed against the database,
     so a prefix collision can never report a false duplicate.
     """
 
     def __init__(self) -> None:
-        self._parts: list[npt.NDArray[np.uint64]] = []
+        self._parts: list[npt.NDArray[np.int64]] = []
 
     @staticmethod
-    def _prefixes(hashes: list[str]) -> npt.NDArray[np.uint64]:
-        return np.fromiter((int(h[:16], 16) for h in hashes), dtype=np.uint64, count=len(hashes))
+    def _keys(hashes: list[str]) -> npt.NDArray[np.int64]:
+        return np.asarray(hash_keys(hashes), dtype=np.int64)
 
     def add(self, hashes: list[str]) -> None:
         if hashes:
-            self._parts.append(np.sort(self._prefixes(hashes)))
+            self._parts.append(np.sort(self._keys(hashes)))
         if len(self._parts) > 8:
             self._parts = [np.sort(np.concatenate(self._parts))]
 
     def candidates(self, hashes: list[str]) -> list[str]:
-        """The hashes whose prefix was stored before (usually none)."""
+        """The hashes whose key was stored before (usually none)."""
         if not self._parts or not hashes:
             return []
-        pre = self._prefixes(hashes)
+        pre = self._keys(hashes)
         hit = np.zeros(len(hashes), dtype=bool)
         for part in self._parts:
             pos = np.minimum(np.searchsorted(part, pre), len(part) - 1)
@@ -412,14 +419,15 @@ def import_source(
     done = 0
     status = "complete"
     try:
-        for chunk in _prefetch(records(rejects if skip_bad else None)):
-            if ontology is not None:
-                ontology.apply(chunk, allow_unmapped=True, report=mapping)
-            with db.transaction() as s:
-                _store_chunk(s, chunk, report, rejects if skip_bad else None, schema, project_info, seen_filter)
-            done += len(chunk)
-            if progress is not None:
-                progress(done + rejects.count, total)
+        with gc_paused():
+            for chunk in _prefetch(records(rejects if skip_bad else None)):
+                if ontology is not None:
+                    ontology.apply(chunk, allow_unmapped=True, report=mapping)
+                with db.transaction() as s:
+                    _store_chunk(s, chunk, report, rejects if skip_bad else None, schema, project_info, seen_filter)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done + rejects.count, total)
     except BaseException as exc:
         status = f"stopped: {exc}"
         if isinstance(exc, InvalidInputError):
@@ -438,8 +446,8 @@ def import_source(
 
 
 _SQLITE_INSERT = (
-    "INSERT INTO items (dataset_id, external_id, data, content_hash, source, source_row, batch_id, sensitivity, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO items (dataset_id, external_id, data, content_hash, hash_key, source, source_row, batch_id, "
+    "sensitivity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -531,6 +539,7 @@ def _store_chunk(
         # hash and the timestamp in SQLAlchemy's SQLite format (no per-row bind processing).
         stamp = created.strftime("%Y-%m-%d %H:%M:%S.%f")
         ds_id, batch_id = report.dataset_id, report.batch_id
+        keys = hash_keys([r.content_hash for r in unique])
         s.connection().exec_driver_sql(
             _SQLITE_INSERT,
             [
@@ -539,13 +548,14 @@ def _store_chunk(
                     r.external_id,
                     r.data_json or canonical_json(r.data),
                     r.content_hash,
+                    key,
                     r.source,
                     r.row,
                     batch_id,
                     r.meta.get("sensitivity", 0),
                     stamp,
                 )
-                for r in unique
+                for r, key in zip(unique, keys, strict=True)
             ],
         )
         report.imported += len(unique)
@@ -557,13 +567,14 @@ def _store_chunk(
             "external_id": r.external_id,
             "data": r.data,
             "content_hash": r.content_hash,
+            "hash_key": key,
             "source": r.source,
             "source_row": r.row,
             "batch_id": report.batch_id,
             "sensitivity": r.meta.get("sensitivity", 0),
             "created_at": created,
         }
-        for r in unique
+        for r, key in zip(unique, hash_keys([r.content_hash for r in unique]), strict=True)
     ]
     table = Item.__table__
     if project_info is None:

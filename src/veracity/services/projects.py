@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from veracity.ingest.records import content_hash
+from veracity.ingest.records import content_hash, hash_key, hash_keys
 from veracity.services._common import iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
@@ -337,15 +337,14 @@ def import_items(
             raise InvalidInputError(f"{len(errors)} bad record(s), nothing imported: {summary}{more}", details=errors)
         result = ImportResult()
         hashes = [p[-1] for p in prepared]
+        wanted = set(hashes)
         existing: dict[str, int] = {}
         for chunk_start in range(0, len(hashes), 5000):
-            chunk = list(set(hashes[chunk_start : chunk_start + 5000]))
+            keys = list(set(hash_keys(hashes[chunk_start : chunk_start + 5000])))
             found = s.execute(
-                select(Item.content_hash, Item.id).where(
-                    Item.dataset_id == project.dataset_id, Item.content_hash.in_(chunk)
-                )
+                select(Item.content_hash, Item.id).where(Item.dataset_id == project.dataset_id, Item.hash_key.in_(keys))
             )
-            existing.update((h, i) for h, i in found)
+            existing.update((h, i) for h, i in found if h in wanted)
         rows, keep = [], []
         seen: dict[str, int] = {}
         for pos, data, ext, label, gold, sens, h in prepared:
@@ -356,7 +355,7 @@ def import_items(
                 continue
             seen[h] = pos
             rows.append({"dataset_id": project.dataset_id, "external_id": ext, "data": data, "content_hash": h,
-                         "source": source, "source_row": pos, "sensitivity": sens})
+                         "hash_key": hash_key(h), "source": source, "source_row": pos, "sensitivity": sens})
             keep.append((label, gold))
         if rows:
             # Plain executemany, then ids looked up by content hash: RETURNING with

@@ -148,7 +148,7 @@ class ImportBatch(Base):
 class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
-        Index("ix_items_dataset_hash", "dataset_id", "content_hash"),
+        Index("ix_items_dataset_hash_key", "dataset_id", "hash_key"),
         Index("ix_items_dataset_external", "dataset_id", "external_id"),
     )
 
@@ -157,6 +157,10 @@ class Item(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[dict[str, Any]] = mapped_column()
     content_hash: Mapped[str] = mapped_column(String(64))
+    # The first 8 bytes of the sha256 as a signed 64-bit integer (veracity.ingest.records.hash_key):
+    # the indexed dedupe key. A 64-char hex index costs ~4x the space and makes large imports
+    # seek; a key match is confirmed against content_hash before an item is called a duplicate.
+    hash_key: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str | None] = mapped_column(Text)
     source_row: Mapped[int | None] = mapped_column(Integer)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
