@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["gc_paused"]
+from sqlalchemy.orm import Session
+
+from veracity.errors import StorageError
+
+__all__ = ["ITEM_COLUMNS", "TASK_COLUMNS", "gc_paused", "insert_rows"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -36,3 +42,58 @@ def gc_paused() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _was_enabled:
                 gc.enable()
+
+
+# --------------------------------------------------------------------------- bulk inserts
+#: Columns of :func:`insert_rows` for ``items`` and ``tasks`` (every NOT NULL column is given, since
+#: the ORM's Python-side defaults do not run for these statements).
+ITEM_COLUMNS = (
+    "dataset_id", "external_id", "data", "content_hash", "hash_key", "source", "source_row", "batch_id",
+    "sensitivity", "created_at",
+)
+TASK_COLUMNS = (
+    "project_id", "item_id", "status", "is_gold", "gold_value", "flagged", "priority", "target", "n_assigned",
+    "n_annotations", "created_at",
+)
+_SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
+
+
+def insert_rows(session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert ``rows`` (tuples in ``columns`` order) in the session's transaction; their new ids, in order.
+
+    JSON columns take JSON text, ``created_at`` (the last column) a datetime. No ORM and no
+    per-row bind processing:
+
+    - SQLite: one ``executemany`` of a prepared INSERT. The writer holds the database lock (BEGIN
+      IMMEDIATE), and SQLite gives each new row the largest rowid so far plus one, so the ids are
+      the ``len(rows)`` integers after the previous maximum; this is checked after the insert.
+    - PostgreSQL: the ids are drawn from the table's sequence in one query, then the rows go in
+      with ``COPY ... FROM STDIN`` (psycopg's C writer).
+    """
+    if not rows:
+        return []
+    assert columns[-1] == "created_at"
+    conn = session.connection()
+    n = len(rows)
+    if conn.dialect.name == "sqlite":
+        floor = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()
+        marks = ", ".join("?" * len(columns))
+        stamp = rows[0][-1]
+        if isinstance(stamp, dt.datetime) and all(r[-1] is stamp for r in rows):
+            text = stamp.strftime(_SQLITE_STAMP)
+            rows = [(*r[:-1], text) for r in rows]
+        else:
+            rows = [(*r[:-1], r[-1].strftime(_SQLITE_STAMP)) for r in rows]
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        count, top = conn.exec_driver_sql(f"SELECT count(*), max(id) FROM {table} WHERE id > ?", (floor,)).one()
+        if (count, top) != (n, floor + n):
+            raise StorageError(f"{table}: new rows did not get consecutive ids after {floor}; nothing was stored")
+        return list(range(floor + 1, floor + n + 1))
+    seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).scalar_one()
+    ids = sorted(i for (i,) in conn.exec_driver_sql("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n)))
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {table} (id, {', '.join(columns)}) FROM STDIN") as copy:
+        for i, row in zip(ids, rows, strict=True):
+            copy.write_row((i, *row))
+    return ids

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from veracity.ingest.records import content_hash, hash_key, hash_keys
+from veracity.ingest._common import chunked
+from veracity.ingest.records import canonical_json, hash_keys
+from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, gc_paused, insert_rows
 from veracity.services._common import iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
@@ -28,6 +32,7 @@ from veracity.storage.models import (
     ProjectMember,
     Task,
     User,
+    utcnow,
 )
 
 __all__ = [
@@ -37,7 +42,10 @@ __all__ = [
     "create_project",
     "get_project",
     "import_items",
+    "import_numbered_items",
     "iter_export_records",
+    "iter_json_array",
+    "iter_ndjson",
     "list_consensus",
     "list_members",
     "list_projects",
@@ -248,27 +256,77 @@ class ImportResult:
                 "duplicate_of": self.duplicate_of}
 
 
-def parse_ndjson(body: bytes | str) -> list[tuple[int, Any]]:
-    """Parse NDJSON into (line number, value) pairs; blank lines are skipped; errors name the line."""
+def iter_ndjson(body: bytes | str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) pairs of NDJSON, parsed line by line as they are consumed.
+
+    Blank lines are skipped; a malformed line raises :class:`InvalidInputError` naming it.
+    """
     text = body.decode("utf-8") if isinstance(body, bytes) else body
-    out = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    loads = json.loads
+    pos, size, lineno = 0, len(text), 0
+    while pos < size:
+        lineno += 1
+        nl = text.find("\n", pos)
+        end = size if nl < 0 else nl
+        line = text[pos:end]
+        pos = end + 1
         if not line.strip():
             continue
         try:
-            out.append((lineno, json.loads(line)))
+            yield lineno, loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(
                 f"line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})",
                 details=[{"line": lineno, "field": None, "message": f"malformed JSON: {exc.msg}"}],
             ) from exc
-    return out
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def iter_json_array(text: str) -> Iterator[tuple[int, Any]]:
+    """(index, value) pairs of a JSON array, decoded element by element as they are consumed.
+
+    The same grammar and error messages as :func:`json.loads` (it uses the same scanner), but
+    the whole list never exists at once. Raises :class:`json.JSONDecodeError` where the text
+    stops being a JSON array.
+    """
+    scan = json.JSONDecoder().scan_once
+    skip = _WHITESPACE.match
+    pos = skip(text, 0).end()
+    if text[pos : pos + 1] != "[":
+        raise json.JSONDecodeError("Expecting '['", text, pos)
+    pos = skip(text, pos + 1).end()
+    index = 0
+    if text[pos : pos + 1] != "]":
+        while True:
+            try:
+                value, pos = scan(text, pos)
+            except StopIteration as exc:
+                raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+            yield index, value
+            index += 1
+            pos = skip(text, pos).end()
+            delimiter = text[pos : pos + 1]
+            if delimiter == "]":
+                break
+            if delimiter != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            pos = skip(text, pos + 1).end()
+    end = skip(text, pos + 1).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+
+
+def parse_ndjson(body: bytes | str) -> list[tuple[int, Any]]:
+    """Parse NDJSON into (line number, value) pairs; blank lines are skipped; errors name the line."""
+    return list(iter_ndjson(body))
 
 
 def _prepare_record(
     raw: Any, where: str, schema: Mapping[str, Any]
-) -> tuple[dict[str, Any], str | None, Any, Any, int, str]:
-    if not isinstance(raw, Mapping):
+) -> tuple[dict[str, Any], str | None, Any, Any, int, str, str]:
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     data = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
     if not data:
@@ -289,10 +347,15 @@ def _prepare_record(
     if not isinstance(sensitivity, int) or isinstance(sensitivity, bool) or not 0 <= sensitivity <= 9:
         raise InvalidInputError(f"{where}.sensitivity: expected an integer marking from 0 to 9")
     try:
-        digest = content_hash(data)  # the same hash as `veracity import`, so both dedupe against each other
+        # the same hash as `veracity import`, so both dedupe against each other
+        text = canonical_json(data)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     except ValueError as exc:
         raise InvalidInputError(f"{where}: numbers must be finite (NaN and Infinity are not JSON)") from exc
-    return data, (None if ext is None else str(ext)), label, gold, sensitivity, digest
+    return data, (None if ext is None else str(ext)), label, gold, sensitivity, digest, text
+
+
+IMPORT_CHUNK = 5000  # records validated and stored per step of a REST import
 
 
 def import_items(
@@ -302,7 +365,7 @@ def import_items(
     records: Iterable[Any],
     *,
     location: str = "index",
-    positions: Sequence[int] | None = None,
+    positions: Iterable[int] | None = None,
     source: str = "api",
 ) -> ImportResult:
     """Import item records into a project's own dataset and create their tasks.
@@ -310,89 +373,131 @@ def import_items(
     Each record is an object whose fields become ``item.data``; reserved keys: ``id`` (external id),
     ``label`` (an imported label, stored as an annotation with origin "import"), ``gold`` (a known
     answer: the task becomes a hidden gold task) and ``sensitivity`` (marking 0-9).
-    All records are checked first: one bad record rejects the batch, nothing is stored, and the
+    All records are checked: one bad record rejects the batch, nothing is stored, and the
     error names every bad record by ``location`` ("index" for a JSON list, "line" for NDJSON) and
     its position (``positions[i]``, default the 0-based index).
     Exact duplicates (same content hash as an item already in the dataset or earlier in the batch)
     are not stored again; they are counted and listed with the item they duplicate.
     """
-    records = list(records)
-    if positions is None:
-        positions = range(len(records))
-    with db.transaction() as s:
+    pairs = enumerate(records) if positions is None else zip(positions, records, strict=True)
+    return import_numbered_items(db, actor, project_id, pairs, location=location, source=source)
+
+
+def import_numbered_items(
+    db: Database,
+    actor: Actor,
+    project_id: int,
+    pairs: Iterable[tuple[int, Any]],
+    *,
+    location: str = "index",
+    source: str = "api",
+) -> ImportResult:
+    """:func:`import_items` for ``(position, record)`` pairs, consumed lazily in chunks.
+
+    The whole request is one transaction, written chunk by chunk as the records are read (the
+    REST body is parsed incrementally), so memory holds one chunk of records, not the batch. A
+    bad record (or a parse error raised by ``pairs``) rolls everything back; the records after the
+    first bad one are still checked, so that the error lists them all.
+    """
+    with gc_paused(), db.transaction() as s:
         project, _ = require_role(s, actor, project_id, ("manager",))
         schema = project.label_schema
-        prepared = []
+        job = _ItemImport(s, project, location, source)
         errors: list[dict[str, Any]] = []
-        for pos, raw in zip(positions, records, strict=True):
-            where = f"{location} {pos}"
-            try:
-                prepared.append((pos, *_prepare_record(raw, where, schema)))
-            except InvalidInputError as exc:
-                field_name = exc.message.split(":", 1)[0].removeprefix(where).lstrip(".") or None
-                errors.append({location: pos, "field": field_name, "message": exc.message})
+        for chunk in chunked(pairs, IMPORT_CHUNK):
+            prepared = []
+            for pos, raw in chunk:
+                where = f"{location} {pos}"
+                try:
+                    prepared.append((pos, *_prepare_record(raw, where, schema)))
+                except InvalidInputError as exc:
+                    field_name = exc.message.split(":", 1)[0].removeprefix(where).lstrip(".") or None
+                    errors.append({location: pos, "field": field_name, "message": exc.message})
+            if not errors:
+                job.store(prepared)
         if errors:
             summary = "; ".join(e["message"] for e in errors[:5])
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
             raise InvalidInputError(f"{len(errors)} bad record(s), nothing imported: {summary}{more}", details=errors)
-        result = ImportResult()
-        hashes = [p[-1] for p in prepared]
-        wanted = set(hashes)
-        existing: dict[str, int] = {}
-        for chunk_start in range(0, len(hashes), 5000):
-            keys = list(set(hash_keys(hashes[chunk_start : chunk_start + 5000])))
-            found = s.execute(
-                select(Item.content_hash, Item.id).where(Item.dataset_id == project.dataset_id, Item.hash_key.in_(keys))
-            )
-            existing.update((h, i) for h, i in found if h in wanted)
-        rows, keep = [], []
-        seen: dict[str, int] = {}
-        for pos, data, ext, label, gold, sens, h in prepared:
-            if h in existing or h in seen:
-                result.duplicates += 1
-                dup_of = existing.get(h)
-                result.duplicate_of.append({location: pos, "item_id": dup_of, "duplicate_of_" + location: seen.get(h)})
-                continue
-            seen[h] = pos
-            rows.append({"dataset_id": project.dataset_id, "external_id": ext, "data": data, "content_hash": h,
-                         "hash_key": hash_key(h), "source": source, "source_row": pos, "sensitivity": sens})
-            keep.append((label, gold))
-        if rows:
-            # Plain executemany, then ids looked up by content hash: RETURNING with
-            # sort_by_parameter_order makes SQLAlchemy send one INSERT per row on SQLite.
-            floor = s.execute(select(func.coalesce(func.max(Item.id), 0))).scalar_one()
-            s.execute(insert(Item), rows)
-            item_of = _new_ids(s, select(Item.content_hash, Item.id).where(
-                Item.dataset_id == project.dataset_id, Item.id > floor), Item.content_hash,
-                [r["content_hash"] for r in rows])
-            item_ids = [item_of[r["content_hash"]] for r in rows]
-            target = project.min_labels or project.overlap
-            task_rows = [
-                {"project_id": project.id, "item_id": iid, "target": GOLD_TARGET if gold is not None else target,
-                 "is_gold": gold is not None,
-                 "gold_value": gold, "status": "open", "priority": 1.0}
-                for iid, (_label, gold) in zip(item_ids, keep, strict=True)
-            ]
-            s.execute(insert(Task), task_rows)
-            task_ids: list[int] = []
-            if any(label is not None for label, _g in keep):
-                task_of = _new_ids(s, select(Task.item_id, Task.id).where(Task.project_id == project.id),
-                                   Task.item_id, item_ids)
-                task_ids = [task_of[i] for i in item_ids]
-            ann_rows = [
-                {"task_id": tid, "project_id": project.id, "user_id": None, "value": label,
-                 "schema_version": project.schema_version, "origin": "import", "source": f"{source}:{location} {pos}"}
-                for tid, (label, _g), row in zip(task_ids, keep, rows, strict=True)
-                if label is not None
-                for pos in [row["source_row"]]
-            ] if task_ids else []
-            if ann_rows:
-                s.execute(insert(Annotation), ann_rows)
-            result.item_ids = item_ids
-            result.imported = len(item_ids)
+        result = job.result
         append_event(s, actor=actor.name, action="items.import", object_type="project", object_id=project.id,
                      payload={"imported": result.imported, "duplicates": result.duplicates, "source": source})
         return result
+
+
+class _ItemImport:
+    """Stores the checked records of one REST import, chunk by chunk, in the caller's transaction."""
+
+    def __init__(self, session: Session, project: Project, location: str, source: str) -> None:
+        self.s = session
+        self.project = project
+        self.location = location
+        self.source = source
+        self.result = ImportResult()
+        self.own: dict[int, int] = {}  # item id -> position, for the items this import stored
+        self.target = project.min_labels or project.overlap
+        self.created = utcnow()
+
+    def _existing(self, hashes: list[str]) -> dict[str, int]:
+        """``{content_hash: item id}`` of the hashes already in the dataset (by the indexed hash key)."""
+        wanted = set(hashes)
+        keys = sorted(set(hash_keys(list(wanted))))
+        found: dict[str, int] = {}
+        rows = self.s.execute(
+            select(Item.content_hash, func.min(Item.id))
+            .where(Item.dataset_id == self.project.dataset_id, Item.hash_key.in_(keys))
+            .group_by(Item.content_hash)
+        )
+        found.update((h, i) for h, i in rows if h in wanted)
+        return found
+
+    def store(self, prepared: list[tuple[int, dict[str, Any], str | None, Any, Any, int, str, str]]) -> None:
+        result, location, project = self.result, self.location, self.project
+        existing = self._existing([p[6] for p in prepared])
+        local: dict[str, int] = {}
+        keep = []
+        for rec in prepared:
+            pos, h = rec[0], rec[6]
+            first = existing.get(h)
+            if first is not None or h in local:
+                result.duplicates += 1
+                if first is None:
+                    result.duplicate_of.append({location: pos, "item_id": None, "duplicate_of_" + location: local[h]})
+                elif first in self.own:
+                    result.duplicate_of.append(
+                        {location: pos, "item_id": None, "duplicate_of_" + location: self.own[first]}
+                    )
+                else:
+                    result.duplicate_of.append({location: pos, "item_id": first, "duplicate_of_" + location: None})
+                continue
+            local[h] = pos
+            keep.append(rec)
+        if not keep:
+            return
+        created = self.created
+        keys = hash_keys([r[6] for r in keep])
+        item_ids = insert_rows(
+            self.s, "items", ITEM_COLUMNS,
+            [(project.dataset_id, ext, text, h, key, self.source, pos, None, sens, created)
+             for (pos, _data, ext, _label, _gold, sens, h, text), key in zip(keep, keys, strict=True)],
+        )
+        self.own.update(zip(item_ids, (r[0] for r in keep), strict=True))
+        task_rows = [
+            (project.id, iid, "open", gold is not None, None if gold is None else canonical_json(gold), False, 1.0,
+             GOLD_TARGET if gold is not None else self.target, 0, 0, created)
+            for iid, (_pos, _data, _ext, _label, gold, _sens, _h, _text) in zip(item_ids, keep, strict=True)
+        ]
+        task_ids = insert_rows(self.s, "tasks", TASK_COLUMNS, task_rows)
+        ann_rows = [
+            {"task_id": tid, "project_id": project.id, "user_id": None, "value": label,
+             "schema_version": project.schema_version, "origin": "import", "source": f"{self.source}:{location} {pos}"}
+            for tid, (pos, _data, _ext, label, _gold, _sens, _h, _text) in zip(task_ids, keep, strict=True)
+            if label is not None
+        ]
+        if ann_rows:
+            self.s.execute(insert(Annotation), ann_rows)
+        result.item_ids.extend(item_ids)
+        result.imported += len(item_ids)
 
 
 def _new_ids(session: Session, query: Any, key_column: Any, keys: Sequence[Any]) -> dict[Any, int]:

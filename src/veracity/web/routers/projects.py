@@ -62,32 +62,46 @@ def list_members(project_id: Id, db: DB, actor: CurrentActor) -> list[dict[str, 
     return project_service.list_members(db, actor, project_id)
 
 
-def _parse_items(body: bytes, content_type: str) -> tuple[list[Any], str, list[int] | None]:
+def _parse_items(body: bytes, content_type: str) -> tuple[Iterator[tuple[int, Any]], str]:
+    """(position, record) pairs of the body, parsed lazily (a JSON list or NDJSON), and what a position is.
+
+    Malformed JSON raises :class:`InvalidInputError` when the import reaches it; the import is one
+    transaction, so nothing is stored.
+    """
     if not body.strip():
         raise InvalidInputError("body: expected a JSON list of items or NDJSON, got an empty body")
-    if "ndjson" in content_type or "jsonlines" in content_type or "jsonl" in content_type:
-        return _lines(project_service.parse_ndjson(body))
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"body: not UTF-8 text (byte {exc.start})") from exc
+    if "ndjson" in content_type or "jsonlines" in content_type or "jsonl" in content_type:
+        return project_service.iter_ndjson(text), "line"
+    if text.lstrip().startswith("["):
+        return _malformed_as_invalid(project_service.iter_json_array(text)), "index"
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         if text.lstrip().startswith("{") and "\n" in text.strip():
-            return _lines(project_service.parse_ndjson(text))  # NDJSON sent without its content type
-        raise InvalidInputError(f"body: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+            return project_service.iter_ndjson(text), "line"  # NDJSON sent without its content type
+        raise InvalidInputError(_malformed(exc)) from exc
     if isinstance(parsed, dict) and isinstance(parsed.get("items"), list):
         parsed = parsed["items"]
     if isinstance(parsed, dict):
         parsed = [parsed]
     if not isinstance(parsed, list):
         raise InvalidInputError("body: expected a JSON list of item objects")
-    return parsed, "index", None
+    return enumerate(parsed), "index"
 
 
-def _lines(pairs: list[tuple[int, Any]]) -> tuple[list[Any], str, list[int]]:
-    return [v for _, v in pairs], "line", [n for n, _ in pairs]
+def _malformed(exc: json.JSONDecodeError) -> str:
+    return f"body: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+
+
+def _malformed_as_invalid(pairs: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    try:
+        yield from pairs
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(_malformed(exc)) from None
 
 
 @router.post(
@@ -109,10 +123,9 @@ async def import_items(
     body = await request.body()
     if len(body) > settings.max_upload_bytes:
         raise InvalidInputError(f"body: {len(body)} bytes is over the limit of {settings.max_upload_bytes}")
-    records, location, positions = _parse_items(body, request.headers.get("content-type", ""))
+    pairs, location = _parse_items(body, request.headers.get("content-type", ""))
     result = await run_in_threadpool(
-        project_service.import_items, db, actor, project_id, records, location=location, positions=positions,
-        source="api",
+        project_service.import_numbered_items, db, actor, project_id, pairs, location=location, source="api"
     )
     return result.to_dict()
 
