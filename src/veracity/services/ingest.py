@@ -49,7 +49,7 @@ from veracity.ingest import (
 )
 from veracity.ingest.records import hash_keys
 from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
-from veracity.services._bulk import gc_paused
+from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, gc_paused, insert_rows
 from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
@@ -445,12 +445,6 @@ def import_source(
     return report
 
 
-_SQLITE_INSERT = (
-    "INSERT INTO items (dataset_id, external_id, data, content_hash, hash_key, source, source_row, batch_id, "
-    "sensitivity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
 def _label_count(records: list[SourceRecord]) -> int:
     return sum(len(r.annotations) + len(r.meta.get("parked_annotations", ())) for r in records)
 
@@ -534,62 +528,41 @@ def _store_chunk(
     if not unique:
         return
     created = now()
-    if project_info is None and s.get_bind().dialect.name == "sqlite":
-        # Fast path: one executemany on the DB-API cursor with the canonical JSON computed for the
-        # hash and the timestamp in SQLAlchemy's SQLite format (no per-row bind processing).
-        stamp = created.strftime("%Y-%m-%d %H:%M:%S.%f")
-        ds_id, batch_id = report.dataset_id, report.batch_id
-        keys = hash_keys([r.content_hash for r in unique])
-        s.connection().exec_driver_sql(
-            _SQLITE_INSERT,
-            [
-                (
-                    ds_id,
-                    r.external_id,
-                    r.data_json or canonical_json(r.data),
-                    r.content_hash,
-                    key,
-                    r.source,
-                    r.row,
-                    batch_id,
-                    r.meta.get("sensitivity", 0),
-                    stamp,
-                )
-                for r, key in zip(unique, keys, strict=True)
-            ],
-        )
-        report.imported += len(unique)
-        report.labels_not_stored += _label_count(unique)
-        return
-    rows = [
-        {
-            "dataset_id": report.dataset_id,
-            "external_id": r.external_id,
-            "data": r.data,
-            "content_hash": r.content_hash,
-            "hash_key": key,
-            "source": r.source,
-            "source_row": r.row,
-            "batch_id": report.batch_id,
-            "sensitivity": r.meta.get("sensitivity", 0),
-            "created_at": created,
-        }
-        for r, key in zip(unique, hash_keys([r.content_hash for r in unique]), strict=True)
-    ]
-    table = Item.__table__
+    # Raw executemany (SQLite) or COPY (PostgreSQL) with the canonical JSON computed for the hash:
+    # no ORM and no per-row bind processing (services._bulk.insert_rows).
+    ds_id, batch_id = report.dataset_id, report.batch_id
+    keys = hash_keys([r.content_hash for r in unique])
+    item_ids = insert_rows(
+        s,
+        "items",
+        ITEM_COLUMNS,
+        [
+            (
+                ds_id,
+                r.external_id,
+                r.data_json or canonical_json(r.data),
+                r.content_hash,
+                key,
+                r.source,
+                r.row,
+                batch_id,
+                r.meta.get("sensitivity", 0),
+                created,
+            )
+            for r, key in zip(unique, keys, strict=True)
+        ],
+    )
     if project_info is None:
-        s.execute(insert(table), rows)
-        report.imported += len(rows)
+        report.imported += len(item_ids)
         report.labels_not_stored += _label_count(unique)
         return
     project_id, schema_version, target = project_info
-    item_ids = list(s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
-    task_rows = [
-        {"project_id": project_id, "item_id": iid, "target": target, "status": "open", "priority": 1.0}
-        for iid in item_ids
-    ]
-    tasks = Task.__table__
-    task_ids = list(s.scalars(insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), task_rows))
+    task_ids = insert_rows(
+        s,
+        "tasks",
+        TASK_COLUMNS,
+        [(project_id, iid, "open", False, None, False, 1.0, target, 0, 0, created) for iid in item_ids],
+    )
     names = {a["annotator"] for r in unique for a in r.annotations if a.get("annotator")}
     names |= {a["annotator"] for r in unique for a in r.meta.get("parked_annotations", ()) if a.get("annotator")}
     users = _annotator_ids(s, names)
