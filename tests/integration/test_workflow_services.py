@@ -245,3 +245,76 @@ def test_audit_chain_detects_tampering(db: Database) -> None:
         ev.payload = {**ev.payload, "name": "Forged"}
     report = verify_chain(db)
     assert not report.ok and report.first_bad_seq == 2
+
+
+def test_concurrent_labels_for_one_task_are_all_counted(db: Database) -> None:
+    """Overlap 4: four annotators submit the same task at once; every label counts once in the
+    task's counters and in its consensus (the submit locks the task row on PostgreSQL)."""
+    import threading
+
+    admin = _user(db, "admin", "admin")
+    crowd = [_user(db, f"a{i}") for i in range(4)]
+    pid = _project(db, admin, crowd, overlap=4)
+    project_service.import_items(db, admin, pid, [{"text": "only"}])
+    leases = [task_service.next_task(db, a, pid) for a in crowd]
+    assert all(t is not None for t in leases) and len({t["task_id"] for t in leases if t}) == 1
+    task_id = leases[0]["task_id"] if leases[0] else 0
+    barrier = threading.Barrier(len(crowd))
+    errors: list[BaseException] = []
+
+    def submit(actor: Actor, value: str) -> None:
+        barrier.wait()
+        try:
+            task_service.submit_annotation(db, actor, task_id, value)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(a, "b" if i < 3 else "a")) for i, a in enumerate(crowd)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.transaction(write=False) as s:
+        task = s.get(Task, task_id)
+        cons = s.get(Consensus, task_id)
+    assert task is not None and cons is not None
+    assert task.n_annotations == 4 and task.n_assigned == 4 and task.status == "complete"
+    assert cons.n_labels == 4 and cons.label == "b" and cons.confidence == pytest.approx(0.75)
+    assert task.priority == pytest.approx(0.75)
+    assert task_service.next_task(db, crowd[0], pid) is None
+
+
+def test_submit_checks_role_lease_and_value_in_order(db: Database) -> None:
+    """The one-statement submit keeps the answers of the checks it replaced."""
+    from veracity.errors import NotFoundError
+
+    admin = _user(db, "admin", "admin")
+    a1, a2, viewer = _user(db, "a1"), _user(db, "a2"), _user(db, "v1", "viewer")
+    pid = _project(db, admin, [a1, a2], overlap=2)
+    project_service.add_member(db, admin, pid, viewer.name, "viewer")
+    project_service.import_items(db, admin, pid, [{"text": "x"}])
+    task = task_service.next_task(db, a1, pid)
+    assert task is not None
+    tid = task["task_id"]
+    with pytest.raises(NotFoundError, match="task 999999 not found"):
+        task_service.submit_annotation(db, a1, 999_999, "a")
+    outsider = _user(db, "out")
+    with pytest.raises(NotFoundError, match=f"project {pid} not found"):
+        task_service.submit_annotation(db, outsider, tid, "a")
+    with pytest.raises(PermissionDeniedError, match="viewer"):
+        task_service.submit_annotation(db, viewer, tid, "a")
+    with pytest.raises(SchemaValidationError, match="value"):
+        task_service.submit_annotation(db, a1, tid, "zzz")
+    with pytest.raises(ConflictError, match="not leased to you"):
+        task_service.submit_annotation(db, a2, tid, "a")
+    first = task_service.submit_annotation(db, a1, tid, "a", idempotency_key="k1")
+    again = task_service.submit_annotation(db, a1, tid, "a", idempotency_key="k1")
+    assert first.created and not again.created and again.id == first.id
+    with pytest.raises(ConflictError, match="is submitted"):
+        task_service.submit_annotation(db, a1, tid, "b")
+    with db.transaction(write=False) as s:
+        cons = s.get(Consensus, tid)
+        stored = s.get(Task, tid)
+    assert cons is not None and cons.label == "a" and cons.n_labels == 1 and cons.method == "mv"
+    assert stored is not None and stored.n_annotations == 1 and stored.status == "open"

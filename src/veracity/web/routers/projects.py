@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,7 @@ from veracity.errors import InvalidInputError
 from veracity.services import ingest as ingest_service
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
-from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, CurrentCaller, Id
 from veracity.web.schemas import MemberIn, ProjectIn, ProjectOut
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -135,11 +135,13 @@ async def import_items(
     summary="Lease the next task for the caller (204 when none)",
     responses={204: {"description": "No task left for you"}},
 )
-def next_task(project_id: Id, db: DB, actor: CurrentActor, settings: AppSettings) -> Any:
-    task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
+def next_task(project_id: Id, db: DB, caller: CurrentCaller, settings: AppSettings) -> Any:
+    # The hot path of labelling: authentication and the service share this worker thread, and the
+    # payload (plain JSON values) is encoded directly.
+    task = task_service.next_task(db, caller.actor(), project_id, lease_seconds=settings.lease_seconds)
     if task is None:
         return Response(status_code=204)
-    return task
+    return JSONResponse(task)
 
 
 @router.get("/{project_id}/consensus", summary="Consensus labels, keyset-paginated")

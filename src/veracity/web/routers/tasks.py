@@ -5,26 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Response
+from fastapi.responses import JSONResponse
 
 from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
-from veracity.web.deps import DB, CurrentActor, Id
+from veracity.web.deps import DB, CurrentActor, CurrentCaller, Id
 from veracity.web.schemas import AnnotationIn
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 
-@router.post("/{task_id}/annotations", status_code=201, summary="Submit a label for a leased task")
+@router.post(
+    "/{task_id}/annotations", status_code=201, summary="Submit a label for a leased task",
+    response_model=dict[str, Any],
+)
 def create_annotation(
-    task_id: Id, body: AnnotationIn, db: DB, actor: CurrentActor, response: Response, background: BackgroundTasks
-) -> dict[str, Any]:
+    task_id: Id, body: AnnotationIn, db: DB, caller: CurrentCaller, background: BackgroundTasks
+) -> Any:
+    # The hot path of labelling: authentication and the service share this worker thread, and the
+    # small answer is encoded directly (no response-model round trip).
     result = task_service.submit_annotation(
-        db, actor, task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
+        db, caller.actor(), task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
     )
-    background.add_task(quality_service.maybe_refit, db, result.project_id)
-    if not result.created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return result.to_dict()
+    if result.created and result.consensus_method != "mv":  # majority vote has no model to refit
+        background.add_task(quality_service.maybe_refit, db, result.project_id)
+    headers = None if result.created else {"Idempotent-Replayed": "true"}
+    return JSONResponse(result.to_dict(), status_code=201, headers=headers, background=background)
 
 
 @router.post("/{task_id}/skip", status_code=204, summary="Give a leased task back to the queue")
