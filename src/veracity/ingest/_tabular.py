@@ -6,16 +6,19 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._common import EXPORT_KEYS, ReadOptions, cell, fail, record_from_object, record_to_export
 from veracity.ingest._safety import check_size, load_json
 from veracity.ingest.records import SourceRecord, make_annotation
 from veracity.types import Record
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported by the functions that use it: it is ~30 MB of memory that a server (or a
+# CSV/JSONL import) that never touches Parquet need not hold.
 
 __all__ = [
     "read_crowd",
@@ -197,6 +200,8 @@ def _annotations_json(rec: SourceRecord) -> str:
 
 def _arrow_table(chunk: list[SourceRecord], columns: list[str], schema: pa.Schema, path: Path) -> pa.Table:
     """Column-wise conversion of a chunk (faster than one dict per row)."""
+    import pyarrow as pa
+
     allowed = set(columns)
     for rec in chunk:
         if not rec.data.keys() <= allowed:
@@ -232,6 +237,9 @@ def write_csv(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
 # --------------------------------------------------------------------------- Parquet
 def read_parquet(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """Row groups streamed with ``iter_batches`` (memory bounded by ``chunk_size``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     check_size(path, opts.max_bytes)
     source = str(path)
     try:
@@ -252,6 +260,8 @@ def read_parquet(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
 
 
 def _arrow_schema(rows: list[Record]) -> pa.Schema:
+    import pyarrow as pa
+
     table = pa.Table.from_pylist(rows)
     fields = []
     for f in table.schema:
@@ -267,6 +277,9 @@ def _arrow_schema(rows: list[Record]) -> pa.Schema:
 
 def write_parquet(chunks: Iterable[list[SourceRecord]], path: Path, *, info: Record | None = None) -> int:
     """Write the flat export layout; the schema is taken from the first chunk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     n = 0
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
@@ -310,6 +323,8 @@ def _crowd_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, Record]]:
         for row, _header, obj in _csv_rows(path, opts):
             yield row, obj
     elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
         check_size(path, opts.max_bytes)
         row = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=opts.chunk_size, columns=list(CROWD_COLUMNS)):

@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from veracity.errors import InvalidInputError
 from veracity.ingest._archive import extract_zip
 from veracity.ingest._coco import read_coco, write_coco
@@ -240,6 +238,8 @@ def count_records(path: str | os.PathLike[str], format: str) -> int | None:
             n += last != b"\n"
             return max(n - (fmt == "csv"), 0)
         if fmt == "parquet":
+            import pyarrow.parquet as pq  # loaded on first use: ~30 MB a server without Parquet need not hold
+
             return int(pq.ParquetFile(p).metadata.num_rows)
         if fmt in ("images", "yolo") and p.is_dir():
             return sum(1 for _ in iter_image_files(p))
