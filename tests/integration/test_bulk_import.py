@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from veracity.errors import InvalidInputError
+from veracity.errors import InvalidInputError, PermissionDeniedError
 from veracity.ingest.records import content_hash, hash_key
 from veracity.services import Actor
 from veracity.services import projects as project_service
@@ -142,3 +142,33 @@ def test_iter_json_array_refuses_what_json_loads_refuses(text: str) -> None:
 def test_iter_json_array_takes_only_an_array() -> None:
     with pytest.raises(json.JSONDecodeError, match=r"Expecting '\['"):
         list(project_service.iter_json_array('{"text": "a"}'))
+
+
+def test_export_lines_are_the_export_records_as_json(db: Database) -> None:
+    from veracity.services import tasks as task_service
+
+    admin, pid = _setup(db)
+    _, token = create_user(db, "ann", "annotator")
+    ann = authenticate_token(db, token)
+    project_service.add_member(db, admin, pid, "ann", "annotator")
+    records: list[dict[str, object]] = [
+        {"id": f"r{i}", "text": f"t{i} é \u2028 \"q\"", "n": i / 3, "nested": {"b": [1, None], "a": True}}
+        for i in range(7)
+    ]
+    records[1]["label"] = "a"
+    records[2]["gold"] = "b"
+    records[3].pop("id")
+    records[4]["sensitivity"] = 5
+    project_service.import_items(db, admin, pid, records)
+    for _ in range(2):
+        task = task_service.next_task(db, ann, pid)
+        assert task is not None
+        task_service.submit_annotation(db, ann, task["task_id"], "b")
+    expected = list(project_service.iter_export_records(db, admin, pid))
+    lines = list(project_service.iter_export_lines(db, admin, pid, batch=3))
+    assert len(expected) == 6 and "r4" not in {r["external_id"] for r in expected}  # marked above clearance
+    assert [json.loads(line) for line in lines] == expected
+    assert any(r["label"] == "b" and r["confidence"] is not None for r in expected)
+    assert any(r["gold"] for r in expected) and any(r["annotations"] for r in expected)
+    with pytest.raises(PermissionDeniedError):
+        next(project_service.iter_export_lines(db, ann, pid))

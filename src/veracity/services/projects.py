@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, cast, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ __all__ = [
     "get_project",
     "import_items",
     "import_numbered_items",
+    "iter_export_lines",
     "iter_export_records",
     "iter_json_array",
     "iter_ndjson",
@@ -577,4 +578,54 @@ def iter_export_records(db: Database, actor: Actor, project_id: int, *, batch: i
         for tid, iid, ext, data, lab, conf, gold in rows:
             yield {"id": iid, "external_id": ext, "data": data, "label": lab, "confidence": conf,
                    "gold": bool(gold), "annotations": anns.get(tid, [])}
+        after = rows[-1][0]
+
+
+def iter_export_lines(db: Database, actor: Actor, project_id: int, *, batch: int = 10_000) -> Iterator[str]:
+    """The records of :func:`iter_export_records` as JSON lines (no newline), built without a parse.
+
+    The same objects in the same order, but ``data`` and ``label`` are copied as the JSON text the
+    database holds (no decode and re-encode per item: most of an export's CPU). Permission is
+    checked when the first line is asked for.
+    """
+    with db.transaction(write=False) as s:
+        require_role(s, actor, project_id, CONSENSUS_ROLES)
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+    # On SQLite "project_id + 0" keeps the planner on the primary key (a range scan from the
+    # cursor); with the (project_id, item_id) index it re-reads and sorts the whole project per page.
+    in_project = (Task.project_id + 0 if db.is_sqlite else Task.project_id) == project_id
+    after = 0
+    while True:
+        with db.transaction(write=False) as s:
+            rows = s.execute(
+                select(Task.id, Item.id, Item.external_id, cast(Item.data, Text), cast(Consensus.label, Text),
+                       Consensus.confidence, Task.is_gold)
+                .join(Item, Item.id == Task.item_id)
+                .outerjoin(Consensus, Consensus.task_id == Task.id)
+                .where(in_project, Task.id > after, Item.sensitivity <= actor.clearance)
+                .order_by(Task.id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            anns: dict[int, list[dict[str, Any]]] = {}
+            first, last = rows[0][0], rows[-1][0]
+            for tid, name, value, origin, created in s.execute(
+                select(Annotation.task_id, User.name, Annotation.value, Annotation.origin, Annotation.created_at)
+                .outerjoin(User, User.id == Annotation.user_id)
+                .where(Annotation.task_id.between(first, last), Annotation.status == "active")
+                .order_by(Annotation.id)
+            ):
+                anns.setdefault(tid, []).append(
+                    {"annotator": name, "value": value, "origin": origin, "created_at": iso(created)}
+                )
+        for tid, iid, ext, data, label, conf, gold in rows:
+            task_anns = anns.get(tid)
+            yield (
+                f'{{"id": {iid}, "external_id": {"null" if ext is None else string(ext)}, "data": {data}, '
+                f'"label": {"null" if label is None else label}, '
+                f'"confidence": {"null" if conf is None else dumps(conf)}, "gold": {"true" if gold else "false"}, '
+                f'"annotations": {dumps(task_anns) if task_anns else "[]"}}}'
+            )
         after = rows[-1][0]
