@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,8 +13,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from veracity.errors import StorageError
+from veracity.ingest.records import hash_keys
 
-__all__ = ["ITEM_COLUMNS", "TASK_COLUMNS", "gc_paused", "insert_rows"]
+__all__ = ["ITEM_COLUMNS", "TASK_COLUMNS", "existing_hashes", "gc_paused", "insert_rows"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -97,3 +99,30 @@ def insert_rows(session: Session, table: str, columns: Sequence[str], rows: list
         for i, row in zip(ids, rows, strict=True):
             copy.write_row((i, *row))
     return ids
+
+
+def existing_hashes(session: Session, dataset_id: int, hashes: Sequence[str]) -> dict[str, int]:
+    """``{content_hash: first item id}`` for the hashes already stored in the dataset.
+
+    Looked up by the indexed 64-bit ``hash_key`` with the keys sent as one parameter (a JSON array
+    read by ``json_each`` on SQLite, an array for ``= ANY`` on PostgreSQL), not thousands of bound
+    values; a key match counts only when the full hash matches.
+    """
+    wanted = set(hashes)
+    if not wanted:
+        return {}
+    keys = sorted(set(hash_keys(list(wanted))))
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(
+            "SELECT content_hash, min(id) FROM items WHERE dataset_id = ? AND hash_key IN "
+            "(SELECT value FROM json_each(?)) GROUP BY content_hash",
+            (dataset_id, json.dumps(keys)),
+        )
+    else:
+        rows = conn.exec_driver_sql(
+            "SELECT content_hash, min(id) FROM items WHERE dataset_id = %s AND hash_key = ANY(%s) "
+            "GROUP BY content_hash",
+            (dataset_id, keys),
+        )
+    return {h: i for h, i in rows if h in wanted}

@@ -49,7 +49,7 @@ from veracity.ingest import (
 )
 from veracity.ingest.records import hash_keys
 from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
-from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, gc_paused, insert_rows
+from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, existing_hashes, gc_paused, insert_rows
 from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
@@ -88,7 +88,6 @@ __all__ = [
 
 IMPORTER_VERSION = f"veracity-ingest {__version__}"
 MAX_SAMPLES = 1000  # duplicates / rejected rows listed in a report (all are counted)
-_IN_CHUNK = 5000  # hashes per IN (...) lookup
 
 Progress = Callable[[int, int | None], None]
 
@@ -214,34 +213,6 @@ class _Rejects:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
-
-
-def _existing_hashes(session: Session, dataset_id: int, hashes: list[str]) -> dict[str, int]:
-    """``{content_hash: first item id}`` for the hashes already stored in the dataset.
-
-    Looked up by the indexed 64-bit ``hash_key``; a key match counts only when the full hash matches.
-    """
-    wanted = set(hashes)
-    keys = sorted(set(hash_keys(list(wanted))))
-    found: dict[str, int] = {}
-    if session.get_bind().dialect.name == "sqlite":
-        # One JSON array parameter instead of thousands of bound values (SQLite's json_each).
-        rows = session.connection().exec_driver_sql(
-            "SELECT content_hash, min(id) FROM items WHERE dataset_id = ? AND hash_key IN "
-            "(SELECT value FROM json_each(?)) GROUP BY content_hash",
-            (dataset_id, json.dumps(keys)),
-        )
-        found.update((h, i) for h, i in rows if h in wanted)
-        return found
-    for i in range(0, len(keys), _IN_CHUNK):
-        part = keys[i : i + _IN_CHUNK]
-        rows = session.execute(
-            select(Item.content_hash, func.min(Item.id))
-            .where(Item.dataset_id == dataset_id, Item.hash_key.in_(part))
-            .group_by(Item.content_hash)
-        )
-        found.update((h, i) for h, i in rows if h in wanted)
-    return found
 
 
 class _HashFilter:
@@ -515,7 +486,7 @@ def _store_chunk(
             hashes = seen_filter.candidates(hashes)
             if not hashes:
                 return {}
-        return _existing_hashes(s, report.dataset_id, hashes)
+        return existing_hashes(s, report.dataset_id, hashes)
 
     unique, dups = exact_duplicates(chunk, known=known)
     if seen_filter is not None:

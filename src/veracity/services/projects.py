@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from veracity.ingest._common import chunked
 from veracity.ingest.records import canonical_json, hash_keys
-from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, gc_paused, insert_rows
+from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, existing_hashes, gc_paused, insert_rows
 from veracity.services._common import iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
@@ -439,22 +439,9 @@ class _ItemImport:
         self.target = project.min_labels or project.overlap
         self.created = utcnow()
 
-    def _existing(self, hashes: list[str]) -> dict[str, int]:
-        """``{content_hash: item id}`` of the hashes already in the dataset (by the indexed hash key)."""
-        wanted = set(hashes)
-        keys = sorted(set(hash_keys(list(wanted))))
-        found: dict[str, int] = {}
-        rows = self.s.execute(
-            select(Item.content_hash, func.min(Item.id))
-            .where(Item.dataset_id == self.project.dataset_id, Item.hash_key.in_(keys))
-            .group_by(Item.content_hash)
-        )
-        found.update((h, i) for h, i in rows if h in wanted)
-        return found
-
     def store(self, prepared: list[tuple[int, dict[str, Any], str | None, Any, Any, int, str, str]]) -> None:
         result, location, project = self.result, self.location, self.project
-        existing = self._existing([p[6] for p in prepared])
+        existing = existing_hashes(self.s, project.dataset_id, [p[6] for p in prepared])
         local: dict[str, int] = {}
         keep = []
         for rec in prepared:
