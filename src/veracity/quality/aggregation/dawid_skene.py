@@ -9,7 +9,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
+from veracity.errors import InvalidInputError
 from veracity.quality._validation import check_positive
+from veracity.quality.aggregation._community import CommunityPrior, select_communities
 from veracity.quality.aggregation._confusion import ConfusionEMAggregator
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, RandomState
@@ -21,6 +23,10 @@ __all__ = ["DawidSkene", "OneCoinDawidSkene"]
 _STRENGTH_UPDATES = frozenset({1, 4, 10})
 _MAX_STRENGTH = 100.0
 _DM_WORKERS = 800
+_COMMUNITY_CANDIDATES = (1, 2, 4, 8, 16, 24, 32, 48)
+_COMMUNITY_START = 2  # M-step at which the communities are fitted
+_FEW_PER_ROW = 20  # answers per class below which a worker's confusion rows lean on the prior
+_FEW_SHARE = 0.05  # share of answers from such workers above which communities are fitted
 
 
 def _log_normalize(x: FloatArray) -> FloatArray:
@@ -28,78 +34,191 @@ def _log_normalize(x: FloatArray) -> FloatArray:
     return np.log(x) - np.log(x @ np.ones(x.shape[-1]))[..., None]
 
 
-def _dm_neg_log_marginal(log_s: float, counts: FloatArray, pop: FloatArray, row_n: FloatArray) -> float:
-    """Negative Dirichlet-multinomial log marginal of every worker row under ``Dir(s * pop)``."""
+def _bb_neg_log_marginal(log_s: float, correct: FloatArray, n: FloatArray, m: FloatArray) -> float:
+    """Negative beta-binomial log marginal of every confusion row's (correct, total) counts under
+    ``Beta(s * m_w, s * (1 - m_w))``; rows without answers contribute nothing."""
     s = math.exp(log_s)
-    alpha = s * pop  # (K, K) broadcast over workers
+    a = (s * m)[:, None]
+    b = s - a
+    val = gammaln(correct + a) + gammaln(n - correct + b) - gammaln(n + s) - gammaln(a) - gammaln(b) + gammaln(s)
+    return -float(val.sum())
+
+
+def _dm_neg_log_marginal(log_s: float, errors: FloatArray, q: FloatArray, off: FloatArray) -> float:
+    """Negative Dirichlet-multinomial log marginal of every row's wrong answers ``errors``
+    (W, K, K, zero diagonal) under ``Dir(s * q_k)`` over the classes ``l != k``."""
+    s = math.exp(log_s)
+    alpha = s * q + (1.0 - off)  # the diagonal (no errors there) contributes gammaln(1) - gammaln(1)
+    row_n = errors.sum(axis=2)
     val = (
         gammaln(s) * np.count_nonzero(row_n)
         - gammaln(row_n[row_n > 0] + s).sum()
-        + (gammaln(counts + alpha) - gammaln(alpha)).sum()
+        + (gammaln(errors + alpha) - gammaln(alpha)).sum()
     )
     return -float(val)
 
 
 class _FullConfusion:
-    """M-step of Dawid-Skene with a hierarchical Dirichlet prior on each confusion row.
+    """M-step of Dawid-Skene with a nested hierarchical prior on each confusion row.
 
-    Row ``k`` of worker ``w`` has prior ``Dir(s * m_wk)`` with mean
-    ``m_wk = a_w e_k + (1 - a_w) q_k``: ``a_w`` is the worker's overall accuracy (pooled over all
-    its answers and itself shrunk toward the crowd's), ``q_k`` the crowd's distribution of errors
-    on class ``k``. So a worker with few answers borrows its error *pattern* from the crowd and its
-    error *rate* from all of its own answers.
+    Row ``k`` of worker ``w`` is split into the probability of a correct answer
+    ``a_wk = pi_wkk`` and the distribution of the wrong answers ``e_wk = pi_wk. / (1 - a_wk)``
+    (over ``l != k``), with independent priors
+
+    * ``a_wk ~ Beta(s_acc * m_w, s_acc * (1 - m_w))``: ``m_w`` is the worker's overall accuracy
+      (pooled over all of its answers, itself shrunk toward the crowd's), so a row with few
+      answers borrows the worker's *error rate*;
+    * ``e_wk ~ Dir(s_err * q_k)``: ``q_k`` is the crowd's pooled distribution of errors on class
+      ``k``, so a row borrows the crowd's *error pattern* (which classes get confused with ``k``).
+
+    Keeping the two strengths apart matters: error patterns are shared across a crowd much more
+    than error rates are, and a single Dirichlet ``Dir(s * m)`` ties them together. With
+    ``prior_strength="auto"`` both strengths are empirical-Bayes (type-II maximum likelihood)
+    estimates: ``s_acc`` maximises the beta-binomial and ``s_err`` the Dirichlet-multinomial
+    marginal likelihood of the workers' soft counts (Kim & Ghahramani 2012; Venanzi et al. 2014
+    share strength across workers in the same spirit). The M-step returns the posterior means.
     """
 
-    def __init__(self, n_classes: int, smoothing: float, prior_strength: float | str) -> None:
+    def __init__(self, n_classes: int, smoothing: float, prior_strength: float | str | tuple[float, float]) -> None:
         self.n_classes = n_classes
         self.smoothing = smoothing
         self.prior_strength = prior_strength
-        self.strength = 1.0 if prior_strength == "auto" else float(prior_strength)
+        if prior_strength == "auto":
+            self.strength: tuple[float, float] = (1.0, 1.0)
+        elif isinstance(prior_strength, tuple):
+            self.strength = (float(prior_strength[0]), float(prior_strength[1]))
+        else:
+            self.strength = (float(prior_strength), float(prior_strength))  # type: ignore[arg-type]
         self.calls = 0
-        self.mean: FloatArray | None = None
+        self.means: tuple[FloatArray, FloatArray] | None = None
         self.extras: dict[str, Any] = {}
 
-    def prior_mean(self, counts: FloatArray) -> FloatArray:
+    def prior_means(self, counts: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``m_w`` (W,) and ``q`` (K, K, zero diagonal) from soft counts (W, K, K)."""
         k = self.n_classes
         eps = max(self.smoothing, 1e-12)
-        eye = np.eye(k)
+        off = 1.0 - np.eye(k)
         pooled = counts.sum(axis=0)
-        errors = pooled * (1 - eye) + eps
-        q = errors / errors.sum(axis=1, keepdims=True)  # crowd's error distribution per true class
+        errors = (pooled + eps) * off
+        q = errors / errors.sum(axis=1, keepdims=True)
         correct = np.einsum("wkk->w", counts)
         total = counts.sum(axis=(1, 2))
         a_pop = (correct.sum() + eps) / (total.sum() + 2 * eps)
-        a_w = (correct + 2.0 * a_pop) / (total + 2.0)
-        if k == 1:
-            return np.ones_like(counts)
-        mean = a_w[:, None, None] * eye + (1 - a_w)[:, None, None] * q[None] * (1 - eye)
-        return mean + eps
+        m = (correct + 2.0 * a_pop) / (total + 2.0)
+        return np.clip(m, 1e-3, 1 - 1e-3), q
+
+    def _fit_strengths(self, counts: FloatArray, m: FloatArray, q: FloatArray) -> tuple[float, float]:
+        # the strengths are two numbers: an evenly spaced subset of workers pins them down
+        n_w = counts.shape[0]
+        sub = np.unique(np.linspace(0, n_w - 1, min(n_w, _DM_WORKERS)).astype(int))
+        c = counts[sub]
+        k = self.n_classes
+        off = 1.0 - np.eye(k)
+        correct = np.einsum("wkk->wk", c)
+        n = c.sum(axis=2)
+        errors = c * off
+        bounds = (math.log(1e-2), math.log(_MAX_STRENGTH))
+        opts = {"xatol": 0.25}
+        s_acc = minimize_scalar(
+            _bb_neg_log_marginal, bounds=bounds, args=(correct, n, m[sub]), method="bounded", options=opts
+        )
+        s_err = minimize_scalar(
+            _dm_neg_log_marginal, bounds=bounds, args=(errors, q, off), method="bounded", options=opts
+        )
+        return math.exp(float(s_acc.x)), math.exp(float(s_err.x))
 
     def m_step(self, counts: FloatArray, class_totals: FloatArray) -> tuple[FloatArray, FloatArray]:
-        eps = max(self.smoothing, 1e-12)
-        self.calls += 1
-        if self.mean is None or self.calls in _STRENGTH_UPDATES:
-            mean = self.prior_mean(counts)
-            mean /= mean.sum(axis=2, keepdims=True)
-            self.mean = mean
-        mean = self.mean
-        if self.prior_strength == "auto" and counts.shape[0] > 1 and self.calls in _STRENGTH_UPDATES:
-            # the strength is a single number: an evenly spaced subset of workers pins it down
-            sub = np.unique(np.linspace(0, counts.shape[0] - 1, min(counts.shape[0], _DM_WORKERS)).astype(int))
-            row_n = counts[sub].sum(axis=2)
-            res = minimize_scalar(
-                _dm_neg_log_marginal,
-                bounds=(math.log(1e-2), math.log(_MAX_STRENGTH)),
-                args=(counts[sub], mean[sub], row_n),
-                method="bounded",
-                options={"xatol": 0.25},
-            )
-            self.strength = math.exp(float(res.x))
-        post = counts + self.strength * mean + eps
-        log_conf = _log_normalize(post)
+        k = self.n_classes
         log_prior = _log_normalize(class_totals + 1.0)
-        self.extras = {"prior_strength": self.strength}
-        return log_conf, log_prior
+        if k == 1:
+            return np.zeros_like(counts), log_prior
+        self.calls += 1
+        if self.means is None or self.calls in _STRENGTH_UPDATES:
+            self.means = self.prior_means(counts)
+            if self.prior_strength == "auto" and counts.shape[0] > 1:
+                self.strength = self._fit_strengths(counts, *self.means)
+        m, q = self.means
+        s_acc, s_err = self.strength
+        eps = max(self.smoothing, 1e-12)
+        eye = np.eye(k)
+        correct = np.einsum("wkk->wk", counts)
+        n = counts.sum(axis=2)
+        acc = (correct + s_acc * m[:, None] + eps) / (n + s_acc + 2 * eps)
+        errors = counts * (1.0 - eye) + s_err * q + eps * (1.0 - eye)
+        err = errors / (errors @ np.ones(k))[..., None]
+        conf = err * (1.0 - acc)[..., None]
+        conf += acc[..., None] * eye
+        self.extras = {"prior_strength": {"accuracy": s_acc, "errors": s_err}}
+        return np.log(conf), log_prior
+
+
+class _CommunityConfusion:
+    """M-step of Dawid-Skene with the community prior of :mod:`._community`.
+
+    The first M-step (on majority-vote or gold counts) uses the single population prior of
+    :class:`_FullConfusion`; the communities are fitted on the counts of the first E-step, which
+    are much cleaner than the vote shares (the number of communities by BIC when
+    ``communities`` is None), refined at the M-steps in ``_STRENGTH_UPDATES`` and then frozen.
+    The workers' community probabilities and posterior-mean confusion matrices are recomputed at
+    every M-step.
+    """
+
+    def __init__(self, n_classes: int, smoothing: float, communities: int | None) -> None:
+        self.n_classes = n_classes
+        self.smoothing = smoothing
+        self.communities = communities  # None: choose by BIC
+        self.population = _FullConfusion(n_classes, smoothing, "auto")
+        self.prior: CommunityPrior | None = None
+        self.frozen = False
+        self.resp: FloatArray | None = None
+        self.calls = 0
+        self.extras: dict[str, Any] = {}
+
+    def m_step(self, counts: FloatArray, class_totals: FloatArray) -> tuple[FloatArray, FloatArray]:
+        k = self.n_classes
+        self.calls += 1
+        if k == 1 or (self.prior is None and self.calls < _COMMUNITY_START):
+            out = self.population.m_step(counts, class_totals)
+            self.extras = dict(self.population.extras)
+            return out
+        eps = max(self.smoothing, 1e-12)
+        if self.prior is None:
+            if self.communities is None:
+                self.prior = select_communities(counts, _COMMUNITY_CANDIDATES, eps)
+            else:
+                self.prior = CommunityPrior(self.communities, eps)
+                self.prior.fit(counts, n_iter=10)
+        elif not self.frozen and self.calls in _STRENGTH_UPDATES:
+            self.prior.fit(counts, n_iter=3)
+        if not (self.frozen and self.resp is not None):
+            self.resp = self.prior.posterior(counts)
+        conf = np.maximum(self.prior.predictive(counts, self.resp), 1e-300)
+        assert self.prior.strengths is not None and self.prior.log_weights is not None
+        self.extras = {
+            "communities": len(self.prior.strengths),
+            "community_strengths": self.prior.strengths.tolist(),
+            "community_weights": np.exp(self.prior.log_weights).tolist(),
+        }
+        return np.log(conf), _log_normalize(class_totals + 1.0)
+
+    def frozen_copy(self) -> _CommunityConfusion | _FullConfusion:
+        """The same fitted prior and worker communities, held fixed (for calibration refits)."""
+        if self.prior is None:  # EM stopped before the communities were fitted
+            return _FullConfusion(self.n_classes, self.smoothing, self.population.strength)
+        out = _CommunityConfusion(self.n_classes, self.smoothing, self.communities)
+        out.prior, out.resp, out.frozen = self.prior, self.resp, True
+        return out
+
+
+def _needs_communities(responses: Responses) -> bool:
+    """Whether the community prior is worth fitting: at least ``_FEW_SHARE`` of the answers come
+    from workers with fewer than ``_FEW_PER_ROW`` answers per class (their confusion rows are
+    mostly prior). Otherwise every worker's own counts dominate and the single population prior
+    does as well, without the mixture's fixed cost."""
+    k = max(responses.n_classes, 1)
+    per_worker = np.bincount(responses.worker_idx, minlength=responses.n_workers)
+    few = per_worker < _FEW_PER_ROW * k
+    return bool(per_worker[few].sum() >= _FEW_SHARE * max(responses.n_responses, 1))
 
 
 class DawidSkene(ConfusionEMAggregator):
@@ -110,13 +229,24 @@ class DawidSkene(ConfusionEMAggregator):
     :math:`\rho_k`. EM alternates posteriors over true classes (E-step, in log space) with
     maximum a posteriori estimates of :math:`\pi` and :math:`\rho` (M-step).
 
-    To keep workers with few answers from over-fitting, every row :math:`\pi^{(w)}_{k\cdot}`
-    has a Dirichlet prior centred on the *population* confusion row (the pooled counts of all
-    workers) with strength ``prior_strength`` pseudo-answers, so a worker's matrix is shrunk
-    toward the crowd's until its own evidence outweighs it. With ``prior_strength="auto"`` the
-    strength is chosen at every M-step by maximising the Dirichlet-multinomial marginal
-    likelihood of the workers' soft counts (type-II maximum likelihood, an empirical-Bayes
-    hierarchical prior). ``prior_strength=0`` gives the classical model.
+    To keep workers with few answers from over-fitting, the confusion matrices have a prior that
+    shares strength across workers (empirical Bayes: its parameters are fitted to the crowd by
+    marginal likelihood, never to gold):
+
+    * *population prior* (:class:`_FullConfusion`): each row's accuracy has a Beta prior centred
+      on the worker's overall accuracy and its errors a Dirichlet prior centred on the crowd's
+      pooled error pattern for that class, with two strengths fitted by type-II maximum
+      likelihood (Kim & Ghahramani 2012 share priors across workers in the same way);
+    * *communities* (:mod:`._community`): a mixture of Dirichlet populations, one mean matrix per
+      kind of worker (careful, biased toward a favourite label, spammer, ...), the number of
+      communities chosen by BIC, after Venanzi et al. (2014). A worker with few answers then
+      borrows the whole shape of its community's matrix.
+
+    ``communities="auto"`` fits the communities when at least 5% of the answers come from
+    workers with fewer than 20 answers per class (their matrices are mostly prior); otherwise the
+    workers' own counts dominate and the population prior alone is used, which also skips the
+    mixture's fixed cost on large crowds. ``prior_strength=0, communities=0`` gives the classical
+    model.
 
     Parameters
     ----------
@@ -126,8 +256,12 @@ class DawidSkene(ConfusionEMAggregator):
         Stop when the mean log-likelihood per answer changes by less than this.
     smoothing : float, default 0.01
         Dirichlet pseudo-count added to every confusion cell and class-prior entry.
-    prior_strength : float or "auto", default "auto"
-        Pseudo-answers per confusion row pulling it toward the population row.
+    prior_strength : "auto", float or (float, float), default "auto"
+        Pseudo-answers of the population prior: one number for both, or (accuracy, errors).
+        A number other than "auto" also turns the communities off unless ``communities`` is a
+        positive integer.
+    communities : "auto" or int, default "auto"
+        Number of worker communities; 0 for the population prior only.
     calibrate : bool, default True
         Temper the posteriors so that they predict held-out answers best (no gold used); this
         changes ``probas``/``confidence`` but never the chosen labels.
@@ -153,6 +287,11 @@ class DawidSkene(ConfusionEMAggregator):
     EM algorithm. Journal of the Royal Statistical Society C 28(1):20-28, 1979.
     doi:10.2307/2346806
 
+    H.-C. Kim and Z. Ghahramani. Bayesian classifier combination. AISTATS 2012.
+
+    M. Venanzi, J. Guiver, G. Kazai, P. Kohli, M. Shokouhi. Community-based Bayesian aggregation
+    models for crowdsourcing. WWW 2014. doi:10.1145/2566486.2567989
+
     Examples
     --------
     >>> from veracity.quality.aggregation import DawidSkene
@@ -171,7 +310,8 @@ class DawidSkene(ConfusionEMAggregator):
         n_iter: int = 100,
         tol: float = 1e-5,
         smoothing: float = 0.01,
-        prior_strength: float | str = "auto",
+        prior_strength: float | str | tuple[float, float] = "auto",
+        communities: int | str = "auto",
         calibrate: bool = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
@@ -187,15 +327,32 @@ class DawidSkene(ConfusionEMAggregator):
             n_shards=n_shards,
         )
         self.prior_strength = prior_strength
+        self.communities = communities
 
-    def _refit_model(self, responses: Responses, fitted: Any) -> _FullConfusion:
-        # calibration refits keep the prior strength chosen on all the data
-        return _FullConfusion(responses.n_classes, float(self.smoothing), float(fitted.strength))
+    def _refit_model(self, responses: Responses, fitted: Any) -> _FullConfusion | _CommunityConfusion:
+        # calibration refits keep the prior chosen on all the data
+        if isinstance(fitted, _CommunityConfusion):
+            return fitted.frozen_copy()
+        return _FullConfusion(responses.n_classes, float(self.smoothing), fitted.strength)
 
-    def _model(self, responses: Responses) -> _FullConfusion:
-        if self.prior_strength != "auto":
-            check_positive("prior_strength", float(self.prior_strength), allow_zero=True)
-        return _FullConfusion(responses.n_classes, float(self.smoothing), self.prior_strength)
+    def _model(self, responses: Responses) -> _FullConfusion | _CommunityConfusion:
+        communities = self.communities
+        if communities != "auto":
+            if isinstance(communities, bool) or not isinstance(communities, (int, np.integer)) or communities < 0:
+                raise InvalidInputError(f"communities must be 'auto' or an integer >= 0, got {communities!r}")
+            if communities > 0:
+                return _CommunityConfusion(responses.n_classes, float(self.smoothing), int(communities))
+        elif self.prior_strength == "auto" and _needs_communities(responses):
+            return _CommunityConfusion(responses.n_classes, float(self.smoothing), None)
+        strength = self.prior_strength
+        if strength != "auto":
+            pair = tuple(strength) if isinstance(strength, (tuple, list)) else (strength, strength)
+            if len(pair) != 2:
+                raise InvalidInputError(f"prior_strength must be 'auto', a number or a pair, got {strength!r}")
+            for v in pair:
+                check_positive("prior_strength", float(v), allow_zero=True)
+            strength = (float(pair[0]), float(pair[1]))
+        return _FullConfusion(responses.n_classes, float(self.smoothing), strength)
 
 
 class _OneCoin:
