@@ -8,23 +8,26 @@ refitted on the server's schedule (``services.quality.maybe_refit`` after every 
 ``POST .../annotations`` does in the background). Every strategy sees the same crowd and the same
 answers: a worker's answer on an item is drawn once, so the runs differ only in who is asked what.
 
-Strategies:
+Strategies, each run on several seeds (a new crowd and new answers per seed; figures are means):
 
 * fixed: ``overlap=5`` (every item gets 5 labels);
-* adaptive: ``target_confidence=0.95, min_labels=2, max_labels=7``: an item stops receiving
-  annotators once its posterior reaches 0.95 (items still uncertain at 7 go to review).
+* adaptive: ``min_labels=2, max_labels=7`` and ``target_confidence`` t: an item stops receiving
+  annotators once its posterior reaches t (items still uncertain at 7 go to review). The headline
+  uses ``--target`` (default 0.97, fixed before looking at the results); ``--curve`` adds other
+  targets, so the trade-off between labels and accuracy is visible.
 
 Accuracy is that of the final consensus (a last refit with the project's method) against the
 true labels, over all items. Target (issue 5): the same or better accuracy with at least 35%
 fewer labels.
 
-    python benchmarks/adaptive.py                        # 2,000 items, 50 annotators; writes RESULTS.md
-    python benchmarks/adaptive.py --items 300 --no-write
+    python benchmarks/adaptive.py                        # 2,000 items, 50 annotators, seeds 0-2; writes RESULTS.md
+    python benchmarks/adaptive.py --items 300 --seeds 0 --curve "" --no-write
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import sys
 import tempfile
 import time
@@ -129,52 +132,101 @@ def simulate(
                    time.perf_counter() - t0)
 
 
+def _run_seed(args: argparse.Namespace, seed: int, strategies: dict[str, dict[str, Any]]) -> list[Outcome]:
+    """All strategies on one seeded crowd (runs in a worker process with ``--jobs``)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.synthetic_crowd import answer, make_crowd
+
+    crowd = make_crowd(args.items, args.workers, args.classes, answers_per_task=1, spammer_frac=args.spammers,
+                       seed=seed)
+    # One answer per (item, worker), drawn once: every strategy reads the same ones.
+    t_idx, w_idx = np.meshgrid(np.arange(args.items), np.arange(args.workers), indexing="ij")
+    answers = answer(crowd, t_idx.ravel(), w_idx.ravel(), seed=seed + 1).reshape(args.items, args.workers)
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="veracity-bench-adaptive-") as tmp:
+        for i, (name, kwargs) in enumerate(strategies.items()):
+            out = simulate(f"s{i}", kwargs, crowd, answers, workdir=Path(tmp), refit_every=args.refit_every,
+                           seed=seed + 2)
+            out.name = name
+            outcomes.append(out)
+            print(f"seed {seed} {name}: {out.labels} labels ({out.labels_per_item:.2f}/item), accuracy "
+                  f"{out.accuracy:.4f}, {out.n_review} to review, {out.seconds:.0f} s", flush=True)
+    return outcomes
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--spammers", type=float, default=0.1, help="share of spammers in the crowd")
-    parser.add_argument("--method", default="ds", help="consensus method of both projects (ds, wmv, ...)")
+    parser.add_argument("--method", default="ds", help="consensus method of all projects (ds, wmv, ...)")
     parser.add_argument("--refit-every", type=int, default=0,
                         help="refit every N labels (default 0: the server's schedule, services.quality.maybe_refit)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated crowd seeds; figures are means")
+    parser.add_argument("--target", type=float, default=0.97, help="target_confidence of the headline strategy")
+    parser.add_argument("--curve", default="0.95,0.96,0.98",
+                        help="further target_confidence values for the trade-off curve (comma-separated)")
+    parser.add_argument("--min-labels", type=int, default=2)
+    parser.add_argument("--max-labels", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from benchmarks._results import md_table, write_section
-    from benchmarks.synthetic_crowd import answer, make_crowd
+    from benchmarks.synthetic_crowd import make_crowd
 
-    crowd = make_crowd(args.items, args.workers, args.classes, answers_per_task=1, spammer_frac=args.spammers,
-                       seed=args.seed)
-    # One answer per (item, worker), drawn once: both strategies read the same ones.
-    t_idx, w_idx = np.meshgrid(np.arange(args.items), np.arange(args.workers), indexing="ij")
-    answers = answer(crowd, t_idx.ravel(), w_idx.ravel(), seed=args.seed + 1).reshape(args.items, args.workers)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    targets = [args.target, *sorted({float(x) for x in args.curve.split(",") if x.strip()} - {args.target})]
+    lo, hi = args.min_labels, args.max_labels
 
-    strategies = {
-        "fixed overlap 5": {"overlap": 5, "consensus_method": args.method},
-        "adaptive (0.95, 2..7)": {"overlap": 2, "min_labels": 2, "max_labels": 7, "target_confidence": 0.95,
-                                  "consensus_method": args.method},
-    }
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="veracity-bench-adaptive-") as tmp:
-        for i, (name, kwargs) in enumerate(strategies.items()):
-            out = simulate(f"s{i}", kwargs, crowd, answers, workdir=Path(tmp), refit_every=args.refit_every,
-                           seed=args.seed + 2)
-            out.name = name
-            outcomes.append(out)
-            print(f"{name}: {out.labels} labels ({out.labels_per_item:.2f}/item), accuracy {out.accuracy:.4f}, "
-                  f"{out.n_review} to review, {out.seconds:.0f} s", flush=True)
+    def adaptive_name(t: float) -> str:
+        return f"adaptive ({t:g}, {lo}..{hi})"
 
-    fixed, adaptive = outcomes
-    saved = 1 - adaptive.labels / fixed.labels
-    acc_delta = adaptive.accuracy - fixed.accuracy
-    met = saved >= 0.35 and acc_delta >= 0
+    strategies: dict[str, dict[str, Any]] = {"fixed overlap 5": {"overlap": 5, "consensus_method": args.method}}
+    for t in targets:
+        strategies[adaptive_name(t)] = {"overlap": lo, "min_labels": lo, "max_labels": hi, "target_confidence": t,
+                                        "consensus_method": args.method}
+    per_seed: dict[int, list[Outcome]] = {}
+    if args.jobs > 1:
+        with cf.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {seed: pool.submit(_run_seed, args, seed, strategies) for seed in seeds}
+            per_seed = {seed: f.result() for seed, f in futures.items()}
+    else:
+        per_seed = {seed: _run_seed(args, seed, strategies) for seed in seeds}
+
+    names = list(strategies)
+    fixed_name, head_name = names[0], adaptive_name(args.target)
+
+    def mean(name: str, attr: str) -> float:
+        return float(np.mean([getattr(next(o for o in per_seed[s] if o.name == name), attr) for s in seeds]))
+
+    def delta(name: str) -> list[float]:
+        return [next(o for o in per_seed[s] if o.name == name).accuracy
+                - next(o for o in per_seed[s] if o.name == fixed_name).accuracy for s in seeds]
+
+    rows = []
+    order = [fixed_name] + [adaptive_name(t) for t in sorted(targets)]
+    for name in order:
+        saved = 1 - mean(name, "labels") / mean(fixed_name, "labels")
+        d = delta(name)
+        rows.append([name + (" **(headline)**" if name == head_name else ""), round(mean(name, "labels")),
+                     round(mean(name, "labels_per_item"), 2), f"{saved:.1%}", f"{mean(name, 'accuracy'):.4f}",
+                     f"{np.mean(d):+.4f}" if name != fixed_name else "",
+                     f"{min(d):+.4f} / {max(d):+.4f}" if name != fixed_name else "",
+                     round(mean(name, "n_review"))])
     table = md_table(
-        ["Strategy", "Labels spent", "Labels per item", "Accuracy", "Items sent to review"],
-        [[o.name, o.labels, round(o.labels_per_item, 2), f"{o.accuracy:.4f}", o.n_review] for o in outcomes],
+        ["Strategy", "Labels spent", "Labels per item", "Fewer labels than fixed", "Accuracy",
+         "Accuracy vs fixed (mean)", "vs fixed (worst / best seed)", "Items sent to review"],
+        rows,
     )
-    kinds = np.bincount(crowd.worker_kind, minlength=3)
+    seed_rows = [[s, o.name, o.labels, f"{o.accuracy:.4f}", o.n_review] for s in seeds for o in per_seed[s]]
+    seed_table = md_table(["Seed", "Strategy", "Labels", "Accuracy", "Review"], seed_rows)
+    saved = 1 - mean(head_name, "labels") / mean(fixed_name, "labels")
+    acc_delta = float(np.mean(delta(head_name)))
+    met = saved >= 0.35 and acc_delta >= 0
+    kinds = np.bincount(make_crowd(args.items, args.workers, args.classes, answers_per_task=1,
+                                   spammer_frac=args.spammers, seed=seeds[0]).worker_kind, minlength=3)
     refits = (
         "on the server's schedule (`services.quality.maybe_refit` after every label, as `POST .../annotations` "
         "does: once max(25, 10% of all) labels are new)"
@@ -183,19 +235,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     text = (
         f"{table}\n\n"
-        f"Adaptive redundancy spends **{saved:.1%} fewer labels** with accuracy {acc_delta:+.4f} "
-        f"(target: >= 35% fewer at the same or better accuracy: **{'met' if met else 'missed'}**).\n\n"
-        f"- Synthetic crowd (`benchmarks/synthetic_crowd.py`, seed {args.seed}): {args.items:,} items, "
-        f"{args.classes} classes, {args.workers} annotators ({kinds[0]} good, {kinds[1]} class-biased, "
-        f"{kinds[2]} spammers); each annotator's answer on an item is drawn once from their confusion matrix "
-        "and shared by both strategies.\n"
+        f"Headline (target {args.target:g}, chosen before the runs): adaptive redundancy spends "
+        f"**{saved:.1%} fewer labels** with accuracy {acc_delta:+.4f} (mean over seeds "
+        f"{', '.join(map(str, seeds))}; target: >= 35% fewer at the same or better accuracy: "
+        f"**{'met' if met else 'missed'}**). The other rows are the trade-off curve: a higher target buys "
+        "accuracy with labels.\n\n"
+        f"- Synthetic crowd (`benchmarks/synthetic_crowd.py`, one crowd per seed): {args.items:,} items, "
+        f"{args.classes} classes, {args.workers} annotators (seed {seeds[0]}: {kinds[0]} good, {kinds[1]} "
+        f"class-biased, {kinds[2]} spammers); each annotator's answer on an item is drawn once from their "
+        "confusion matrix and shared by all strategies of that seed.\n"
         "- Through the services layer on a temporary SQLite database: annotators picked at random ask "
         "`next_task` and `submit_annotation` until the queue is empty for all of them; "
         f"the full refit ({args.method}) {refits} and once at the end; accuracy is the "
         "final consensus against the truth over all items (items still in review count with their consensus).\n"
-        f"- Consensus method of both projects: `{args.method}`; the incremental posterior between refits uses "
-        "each annotator's refitted confusion matrix (one-coin at accuracy 0.7 before the first refit).\n\n"
-        "Rerun: `python benchmarks/adaptive.py`."
+        f"- Consensus method: `{args.method}`. The stopping posterior between refits is the model's posterior "
+        "with the last refit's class prior and each annotator's refitted confusion matrix (one-coin at accuracy "
+        "0.7 for annotators not yet refitted); after each refit the stopping rule runs again on the open items "
+        "with the refitted posterior. Started items are served before new ones, least confident first.\n\n"
+        f"<details><summary>Per seed</summary>\n\n{seed_table}\n\n</details>\n\n"
+        "Rerun: `python benchmarks/adaptive.py` (add `--jobs 2` to run seeds in parallel)."
     )
     print(text)
     if not args.no_write:

@@ -4,10 +4,11 @@ redundancy, and suspect-item flagging from model predictions.
 Two speeds:
 
 - **Incremental**, after each annotation (:func:`update_task_consensus`): the item's posterior over
-  labels is recomputed from its labels with each annotator's current accuracy (one-coin model:
-  an annotator of accuracy ``a`` gives the true label with probability ``a`` and each other label
-  with ``(1 - a) / (K - 1)``; Dawid & Skene 1979), starting from a prior of 0.7 for unknown
-  annotators. Projects with ``consensus_method="mv"`` use the plain vote share instead.
+  labels is recomputed from its labels with the parameters of the last full refit held fixed: the
+  class prior and each annotator's confusion matrix (Dawid & Skene 1979); annotators the refit has
+  not seen yet count as one-coin at accuracy 0.7 (the true label with probability 0.7, each other
+  label with ``0.3 / (K - 1)``). Projects with ``consensus_method="mv"`` use the plain vote share
+  instead.
 - **Full refit** (:func:`refit_project`, run in the background by the server and on demand): the
   project's chosen method of :func:`veracity.quality.infer_truth` (``ds``, ``glad``, ``mace``, ...)
   over every label, with gold tasks as anchors; it rewrites every consensus row and every
@@ -15,7 +16,10 @@ Two speeds:
 
 Adaptive redundancy: with ``target_confidence`` set, an item stops receiving annotators once its
 posterior reaches the target and it has ``min_labels``; below the target it asks for one more label,
-up to ``max_labels``; still uncertain at the maximum, it goes to review.
+up to ``max_labels``; still uncertain at the maximum, it goes to review. The rule runs after every
+label (incremental posterior) and again after every full refit for the items still open. Started
+items wait in the queue at priority = their confidence (< 1), ahead of new items (priority 1), so
+the next label goes to the least certain item that still needs one.
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ def update_task_consensus(conn: Connection, project: Project, task: Task) -> Non
                 uid: (a, c)
                 for uid, a, c in conn.execute(_LABELLER_SKILLS, {"project_id": project.id, "user_ids": user_ids})
             }
-            logp = np.zeros(n_k)
+            logp = _log_class_prior(project, n_k)
             for uid, k in keys:
                 a, confusion = skills.get(uid, (None, None))
                 if confusion is not None and len(confusion) == n_k:
@@ -139,6 +143,20 @@ def update_task_consensus(conn: Connection, project: Project, task: Task) -> Non
                                          **{k[2:]: v for k, v in values.items()}})
     task.priority = queue_priority(confidence, task.flagged)
     _apply_redundancy(project, task, confidence)
+
+
+def _log_class_prior(project: Project, n_k: int) -> np.ndarray:
+    """Log class prior of the last full refit (zeros, i.e. uniform, before the first one).
+
+    The incremental posterior is the model's posterior for one item with the refitted parameters
+    held fixed: ``P(true = j | labels) ~ prior_j * prod_labels P(label | true = j)`` (Dawid & Skene
+    1979). Leaving the prior out overstates the confidence in rare classes, and so stops items
+    early exactly where the model is least sure.
+    """
+    prior = ((project.settings or {}).get("last_refit") or {}).get("class_prior")
+    if not isinstance(prior, list) or len(prior) != n_k:
+        return np.zeros(n_k)
+    return np.log(np.clip(np.asarray(prior, dtype=np.float64), 1e-3, 1.0))
 
 
 def _apply_redundancy(project: Project, task: Task, confidence: float | None) -> None:
@@ -235,6 +253,11 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
                     updated_at=now())
             )
             task.priority = queue_priority(float(conf[j]), task.flagged)
+            if task.status == "open":
+                # Adaptive redundancy with the refitted posterior: an open item that the full model
+                # now puts at the target stops here instead of waiting for its next label (items
+                # already complete are not reopened).
+                _apply_redundancy(project, task, float(conf[j]))
         for w, uid in enumerate(data["user_ids"]):
             row = s.get(AnnotatorSkill, (project_id, uid))
             if row is None:
@@ -246,6 +269,8 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
             row.method, row.updated_at = method, now()
         settings = dict(project.settings or {})
         settings["last_refit"] = {"at": now().isoformat(), "method": method, "n_answers": len(data["label"])}
+        if res.priors is not None:  # the class prior of the incremental posterior (_log_class_prior)
+            settings["last_refit"]["class_prior"] = np.round(res.priors, 6).tolist()
         project.settings = settings
         return {"project_id": project_id, "method": method, "n_answers": len(data["label"]),
                 "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"])}

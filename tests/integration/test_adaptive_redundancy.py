@@ -1,0 +1,165 @@
+"""Adaptive redundancy through the services layer: the stopping rule, its posterior and the queue."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from veracity.services import Actor
+from veracity.services import projects as project_service
+from veracity.services import quality as quality_service
+from veracity.services import tasks as task_service
+from veracity.services.users import authenticate_token, create_user
+from veracity.storage import Database
+from veracity.storage.models import Consensus, Project, Task
+
+SCHEMA = {"kind": "classification", "labels": ["a", "b", "c"]}
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def _user(db: Database, name: str, role: str = "annotator") -> Actor:
+    _, token = create_user(db, name, role)
+    return authenticate_token(db, token)
+
+
+def _project(db: Database, admin: Actor, members: list[Actor], **kw: Any) -> int:
+    p = project_service.create_project(db, admin, name="P", schema=SCHEMA, **kw)
+    for m in members:
+        project_service.add_member(db, admin, p.id, m.name, "annotator")
+    return p.id
+
+
+def _tasks(db: Database, pid: int) -> dict[int, tuple[Task, float | None]]:
+    with db.transaction(write=False) as s:
+        rows = s.execute(
+            select(Task, Consensus.confidence).outerjoin(Consensus, Consensus.task_id == Task.id)
+            .where(Task.project_id == pid)
+        ).all()
+        return {t.id: (t, conf) for t, conf in rows}
+
+
+def test_seeded_project_stops_at_the_target_and_within_min_and_max(db: Database) -> None:
+    """A seeded crowd labels until the queue is empty, with the server's refits after every label.
+
+    After every label: an item that completed did so at a posterior >= target and with at least
+    ``min_labels``; an item sent to review has exactly ``max_labels``; none ever exceeds the maximum.
+    """
+    lo, hi, target = 2, 5, 0.9
+    rng = np.random.default_rng(7)
+    admin = _user(db, "admin", "admin")
+    people = [_user(db, f"w{i}") for i in range(8)]
+    accuracy = [0.9, 0.9, 0.85, 0.85, 0.8, 0.8, 0.4, 0.34]  # the last two are close to chance
+    pid = _project(db, admin, people, overlap=lo, min_labels=lo, max_labels=hi, target_confidence=target,
+                   consensus_method="ds")
+    n_items = 30
+    truth = rng.integers(0, 3, size=n_items)
+    project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(n_items)])
+    active = list(range(len(people)))
+    before = {tid: t.status for tid, (t, _) in _tasks(db, pid).items()}
+    while active:
+        w = active[int(rng.integers(len(active)))]
+        task = task_service.next_task(db, people[w], pid)
+        if task is None:
+            active.remove(w)
+            continue
+        t = truth[int(task["item"]["external_id"])]
+        answer = t if rng.random() < accuracy[w] else (t + 1 + rng.integers(0, 2)) % 3
+        task_service.submit_annotation(db, people[w], task["task_id"], SCHEMA["labels"][int(answer)])
+        quality_service.maybe_refit(db, pid, min_new=5)
+        now = _tasks(db, pid)
+        for tid, (row, conf) in now.items():
+            assert row.n_annotations <= hi
+            if row.status == "complete":
+                assert row.n_annotations >= lo
+                if before[tid] != "complete":  # stopped by this label or by the refit after it
+                    assert conf is not None and conf >= target
+            if row.status == "review":
+                assert row.n_annotations == hi
+                if before[tid] != "review":
+                    assert conf is not None and conf < target
+        before = {tid: row.status for tid, (row, _) in now.items()}
+    final = _tasks(db, pid)
+    assert all(row.status in ("complete", "review") for row, _ in final.values())
+    counts = [row.n_annotations for row, _ in final.values()]
+    assert min(counts) >= lo and max(counts) <= hi
+    assert any(c == lo for c in counts), "easy items should stop at the minimum"
+    assert sum(counts) < hi * n_items
+
+
+def test_refit_stops_open_items_that_the_full_model_puts_at_the_target(db: Database) -> None:
+    admin = _user(db, "admin", "admin")
+    people = [_user(db, f"w{i}") for i in range(3)]
+    pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=5, target_confidence=0.95,
+                   consensus_method="ds")
+    project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(6)])
+    for person in people[:2]:  # two annotators who agree on every item (two items per class)
+        for _ in range(6):
+            task = task_service.next_task(db, person, pid)
+            assert task is not None
+            value = SCHEMA["labels"][int(task["item"]["external_id"]) % 3]
+            task_service.submit_annotation(db, person, task["task_id"], value)
+    # before any refit, two agreeing labels at the default accuracy 0.7 give 0.916 < 0.95: still open
+    assert all(row.status == "open" and row.target == 3 for row, _ in _tasks(db, pid).values())
+    quality_service.refit_project(db, pid)
+    after = _tasks(db, pid)
+    assert all(conf is not None and conf >= 0.95 for _, conf in after.values())
+    assert all(row.status == "complete" and row.n_annotations == 2 for row, _ in after.values())
+    assert task_service.next_task(db, people[2], pid) is None  # nothing left to label
+
+
+def test_incremental_posterior_uses_the_refitted_class_prior(db: Database) -> None:
+    admin = _user(db, "admin", "admin")
+    w0, w1 = _user(db, "w0"), _user(db, "w1")
+    pid = _project(db, admin, [w0, w1], overlap=1, consensus_method="ds")
+    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(5)])
+    for value in ["a", "a", "a", "b"]:
+        task = task_service.next_task(db, w0, pid)
+        assert task is not None
+        task_service.submit_annotation(db, w0, task["task_id"], value)
+    quality_service.refit_project(db, pid)
+    with db.transaction(write=False) as s:
+        project = s.get(Project, pid)
+        assert project is not None
+        prior = project.settings["last_refit"]["class_prior"]
+    assert len(prior) == 3 and math.isclose(sum(prior), 1.0, abs_tol=1e-4) and prior[0] > prior[2]
+    task = task_service.next_task(db, w1, pid)  # w1 is unknown to the refit: one-coin at 0.7
+    assert task is not None
+    task_service.submit_annotation(db, w1, task["task_id"], "c")
+    like = np.array([0.15, 0.15, 0.7])
+    post = np.clip(np.array(prior), 1e-3, 1.0) * like
+    expected = float(post.max() / post.sum())
+    with db.transaction(write=False) as s:
+        conf = s.execute(select(Consensus.confidence).where(Consensus.task_id == task["task_id"])).scalar_one()
+    assert conf == pytest.approx(expected, rel=1e-6)
+
+
+def test_started_items_are_served_before_new_ones_least_confident_first(db: Database) -> None:
+    admin = _user(db, "admin", "admin")
+    people = [_user(db, f"w{i}") for i in range(4)]
+    pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=4, target_confidence=0.99,
+                   consensus_method="mv")
+    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(4)])
+    # w0 labels item 0 and item 1; w1 agrees on item 0 and disagrees on item 1
+    for person, values in ((people[0], ["a", "a"]), (people[1], ["a", "b"])):
+        for value in values:
+            task = task_service.next_task(db, person, pid)
+            assert task is not None
+            task_service.submit_annotation(db, person, task["task_id"], value)
+    states = {row.item_id: (row.n_annotations, conf) for row, conf in _tasks(db, pid).values()}
+    assert sorted(n for n, _ in states.values()) == [0, 0, 2, 2]
+    nxt = task_service.next_task(db, people[2], pid)
+    assert nxt is not None
+    # the split item (confidence 0.5, still open) comes before the new ones (the agreed one stopped at 1.0)
+    served = states[nxt["item"]["id"]]
+    assert served == (2, 0.5)
