@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from veracity.services._common import as_utc, iso, now
@@ -48,21 +48,35 @@ ANNOTATE_ROLES = ("annotator", "reviewer", "manager")
 # The queue's hot path (next task, submit) runs prepared Core statements on one connection: the
 # ORM's per-object bookkeeping cost several times more than the SQL itself.
 _bp = bindparam
-_PROJECT_ROLE = (
-    select(Project.id, Project.label_schema, Project.schema_version, Project.overlap, Project.gold_rate,
-           Project.min_labels, Project.max_labels, Project.target_confidence, Project.consensus_method,
-           Project.settings, ProjectMember.role, ProjectMember.quota)
-    .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _bp("user_id")))
-    .where(Project.id == _bp("project_id"))
+_PROJECT_COLUMNS = (
+    Project.id.label("p_id"), Project.label_schema, Project.schema_version, Project.overlap, Project.gold_rate,
+    Project.min_labels, Project.max_labels, Project.target_confidence, Project.consensus_method, Project.settings,
 )
-_HELD = (
-    select(Assignment.task_id, Assignment.expires_at, Task.item_id)
-    .join(Task, Task.id == Assignment.task_id)
+_member = and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _bp("user_id"))
+_HeldLease, _HeldTask = aliased(Assignment), aliased(Task)
+_held_lease_id = (
+    select(Assignment.id)
     .where(Assignment.project_id == _bp("project_id"), Assignment.user_id == _bp("user_id"),
            Assignment.status == "leased", Assignment.expires_at >= _bp("at"),
            Assignment.task_id.not_in(_bp("holding", expanding=True)))
     .order_by(Assignment.id)
     .limit(1)
+    .scalar_subquery()
+)
+_any_expired = exists().where(
+    Assignment.project_id == _bp("project_id"), Assignment.status == "leased", Assignment.expires_at < _bp("at")
+)
+# What ``next`` needs before it picks, in one statement: the project, the caller's role and quota,
+# the unexpired lease the caller already holds (if any) and whether any lease has expired.
+_NEXT_CONTEXT = (
+    select(*_PROJECT_COLUMNS, ProjectMember.role, ProjectMember.quota, _HeldLease.task_id.label("held_task_id"),
+           _HeldLease.expires_at.label("held_expires_at"), _HeldTask.item_id.label("held_item_id"),
+           _any_expired.label("any_expired"))
+    .select_from(Project)
+    .outerjoin(ProjectMember, _member)
+    .outerjoin(_HeldLease, _HeldLease.id == _held_lease_id)
+    .outerjoin(_HeldTask, _HeldTask.id == _HeldLease.task_id)
+    .where(Project.id == _bp("project_id"))
 )
 _EXPIRED = select(Assignment.id, Assignment.task_id).where(
     Assignment.project_id == _bp("project_id"), Assignment.status == "leased", Assignment.expires_at < _bp("at")
@@ -104,19 +118,17 @@ _PRELABEL = (
 )
 
 
-def _project_for(conn: Connection, actor: Actor, project_id: int, allowed: Sequence[str]) -> tuple[Project, Any]:
-    """The project (a transient object) and the actor's quota in it, with the checks of ``require_role``."""
-    row = conn.execute(_PROJECT_ROLE, {"project_id": project_id, "user_id": actor.user_id}).first()
+def _project_of(row: Any, actor: Actor, project_id: int, allowed: Sequence[str]) -> Project:
+    """The project of a context row (a transient object), after the checks of ``require_role``."""
     role = None if row is None else ("admin" if actor.is_admin else row.role)
     if row is None or role is None:
         raise NotFoundError(f"project {project_id} not found")
     if role != "admin" and role not in allowed:
         raise PermissionDeniedError(f"your role in project {project_id} is {role}; this needs {' or '.join(allowed)}")
-    project = Project(id=row.id, label_schema=row.label_schema, schema_version=row.schema_version,
-                      overlap=row.overlap, gold_rate=row.gold_rate, min_labels=row.min_labels,
-                      max_labels=row.max_labels, target_confidence=row.target_confidence,
-                      consensus_method=row.consensus_method, settings=row.settings)
-    return project, row.quota
+    return Project(id=row.p_id, label_schema=row.label_schema, schema_version=row.schema_version,
+                   overlap=row.overlap, gold_rate=row.gold_rate, min_labels=row.min_labels,
+                   max_labels=row.max_labels, target_confidence=row.target_confidence,
+                   consensus_method=row.consensus_method, settings=row.settings)
 
 
 def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
@@ -172,13 +184,14 @@ def next_task(
     for _attempt in range(20):
         try:
             with db.connect() as c:
-                project, quota = _project_for(c, actor, project_id, ANNOTATE_ROLES)
                 at = now()
-                held = c.execute(_HELD, {**who, "at": at, "holding": holding_ids}).first()
-                if held is not None:
-                    return _task_payload(c, project, held.task_id, held.item_id, held.expires_at)
-                expire_leases(c, project_id, at)
-                if quota is not None and c.execute(_DONE, who).scalar_one() >= quota:
+                ctx = c.execute(_NEXT_CONTEXT, {**who, "at": at, "holding": holding_ids}).first()
+                project = _project_of(ctx, actor, project_id, ANNOTATE_ROLES)
+                if ctx.held_task_id is not None:
+                    return _task_payload(c, project, ctx.held_task_id, ctx.held_item_id, ctx.held_expires_at)
+                if ctx.any_expired:
+                    expire_leases(c, project_id, at)
+                if ctx.quota is not None and c.execute(_DONE, who).scalar_one() >= ctx.quota:
                     return None
                 candidate = _pick_task(c, project, actor)
                 if candidate is None:
@@ -232,8 +245,11 @@ _REPLAY = select(Annotation.id, Annotation.task_id, Annotation.project_id, Annot
 _SUBMIT_CONTEXT = (
     select(Task.id, Task.project_id, Task.item_id, Task.status, Task.is_gold, Task.gold_value, Task.flagged,
            Task.target, Task.n_annotations, Task.completed_at, Item.data,
-           Assignment.id.label("lease_id"), Assignment.status.label("lease_status"), Assignment.expires_at)
+           Assignment.id.label("lease_id"), Assignment.status.label("lease_status"), Assignment.expires_at,
+           *_PROJECT_COLUMNS, ProjectMember.role)
     .join(Item, Item.id == Task.item_id)
+    .join(Project, Project.id == Task.project_id)
+    .outerjoin(ProjectMember, _member)
     .outerjoin(Assignment, and_(Assignment.task_id == Task.id, Assignment.user_id == _bp("user_id")))
     .where(Task.id == _bp("task_id"))
     .with_for_update(of=Task)
@@ -285,7 +301,7 @@ def submit_annotation(
             row = c.execute(_SUBMIT_CONTEXT, {"task_id": task_id, "user_id": actor.user_id}).first()
             if row is None:
                 raise NotFoundError(f"task {task_id} not found")
-            project, _ = _project_for(c, actor, row.project_id, ANNOTATE_ROLES)
+            project = _project_of(row, actor, row.project_id, ANNOTATE_ROLES)
             validate_value(project.label_schema, value, item=row.data, where="value")
             at = now()
             if row.lease_id is None:
