@@ -259,3 +259,51 @@ def test_risk_coverage_curve() -> None:
     assert held.automation_rate[0] <= 1.0
     assert held.error_per_item[0] <= 0.1 + 0.03  # singletons miss at most 1 - coverage on average
     assert held.to_dict()["thresholds"][0] == 0.0
+
+
+def _reference_lac(
+    cal: np.ndarray, y: np.ndarray, test: np.ndarray, coverage: float, allow_empty: bool, mondrian: bool
+) -> np.ndarray:
+    """LAC by its definition: score 1 - p, the top label (first argmax) at -1 unless allow_empty."""
+
+    def scores(p: np.ndarray) -> np.ndarray:
+        s = 1.0 - p
+        if not allow_empty:
+            s[np.arange(len(p)), p.argmax(1)] = -1.0
+        return s
+
+    true = scores(cal)[np.arange(len(cal)), y]
+    if mondrian:
+        q = np.array([conformal_quantile(true[y == c], coverage) for c in range(cal.shape[1])])
+    else:
+        q = np.array(conformal_quantile(true, coverage))
+    return scores(test) <= q
+
+
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from([2, 3, 10, 30]),
+    st.floats(0.5, 0.97),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+@settings(max_examples=80, deadline=None)
+def test_fast_lac_equals_its_definition(
+    seed: int, k: int, coverage: float, allow_empty: bool, mondrian: bool, ties: bool
+) -> None:
+    """The comparison-of-probabilities LAC path gives exactly the sets of the score definition,
+    also with ties at the maximum, test probabilities equal to calibration ones (on the cut) and
+    many classes (the argmax path)."""
+    probs, labels = simulate(400, k, seed, concentration=0.4)
+    rng = np.random.default_rng(seed)
+    if ties:
+        rows = rng.choice(400, 40, replace=False)
+        probs[rows] = np.full(k, 1.0 / k)  # every class tied
+        probs[rows[:20], :2] = probs[rows[:20], :2].mean(axis=1, keepdims=True)
+    probs[300:350] = probs[rng.choice(200, 50)]  # test items on the calibration values
+    cal, y, test = probs[:200], labels[:200], probs[200:]
+    cp = SplitConformal(coverage, allow_empty=allow_empty, class_conditional=mondrian).fit(cal, y)
+    expected = _reference_lac(cal, y, test, coverage, allow_empty, mondrian)
+    np.testing.assert_array_equal(cp.predict_sets(test), expected)
+    np.testing.assert_array_equal(cp.conformity_scores(cal)[np.arange(200), y], cp.cal_scores_)
