@@ -855,13 +855,14 @@ def export_dataset(
         "exported_at": now().isoformat(),
         "exporter": IMPORTER_VERSION,
     }
-    summary = write_export(
-        _dataset_records(db, ds_id, vid, actor.clearance if actor else None),
-        out,
-        format,
-        copy_images=copy_images,
-        info=info,
-    )
+    with gc_paused():
+        summary = write_export(
+            _dataset_records(db, ds_id, vid, actor.clearance if actor else None),
+            out,
+            format,
+            copy_images=copy_images,
+            info=info,
+        )
     return ExportReport(str(summary.path), summary.format, summary.n_records, ds_name, version)
 
 
@@ -916,13 +917,14 @@ def export_project(
         if buf:
             yield buf
 
-    summary = write_export(
-        chunks(),
-        out,
-        format,
-        labels=labels or schema.get("labels"),
-        info={"project": name, "exported_at": now().isoformat(), "exporter": IMPORTER_VERSION},
-    )
+    with gc_paused():
+        summary = write_export(
+            chunks(),
+            out,
+            format,
+            labels=labels or schema.get("labels"),
+            info={"project": name, "exported_at": now().isoformat(), "exporter": IMPORTER_VERSION},
+        )
     return ExportReport(str(summary.path), summary.format, summary.n_records, name, None)
 
 
