@@ -318,3 +318,22 @@ def test_submit_checks_role_lease_and_value_in_order(db: Database) -> None:
         stored = s.get(Task, tid)
     assert cons is not None and cons.label == "a" and cons.n_labels == 1 and cons.method == "mv"
     assert stored is not None and stored.n_annotations == 1 and stored.status == "open"
+
+
+def test_background_refit_runs_exactly_when_enough_labels_are_new(db: Database) -> None:
+    """maybe_refit (called once per label) refits at the 25th label, then at the 50th, and counts
+    the project's labels only when a refit could be due."""
+    admin = _user(db, "admin", "admin")
+    a1 = _user(db, "a1")
+    pid = _project(db, admin, [a1], consensus_method="ds")
+    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(60)])
+    refits: list[int] = []
+    for n in range(1, 56):
+        assert _label(db, a1, pid, "a" if n % 3 else "b") is not None
+        out = quality_service.maybe_refit(db, pid)
+        if out is not None:
+            assert out["n_answers"] == n
+            refits.append(n)
+    assert refits == [25, 50]
+    with db.transaction(write=False) as s:
+        assert all(c.method == "ds" for c in s.execute(select(Consensus)).scalars() if c.n_labels)

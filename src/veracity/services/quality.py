@@ -278,15 +278,28 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
 
 _refit_locks: dict[tuple[str, int], threading.Lock] = {}
 _locks_guard = threading.Lock()
+# Per project: labels this process reported since it last counted, and how many it waits for before
+# counting again (counting is a scan of the project's labels, too slow to run after every label).
+_refit_waits: dict[tuple[str, int], list[int]] = {}
 
 
 def maybe_refit(db: Database, project_id: int, *, min_new: int = 25, share: float = 0.1) -> dict[str, Any] | None:
     """Refit a project in the background once enough new labels arrived since the last refit.
 
-    Runs when the project's method is not ``mv`` and at least ``max(min_new, share * total)`` human
-    labels are new. One refit per project at a time in this process; a refit already running
-    makes this call return None at once.
+    Call once per new label. Runs when the project's method is not ``mv`` and at least
+    ``max(min_new, share * total)`` human labels are new. After a count that finds ``k`` labels
+    missing, the next ``k - 1`` calls of this process return at once without counting (no refit
+    can be due before ``k`` more labels arrive; labels stored by other processes only make the
+    next count find the refit due). One refit per project at a time in this process; a refit
+    already running makes this call return None at once.
     """
+    key = (db.url, project_id)
+    with _locks_guard:
+        wait = _refit_waits.setdefault(key, [0, 0])
+        wait[0] += 1
+        if wait[0] < wait[1]:
+            return None
+        wait[0] = wait[1] = 0
     with db.transaction(write=False) as s:
         project = s.get(Project, project_id)
         if project is None or project.consensus_method == "mv":
@@ -298,10 +311,13 @@ def maybe_refit(db: Database, project_id: int, *, min_new: int = 25, share: floa
                                        Annotation.status == "active")
         ).scalar_one()
         last = int(((project.settings or {}).get("last_refit") or {}).get("n_answers", 0))
-    if total - last < max(min_new, share * total):
+    missing = max(min_new, share * total) - (total - last)
+    if missing > 0:
+        with _locks_guard:
+            _refit_waits[key][1] = math.ceil(missing)
         return None
     with _locks_guard:
-        lock = _refit_locks.setdefault((db.url, project_id), threading.Lock())
+        lock = _refit_locks.setdefault(key, threading.Lock())
     if not lock.acquire(blocking=False):
         return None
     try:
