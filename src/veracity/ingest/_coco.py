@@ -164,8 +164,8 @@ def write_coco(
     for chunk in chunks:
         for rec in chunk:
             n += 1
-            _, file_name = exporter.place(rec)
-            width, height = image_size(rec)
+            placed, file_name = exporter.place(rec)
+            width, height = image_size(rec, placed)
             ext = rec.external_id
             image_id = int(ext) if ext is not None and ext.isdigit() and int(ext) not in used_ids else None
             if image_id is None:

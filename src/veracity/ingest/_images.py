@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._common import ReadOptions, record_from_object
@@ -158,11 +161,23 @@ def image_path(rec: SourceRecord) -> Path:
     return path
 
 
-def image_size(rec: SourceRecord) -> tuple[int, int]:
-    """(width, height) from the record's meta, or read from the image header."""
+def image_size(rec: SourceRecord, path: Path | None = None) -> tuple[int, int]:
+    """(width, height) from the record's meta, or read from the image header (of ``path`` if given).
+
+    Only the header is read: the image was checked to decode when it was imported, and an export
+    needs its size, not its pixels or hash.
+    """
     w, h = rec.meta.get("width"), rec.meta.get("height")
     if isinstance(w, int) and isinstance(h, int):
         return w, h
-    info = read_image(image_path(rec), None, where=f"{rec.source}: row {rec.row}")
-    rec.meta.update(width=info.width, height=info.height)
-    return info.width, info.height
+    where = f"{rec.source}: row {rec.row}"
+    src = path or image_path(rec)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(src) as im:
+                width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInputError(f"{where}: image {src.name} cannot be read ({exc})") from None
+    rec.meta.update(width=width, height=height)
+    return width, height
