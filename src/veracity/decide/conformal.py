@@ -96,6 +96,19 @@ def _top_mask(p: FloatArray) -> BoolArray | None:
     return mask if np.count_nonzero(mask) == n else None
 
 
+def _is_top(p: FloatArray, y: IntArray, p_y: FloatArray) -> BoolArray:
+    """Whether ``y[i]`` is the top label of row ``i`` (largest probability, first index on ties)."""
+    top = _top_mask(p)
+    if top is not None:
+        return _label_values(top, y)
+    # More than half of a row's mass (rows sum to 1 within 1e-12) is its unique maximum: only the
+    # other rows need an argmax.
+    hit = p_y > 0.5 + 1e-9
+    rows = np.flatnonzero(~hit)
+    hit[rows] = np.argmax(np.take(p, rows, axis=0), axis=1) == y[rows]
+    return hit
+
+
 def _top_index(p: FloatArray) -> IntArray:
     """Flat indices into ``p`` (n, k) of every row's top label (largest probability, first on ties)."""
     n, k = p.shape
@@ -319,9 +332,7 @@ class SplitConformal:
         if self.score == "lac":
             if self.allow_empty or not n:
                 return 1.0 - p_y
-            top = _top_mask(p)
-            hit = _label_values(top, y) if top is not None else np.argmax(p, axis=1) == y
-            return np.where(hit, _TOP_SCORE, 1.0 - p_y)
+            return np.where(_is_top(p, y, p_y), _TOP_SCORE, 1.0 - p_y)
         # labels ranked above y: larger probability, or equal probability and a smaller index
         above = (p > p_y[:, None]) | ((p == p_y[:, None]) & (np.arange(k)[None, :] < y[:, None]))
         s = np.einsum("ij,ij->i", p, above)
@@ -399,8 +410,13 @@ class SplitConformal:
                 top = _top_mask(p)
                 if top is not None:
                     sets |= top
-                else:
+                elif q.ndim:  # one cut per class: the top label may be out while others are in
                     sets.ravel()[_top_index(p)] = True
+                else:
+                    # with one cut, a row with any label in its set holds its top label already
+                    rows = np.flatnonzero(~sets.any(axis=1))
+                    if rows.size:
+                        sets[rows, np.argmax(np.take(p, rows, axis=0), axis=1)] = True
             return sets
         scores = self._scores(p, self.rng_)
         return scores <= q
