@@ -126,7 +126,7 @@ class CommunityPrior:
         resp = self.posterior(counts)
         strengths = np.empty(len(self.means))
         for c in range(len(self.means)):  # a handful of communities; vectorised over workers
-            own = resp[:, c] > 1e-3
+            own = resp[:, c] > 1e-2
             if not own.any():
                 strengths[c] = _STRENGTHS[len(_STRENGTHS) // 2]
                 continue
@@ -169,7 +169,7 @@ def select_communities(
     counts: FloatArray, candidates: tuple[int, ...], smoothing: float, n_iter: int = 10
 ) -> CommunityPrior:
     """Fit a :class:`CommunityPrior` for each number of communities in ``candidates`` (increasing)
-    and keep the one with the lowest BIC; stops once the BIC has grown twice in a row."""
+    and keep the one with the lowest BIC; stops at the first candidate whose BIC is worse than the best."""
     best: CommunityPrior | None = None
     best_bic = np.inf
     worse = 0
@@ -183,7 +183,7 @@ def select_communities(
             best, best_bic, worse = prior, bic, 0
         else:
             worse += 1
-            if worse >= 2:
+            if worse >= 1:
                 break
     if best is None:
         best = CommunityPrior(1, smoothing)
