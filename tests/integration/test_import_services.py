@@ -296,3 +296,53 @@ def test_sensitivity_marking_is_kept_out_of_the_data(db: Database, tmp_path: Pat
     bad = _jsonl(tmp_path / "b.jsonl", [{"text": "x", "sensitivity": 12}])
     with pytest.raises(InvalidInputError, match=r"row 1: field 'sensitivity' must be an integer marking from 0 to 9"):
         ingest_service.import_source(db, bad, dataset="s")
+
+
+def test_labels_without_a_project_are_kept_on_the_items(db: Database, tmp_path: Path) -> None:
+    """No project, no task: the source's labels go to item_labels, come back in exports, versions, lineage."""
+    from veracity.storage.models import ItemLabel
+
+    rows = [{"id": f"t{i}", "text": f"text {i}", "label": ["pos", "neg", "odd"][i % 3]} for i in range(7)]
+    rows[6].pop("label")
+    src = _jsonl(tmp_path / "labelled.jsonl", rows)
+    onto = Ontology.from_dict({"labels": {"positive": {"synonyms": ["pos"]}, "negative": {"synonyms": ["neg"]}}})
+    report = ingest_service.import_source(
+        db, src, dataset="texts", chunk_size=4, ontology=onto, allow_unmapped=True
+    )
+    assert (report.imported, report.labels_imported, report.labels_parked, report.labels_not_stored) == (7, 4, 2, 0)
+    with db.transaction(write=False) as s:
+        stored = s.execute(
+            select(Item.external_id, ItemLabel.value, ItemLabel.status, ItemLabel.batch_id, ItemLabel.origin)
+            .join(Item, Item.id == ItemLabel.item_id)
+            .order_by(ItemLabel.id)
+        ).all()
+        first_id = s.execute(select(Item.id).where(Item.external_id == "t0")).scalar_one()
+    assert [(e, v, st) for e, v, st, _b, _o in stored] == [
+        ("t0", "positive", "active"), ("t1", "negative", "active"), ("t2", "odd", "parked"),
+        ("t3", "positive", "active"), ("t4", "negative", "active"), ("t5", "odd", "parked"),
+    ]
+    assert all(b == report.batch_id for _e, _v, _s, b, _o in stored)
+    assert stored[0][4] == "jsonl:row 1 field label" and "odd" in stored[2][4] and stored[2][4] != "jsonl:row 3"
+
+    out = tmp_path / "out.jsonl"
+    ingest_service.export_dataset(db, "texts", "jsonl", out)
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [[a["value"] for a in r["annotations"]] for r in exported] == [
+        ["positive"], ["negative"], [], ["positive"], ["negative"], [], [],
+    ]
+    again = ingest_service.import_source(db, out, dataset="copy")  # round trip: the labels come along
+    assert (again.imported, again.labels_imported) == (7, 4)
+
+    version = ingest_service.create_version(db, "texts")
+    assert version.n_items == 7
+    with db.transaction(write=False) as s:
+        from veracity.storage.models import DatasetVersionItem
+
+        frozen = dict(s.execute(select(DatasetVersionItem.external_id, DatasetVersionItem.label)).all())
+    assert frozen == {"t0": "positive", "t1": "negative", "t2": None, "t3": "positive", "t4": "negative",
+                      "t5": None, "t6": None}
+    lineage = ingest_service.item_lineage(db, first_id)
+    assert lineage["source_labels"] == [
+        {"kind": "classification", "value": "positive", "annotator": None, "origin": "jsonl:row 1 field label",
+         "status": "active", "import_batch": report.batch_id}
+    ]

@@ -180,6 +180,17 @@ def show(
                 a["status"],
             )
         _say(ann)
+    if lineage.get("source_labels"):
+        src = Table("batch", "annotator", "value", "origin", "status", title="Source labels (no project)")
+        for lab in lineage["source_labels"]:
+            src.add_row(
+                str(lab["import_batch"] or "-"),
+                str(lab["annotator"] or "-"),
+                json.dumps(lab["value"], ensure_ascii=False)[:60],
+                str(lab["origin"]),
+                lab["status"],
+            )
+        _say(src)
     for c in lineage["consensus"]:
         _say(f"consensus in project {c['project_id']}: {c['label']!r} (confidence {c['confidence']})")
     for v in lineage["versions"]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from veracity.errors import StorageError
 from veracity.ingest.records import hash_keys
 
-__all__ = ["ITEM_COLUMNS", "TASK_COLUMNS", "existing_hashes", "gc_paused", "insert_rows"]
+__all__ = ["ITEM_COLUMNS", "ITEM_LABEL_COLUMNS", "TASK_COLUMNS", "existing_hashes", "gc_paused", "insert_rows"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -53,6 +53,7 @@ ITEM_COLUMNS = (
     "dataset_id", "external_id", "data", "content_hash", "hash_key", "source", "source_row", "batch_id",
     "sensitivity", "created_at",
 )
+ITEM_LABEL_COLUMNS = ("item_id", "batch_id", "kind", "value", "annotator", "origin", "status", "created_at")
 TASK_COLUMNS = (
     "project_id", "item_id", "status", "is_gold", "gold_value", "flagged", "priority", "target", "n_assigned",
     "n_annotations", "created_at",

@@ -11,8 +11,9 @@ chunk) are not stored twice; they are counted and sampled in the report.
 Labels carried by a source are stored as annotations (origin ``import``) when the import names a
 project whose dataset receives the items; annotations that do not fit the project's schema, or
 whose labels the ontology could not map (``allow_unmapped``), are stored with status ``parked``
-for review. Without a project there is no task to hang a label on: the labels are counted in the
-report as not stored.
+for review. Without a project there is no task to hang a label on: the labels are kept on the items
+(table ``item_labels``, with their batch, annotator and origin; unmapped ones parked), exported as
+the items' annotations and frozen into versions when nothing better labels the item.
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ from veracity.ingest import (
 )
 from veracity.ingest.records import hash_keys
 from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
-from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, existing_hashes, gc_paused, insert_rows
+from veracity.services._bulk import (
+    ITEM_COLUMNS,
+    ITEM_LABEL_COLUMNS,
+    TASK_COLUMNS,
+    existing_hashes,
+    gc_paused,
+    insert_rows,
+)
 from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
@@ -64,6 +72,7 @@ from veracity.storage.models import (
     DatasetVersionItem,
     ImportBatch,
     Item,
+    ItemLabel,
     Project,
     ProjectDataset,
     Task,
@@ -109,7 +118,7 @@ class ImportReport:
     rejected_path: str | None = None
     labels_imported: int = 0
     labels_parked: int = 0
-    labels_not_stored: int = 0
+    labels_not_stored: int = 0  # kept for compatibility: labels are always stored now
     unmapped: list[str] = field(default_factory=list)
     duplicate_of: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -416,10 +425,6 @@ def import_source(
     return report
 
 
-def _label_count(records: list[SourceRecord]) -> int:
-    return sum(len(r.annotations) + len(r.meta.get("parked_annotations", ())) for r in records)
-
-
 def _prefetch(chunks: Iterator[list[SourceRecord]], depth: int = 2) -> Iterator[list[SourceRecord]]:
     """Read the next chunks in a background thread while the current one is written.
 
@@ -525,7 +530,7 @@ def _store_chunk(
     )
     if project_info is None:
         report.imported += len(item_ids)
-        report.labels_not_stored += _label_count(unique)
+        _store_item_labels(s, item_ids, unique, report, created)
         return
     project_id, schema_version, target = project_info
     task_ids = insert_rows(
@@ -563,6 +568,42 @@ def _store_chunk(
     if ann_rows:
         s.execute(insert(Annotation.__table__), ann_rows)
     report.imported += len(item_ids)
+
+
+def _labels_of(rec: SourceRecord) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """(annotation, status, origin text) of every label a record carries, parked ones included."""
+    for ann in rec.annotations:
+        yield ann, "active", str(ann.get("origin") or "")
+    for ann in rec.meta.get("parked_annotations", ()):
+        reason = f" ({ann['reason']})" if ann.get("reason") else ""
+        yield ann, "parked", f"{ann.get('origin') or ''}{reason}"
+
+
+def _store_item_labels(
+    s: Session, item_ids: list[int], records: list[SourceRecord], report: ImportReport, created: Any
+) -> None:
+    """Labels of items imported without a project, kept on the items (table ``item_labels``)."""
+    rows = []
+    for iid, rec in zip(item_ids, records, strict=True):
+        for ann, status, origin in _labels_of(rec):
+            annotator = ann.get("annotator")
+            rows.append(
+                (
+                    iid,
+                    report.batch_id,
+                    str(ann.get("kind") or infer_kind(ann["value"]))[:20],
+                    canonical_json(ann["value"]),
+                    None if annotator is None else str(annotator)[:120],
+                    origin,
+                    status,
+                    created,
+                )
+            )
+            if status == "active":
+                report.labels_imported += 1
+            else:
+                report.labels_parked += 1
+    insert_rows(s, "item_labels", ITEM_LABEL_COLUMNS, rows)
 
 
 def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:
@@ -671,11 +712,22 @@ def create_version(db: Database, dataset: str, *, actor: Actor | None = None, no
             .limit(1)
             .scalar_subquery()
         )
+        source_label = (
+            select(ItemLabel.value)
+            .where(ItemLabel.item_id == Item.id, ItemLabel.status == "active")
+            .order_by(ItemLabel.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         s.execute(
             insert(DatasetVersionItem).from_select(
                 ["version_id", "item_id", "external_id", "content_hash", "label"],
                 select(
-                    literal(version.id), Item.id, Item.external_id, Item.content_hash, func.coalesce(consensus, latest)
+                    literal(version.id),
+                    Item.id,
+                    Item.external_id,
+                    Item.content_hash,
+                    func.coalesce(consensus, latest, source_label),
                 ).where(Item.dataset_id == ds.id),
             )
         )
@@ -760,6 +812,15 @@ def _dataset_records(
             ).first()
             is not None
         )
+        with_item_labels = (
+            s.execute(
+                select(ItemLabel.id)
+                .join(Item, Item.id == ItemLabel.item_id)
+                .where(Item.dataset_id == dataset_id)
+                .limit(1)
+            ).first()
+            is not None
+        )
     after = 0
     while True:
         with db.transaction(write=False) as s:
@@ -796,6 +857,17 @@ def _dataset_records(
                 anns.setdefault(iid, []).append(
                     {"kind": None, "value": value, "annotator": name, "origin": src or origin}
                 )
+            if with_item_labels and rows:
+                page = set(ids) if ids else {r[0] for r in rows}
+                for iid, kind, value, annotator, origin in s.execute(
+                    select(ItemLabel.item_id, ItemLabel.kind, ItemLabel.value, ItemLabel.annotator, ItemLabel.origin)
+                    .where(ItemLabel.item_id.between(rows[0][0], rows[-1][0]), ItemLabel.status == "active")
+                    .order_by(ItemLabel.id)
+                ):
+                    if iid in page:
+                        anns.setdefault(iid, []).append(
+                            {"kind": kind, "value": value, "annotator": annotator, "origin": origin}
+                        )
             consensus: dict[int, tuple[Any, Any]] = {}
             if version_id is None and ids:
                 for iid, label, conf in s.execute(
@@ -808,7 +880,7 @@ def _dataset_records(
         chunk = []
         for iid, ext, data, digest, source, row, version_label in rows:
             label, conf = consensus.get(iid, (version_label, None))
-            rec_anns = [{**a, "kind": infer_kind(a["value"])} for a in anns.get(iid, ())]
+            rec_anns = [{**a, "kind": a["kind"] or infer_kind(a["value"])} for a in anns.get(iid, ())]
             chunk.append(
                 SourceRecord(
                     data=data,
@@ -1010,6 +1082,19 @@ def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> d
                 .order_by(Annotation.id)
             )
         ]
+        source_labels = [
+            {
+                "kind": lab.kind,
+                "value": lab.value,
+                "annotator": lab.annotator,
+                "origin": lab.origin,
+                "status": lab.status,
+                "import_batch": lab.batch_id,
+            }
+            for lab in s.execute(
+                select(ItemLabel).where(ItemLabel.item_id == item_id).order_by(ItemLabel.id)
+            ).scalars()
+        ]
         consensus = [
             {
                 "project_id": c.project_id,
@@ -1049,6 +1134,7 @@ def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> d
                 "created_at": iso(batch.created_at),
             },
             "annotations": annotations,
+            "source_labels": source_labels,
             "consensus": consensus,
             "versions": versions,
         }

@@ -43,6 +43,7 @@ __all__ = [
     "Decision",
     "ImportBatch",
     "Item",
+    "ItemLabel",
     "Prediction",
     "Project",
     "ProjectDataset",
@@ -165,6 +166,27 @@ class Item(Base):
     source_row: Mapped[int | None] = mapped_column(Integer)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
     sensitivity: Mapped[int] = mapped_column(Integer, default=0)  # 0 = unrestricted
+    created_at: Mapped[dt.datetime] = _ts()
+
+
+class ItemLabel(Base):
+    """A label a source carried for an item imported without a project (no task to hang it on).
+
+    Kept with the import batch and the source's annotator and origin, so nothing an import read is
+    dropped; exports write them as the item's annotations, and a version freezes the latest one
+    when the item has no consensus or annotation.
+    """
+
+    __tablename__ = "item_labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[Any] = mapped_column()
+    annotator: Mapped[str | None] = mapped_column(String(120))
+    origin: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active, or parked (unmapped)
     created_at: Mapped[dt.datetime] = _ts()
 
 
