@@ -48,6 +48,7 @@ from veracity.ingest import (
     sniff_format,
     write_export,
 )
+from veracity.ingest.records import canonical_json as fast_canonical_json
 from veracity.ingest.records import hash_keys
 from veracity.ingest.sources import DEFAULT_MAX_BYTES, count_records
 from veracity.services._bulk import (
@@ -584,15 +585,23 @@ def _store_item_labels(
 ) -> None:
     """Labels of items imported without a project, kept on the items (table ``item_labels``)."""
     rows = []
+    batch_id = report.batch_id
     for iid, rec in zip(item_ids, records, strict=True):
+        if not rec.annotations and not rec.meta.get("parked_annotations"):
+            continue
         for ann, status, origin in _labels_of(rec):
             annotator = ann.get("annotator")
+            value = ann["value"]
+            try:
+                text = fast_canonical_json(value)
+            except (TypeError, ValueError):  # NaN from a Parquet cell, say: stored as JSON can
+                text = canonical_json(value)
             rows.append(
                 (
                     iid,
-                    report.batch_id,
-                    str(ann.get("kind") or infer_kind(ann["value"]))[:20],
-                    canonical_json(ann["value"]),
+                    batch_id,
+                    str(ann.get("kind") or infer_kind(value))[:20],
+                    text,
                     None if annotator is None else str(annotator)[:120],
                     origin,
                     status,
