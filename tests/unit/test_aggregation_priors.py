@@ -150,3 +150,31 @@ def test_tempered_confidence_keeps_labels(data: list[tuple[int, int, int]], seed
     assert np.all(cal.confidence_values <= 1.0 + 1e-12)
     assert np.all(cal.confidence_values >= 1.0 / k - 1e-12)
     np.testing.assert_array_equal(cal.probas, again.probas)
+
+
+@pytest.mark.parametrize("method", ["ds", "onecoin", "mace"])
+def test_tasks_answered_by_one_worker_teach_nothing_about_workers(method: str) -> None:
+    """Answers on tasks nobody else answered leave every worker's matrix unchanged, and such a
+    task follows its answer when the worker is reliable."""
+    responses, _, _ = planted_crowd(seed=3)
+    n, k = responses.n_tasks, responses.n_classes
+    counts = np.bincount(responses.worker_idx, minlength=responses.n_workers)
+    busy = int(np.argmax(counts))
+    extra_label = np.arange(6) % k
+    more = Responses.from_codes(
+        np.concatenate([responses.task_idx, n + np.arange(6)]),
+        np.concatenate([responses.worker_idx, np.full(6, busy)]),
+        np.concatenate([responses.label, extra_label]),
+        n_tasks=n + 6,
+        n_workers=responses.n_workers,
+        n_classes=k,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        base = aggregate(responses, method=method, random_state=0, calibrate=False)
+        extended = aggregate(more, method=method, random_state=0, calibrate=False)
+    assert base.confusions is not None and extended.confusions is not None
+    np.testing.assert_allclose(extended.confusions, base.confusions, atol=1e-9)
+    np.testing.assert_array_equal(extended.label_idx[:n], base.label_idx)
+    assert base.worker_accuracy[busy] > 0.7  # a reliable worker (planted: 85% right)
+    np.testing.assert_array_equal(extended.label_idx[n:], extra_label)

@@ -58,9 +58,13 @@ class Shard:
     """One contiguous block of tasks ``[task_lo, task_hi)`` with its answers as sparse counts.
 
     ``at[t, w * K + l]`` is the number of times worker ``w`` answered ``l`` on task ``task_lo + t``.
+    ``solo`` marks the tasks answered by a single worker and without gold: they tell nothing
+    about that worker's reliability (their posterior is the worker's own confusion column times
+    the class prior), so they are left out of the M-step statistics, where they would only
+    reinforce the worker's current matrix. Their posteriors are still computed.
     """
 
-    __slots__ = ("at", "gold_label", "gold_pos", "n_classes", "task_hi", "task_lo")
+    __slots__ = ("at", "gold_label", "gold_pos", "n_classes", "solo", "task_hi", "task_lo")
 
     def __init__(
         self,
@@ -77,6 +81,16 @@ class Shard:
         self.n_classes = n_classes
         self.gold_pos = gold_pos  # positions (within the shard) of gold tasks
         self.gold_label = gold_label
+        self.solo = _solo_tasks(at, n_classes)
+        self.solo[gold_pos] = False
+
+    def _informative(self, probas: FloatArray) -> FloatArray:
+        """``probas`` with the rows of :attr:`solo` tasks zeroed (for the M-step statistics)."""
+        if not self.solo.any():
+            return probas
+        out = probas.copy()
+        out[self.solo] = 0.0
+        return out
 
     def vote_probas(self) -> FloatArray:
         """Majority-vote class shares of the shard's tasks, shape (T_s, K)."""
@@ -102,6 +116,21 @@ class Shard:
         out = np.asarray(self.at @ log_conf_flat)
         out += log_prior
         return out
+
+
+def _solo_tasks(at: sp.csr_matrix, n_classes: int) -> np.ndarray:
+    """Tasks (rows of ``at``) whose answers all come from one worker."""
+    n_rows = at.shape[0]
+    out = np.zeros(n_rows, dtype=bool)
+    starts = at.indptr[:-1]
+    filled = np.flatnonzero(np.diff(at.indptr) > 0)
+    if filled.size == 0:
+        return out
+    worker = at.indices // max(n_classes, 1)
+    lo = np.minimum.reduceat(worker, starts[filled])
+    hi = np.maximum.reduceat(worker, starts[filled])
+    out[filled] = lo == hi
+    return out
 
 
 def _stats(shard: Shard, probas: FloatArray) -> FloatArray:
@@ -141,6 +170,7 @@ def shard_init_step(shard: Shard, gold_only: bool = False) -> tuple[FloatArray, 
         keep = np.zeros(probas.shape[0], dtype=bool)
         keep[shard.gold_pos] = True
         probas[~keep] = 0.0
+    probas = shard._informative(probas)
     return _stats(shard, probas), probas.sum(axis=0), 0.0
 
 
@@ -153,7 +183,7 @@ def shard_em_step(shard: Shard, params: tuple[FloatArray, FloatArray]) -> tuple[
     loglik = float(norm.sum())
     if gold_logits is not None:
         loglik += float((gold_logits - norm[shard.gold_pos]).sum())
-    probas = shard._clamp(probas)
+    probas = shard._informative(shard._clamp(probas))
     return _stats(shard, probas), probas.sum(axis=0), loglik
 
 

@@ -246,7 +246,9 @@ class DawidSkene(ConfusionEMAggregator):
     workers with fewer than 20 answers per class (their matrices are mostly prior); otherwise the
     workers' own counts dominate and the population prior alone is used, which also skips the
     mixture's fixed cost on large crowds. ``prior_strength=0, communities=0`` gives the classical
-    model.
+    model. Tasks answered by a single worker (and without gold) get posteriors but are left out
+    of the worker statistics: they carry no information about that worker's reliability and
+    would only reinforce its current matrix (see :class:`~._em.Shard`).
 
     Parameters
     ----------
