@@ -9,7 +9,7 @@ from typing import Any
 
 from veracity.ingest._common import ReadOptions, fail
 from veracity.ingest._images import image_size
-from veracity.ingest._safety import load_json
+from veracity.ingest._jsonstream import iter_json_array_file
 from veracity.ingest.records import SourceRecord, make_annotation
 from veracity.types import Record
 
@@ -85,11 +85,14 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
     and ``original_height``. Predictions are kept in ``meta["predictions"]`` as they were.
     """
     source = str(path)
-    doc = load_json(path, opts.max_bytes)
-    if isinstance(doc, dict):
-        doc = [doc]
-    if not isinstance(doc, list):
-        fail(source, None, "not a Label Studio export: expected a list of tasks")
+
+    def one_task(doc: Any) -> list[Any]:
+        if not isinstance(doc, dict):
+            fail(source, None, "not a Label Studio export: expected a list of tasks")
+        return [doc]
+
+    # Streamed task by task (the export is one JSON array): memory holds a chunk, not the file.
+    doc = iter_json_array_file(path, opts.max_bytes, not_array=one_task)
     buf: list[SourceRecord] = []
     for row, task in enumerate(doc, start=1):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or not task["data"]:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._common import EXPORT_KEYS, ReadOptions, cell, fail, record_from_object, record_to_export
-from veracity.ingest._safety import check_size, load_json
+from veracity.ingest._jsonstream import iter_json_array_file
+from veracity.ingest._safety import check_size
 from veracity.ingest.records import SourceRecord, make_annotation
 from veracity.types import Record
 
@@ -80,9 +81,10 @@ def _text(raw: bytes) -> str:
 
 def read_json_array(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """A JSON document holding a list of objects; ``row`` is the 1-based index in the list."""
-    doc = load_json(path, opts.max_bytes)
-    if not isinstance(doc, list):
+    def not_a_list(doc: Any) -> list[Any]:
         fail(str(path), None, f"expected a JSON list of objects, got {type(doc).__name__}")
+
+    doc = iter_json_array_file(path, opts.max_bytes, not_array=not_a_list)  # streamed element by element
     source = str(path)
     buf: list[SourceRecord] = []
     for i, obj in enumerate(doc, start=1):
