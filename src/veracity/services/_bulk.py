@@ -47,27 +47,30 @@ def gc_paused() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- bulk inserts
-#: Columns of :func:`insert_rows` for ``items`` and ``tasks`` (every NOT NULL column is given, since
-#: the ORM's Python-side defaults do not run for these statements).
+#: Columns of :func:`insert_rows` for ``items``, ``item_labels`` and ``tasks`` (with ``created_at``,
+#: every NOT NULL column is given, since the ORM's Python-side defaults do not run for these statements).
 ITEM_COLUMNS = (
     "dataset_id", "external_id", "data", "content_hash", "hash_key", "source", "source_row", "batch_id",
-    "sensitivity", "created_at",
+    "sensitivity",
 )
-ITEM_LABEL_COLUMNS = ("item_id", "batch_id", "kind", "value", "annotator", "origin", "status", "created_at")
+ITEM_LABEL_COLUMNS = ("item_id", "batch_id", "kind", "value", "annotator", "origin", "status")
 TASK_COLUMNS = (
     "project_id", "item_id", "status", "is_gold", "gold_value", "flagged", "priority", "target", "n_assigned",
-    "n_annotations", "created_at",
+    "n_annotations",
 )
 _SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 
 
-def insert_rows(session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[int]:
-    """Insert ``rows`` (tuples in ``columns`` order) in the session's transaction; their new ids, in order.
+def insert_rows(
+    session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], *, created_at: dt.datetime
+) -> list[int]:
+    """Insert ``rows`` (tuples in ``columns`` order) stamped ``created_at``; their new ids, in order.
 
-    JSON columns take JSON text, ``created_at`` (the last column) a datetime. No ORM and no
-    per-row bind processing:
+    Runs in the session's transaction. JSON columns take JSON text. No ORM and no per-row bind
+    processing:
 
-    - SQLite: one ``executemany`` of a prepared INSERT. The writer holds the database lock (BEGIN
+    - SQLite: one ``executemany`` of a prepared INSERT (the timestamp is a literal of the
+      statement, in SQLAlchemy's storage format). The writer holds the database lock (BEGIN
       IMMEDIATE), and SQLite gives each new row the largest rowid so far plus one, so the ids are
       the ``len(rows)`` integers after the previous maximum; this is checked after the insert.
     - PostgreSQL: the ids are drawn from the table's sequence in one query, then the rows go in
@@ -75,19 +78,14 @@ def insert_rows(session: Session, table: str, columns: Sequence[str], rows: list
     """
     if not rows:
         return []
-    assert columns[-1] == "created_at"
     conn = session.connection()
     n = len(rows)
+    names = ", ".join((*columns, "created_at"))
     if conn.dialect.name == "sqlite":
         floor = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()
         marks = ", ".join("?" * len(columns))
-        stamp = rows[0][-1]
-        if isinstance(stamp, dt.datetime) and all(r[-1] is stamp for r in rows):
-            text = stamp.strftime(_SQLITE_STAMP)
-            rows = [(*r[:-1], text) for r in rows]
-        else:
-            rows = [(*r[:-1], r[-1].strftime(_SQLITE_STAMP)) for r in rows]
-        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        stamp = created_at.strftime(_SQLITE_STAMP)  # digits, '-', ':', '.' and a space only
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}, '{stamp}')", rows)
         count, top = conn.exec_driver_sql(f"SELECT count(*), max(id) FROM {table} WHERE id > ?", (floor,)).one()
         if (count, top) != (n, floor + n):
             raise StorageError(f"{table}: new rows did not get consecutive ids after {floor}; nothing was stored")
@@ -96,9 +94,9 @@ def insert_rows(session: Session, table: str, columns: Sequence[str], rows: list
     ids = sorted(i for (i,) in conn.exec_driver_sql("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n)))
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {table} (id, {', '.join(columns)}) FROM STDIN") as copy:
+    with raw.cursor() as cur, cur.copy(f"COPY {table} (id, {names}) FROM STDIN") as copy:
         for i, row in zip(ids, rows, strict=True):
-            copy.write_row((i, *row))
+            copy.write_row((i, *row, created_at))
     return ids
 
 

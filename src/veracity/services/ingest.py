@@ -18,6 +18,7 @@ the items' annotations and frozen into versions when nothing better labels the i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import queue
@@ -235,21 +236,17 @@ class _HashFilter:
     def __init__(self) -> None:
         self._parts: list[npt.NDArray[np.int64]] = []
 
-    @staticmethod
-    def _keys(hashes: list[str]) -> npt.NDArray[np.int64]:
-        return np.asarray(hash_keys(hashes), dtype=np.int64)
-
-    def add(self, hashes: list[str]) -> None:
-        if hashes:
-            self._parts.append(np.sort(self._keys(hashes)))
+    def add(self, keys: list[int]) -> None:
+        if keys:
+            self._parts.append(np.sort(np.asarray(keys, dtype=np.int64)))
         if len(self._parts) > 8:
             self._parts = [np.sort(np.concatenate(self._parts))]
 
-    def candidates(self, hashes: list[str]) -> list[str]:
-        """The hashes whose key was stored before (usually none)."""
+    def candidates(self, hashes: list[str], keys: list[int]) -> list[str]:
+        """The hashes (with their keys, in the same order) whose key was stored before (usually none)."""
         if not self._parts or not hashes:
             return []
-        pre = self._keys(hashes)
+        pre = np.asarray(keys, dtype=np.int64)
         hit = np.zeros(len(hashes), dtype=bool)
         for part in self._parts:
             pos = np.minimum(np.searchsorted(part, pre), len(part) - 1)
@@ -487,16 +484,19 @@ def _store_chunk(
     if schema is not None:
         chunk = _validated(chunk, schema, rejects)
 
+    key_of = dict(zip((r.content_hash for r in chunk), hash_keys([r.content_hash for r in chunk]), strict=True))
+
     def known(hashes: list[str]) -> dict[str, int]:
         if seen_filter is not None:
-            hashes = seen_filter.candidates(hashes)
+            hashes = seen_filter.candidates(hashes, [key_of[h] for h in hashes])
             if not hashes:
                 return {}
         return existing_hashes(s, report.dataset_id, hashes)
 
     unique, dups = exact_duplicates(chunk, known=known)
+    keys = [key_of[r.content_hash] for r in unique]
     if seen_filter is not None:
-        seen_filter.add([r.content_hash for r in unique])
+        seen_filter.add(keys)
     report.duplicates += len(dups)
     for d in dups[: max(0, MAX_SAMPLES - len(report.duplicate_of))]:
         first = d.first
@@ -508,7 +508,6 @@ def _store_chunk(
     # Raw executemany (SQLite) or COPY (PostgreSQL) with the canonical JSON computed for the hash:
     # no ORM and no per-row bind processing (services._bulk.insert_rows).
     ds_id, batch_id = report.dataset_id, report.batch_id
-    keys = hash_keys([r.content_hash for r in unique])
     item_ids = insert_rows(
         s,
         "items",
@@ -524,10 +523,10 @@ def _store_chunk(
                 r.row,
                 batch_id,
                 r.meta.get("sensitivity", 0),
-                created,
             )
             for r, key in zip(unique, keys, strict=True)
         ],
+        created_at=created,
     )
     if project_info is None:
         report.imported += len(item_ids)
@@ -538,7 +537,8 @@ def _store_chunk(
         s,
         "tasks",
         TASK_COLUMNS,
-        [(project_id, iid, "open", False, None, False, 1.0, target, 0, 0, created) for iid in item_ids],
+        [(project_id, iid, "open", False, None, False, 1.0, target, 0, 0) for iid in item_ids],
+        created_at=created,
     )
     names = {a["annotator"] for r in unique for a in r.annotations if a.get("annotator")}
     names |= {a["annotator"] for r in unique for a in r.meta.get("parked_annotations", ()) if a.get("annotator")}
@@ -581,7 +581,7 @@ def _labels_of(rec: SourceRecord) -> Iterator[tuple[dict[str, Any], str, str]]:
 
 
 def _store_item_labels(
-    s: Session, item_ids: list[int], records: list[SourceRecord], report: ImportReport, created: Any
+    s: Session, item_ids: list[int], records: list[SourceRecord], report: ImportReport, created: dt.datetime
 ) -> None:
     """Labels of items imported without a project, kept on the items (table ``item_labels``)."""
     rows = []
@@ -605,14 +605,13 @@ def _store_item_labels(
                     None if annotator is None else str(annotator)[:120],
                     origin,
                     status,
-                    created,
                 )
             )
             if status == "active":
                 report.labels_imported += 1
             else:
                 report.labels_parked += 1
-    insert_rows(s, "item_labels", ITEM_LABEL_COLUMNS, rows)
+    insert_rows(s, "item_labels", ITEM_LABEL_COLUMNS, rows, created_at=created)
 
 
 def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:

@@ -466,16 +466,17 @@ class _ItemImport:
         keys = hash_keys([r[6] for r in keep])
         item_ids = insert_rows(
             self.s, "items", ITEM_COLUMNS,
-            [(project.dataset_id, ext, text, h, key, self.source, pos, None, sens, created)
+            [(project.dataset_id, ext, text, h, key, self.source, pos, None, sens)
              for (pos, _data, ext, _label, _gold, sens, h, text), key in zip(keep, keys, strict=True)],
+            created_at=created,
         )
         self.own.update(zip(item_ids, (r[0] for r in keep), strict=True))
         task_rows = [
             (project.id, iid, "open", gold is not None, None if gold is None else canonical_json(gold), False, 1.0,
-             GOLD_TARGET if gold is not None else self.target, 0, 0, created)
+             GOLD_TARGET if gold is not None else self.target, 0, 0)
             for iid, (_pos, _data, _ext, _label, gold, _sens, _h, _text) in zip(item_ids, keep, strict=True)
         ]
-        task_ids = insert_rows(self.s, "tasks", TASK_COLUMNS, task_rows)
+        task_ids = insert_rows(self.s, "tasks", TASK_COLUMNS, task_rows, created_at=created)
         ann_rows = [
             {"task_id": tid, "project_id": project.id, "user_id": None, "value": label,
              "schema_version": project.schema_version, "origin": "import", "source": f"{self.source}:{location} {pos}"}
