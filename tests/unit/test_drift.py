@@ -307,3 +307,48 @@ def test_degenerate_inputs_give_no_drift() -> None:
     cats = {"kind": np.array(["x", "y"] * 25)}
     report = detect_drift(cats, cats, n_clusters=3)
     assert not report.drift and report.slices == []
+
+
+# -- the MMD components of the combined test (two bandwidths, MMDAgg-style) --------------------
+def test_combined_test_has_a_narrow_mmd_component_that_sees_a_small_new_mode() -> None:
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(400, 4))
+    cur = rng.normal(size=(400, 4))
+    cur[:30] = 0.2 * rng.normal(size=(30, 4)) + np.array([2.5, -2.5, 0.0, 0.0])  # a small tight cluster
+    report = detect_drift(ref, cur, n_clusters=0, random_state=0)
+    comps = report.multivariate["combined"].details["components"]
+    assert {"mmd", "mmd:narrow"} <= set(comps)
+    assert comps["mmd:narrow"] == 0.01  # beyond all 99 relabellings
+    assert report.drift and report.p_value == 0.01
+
+
+@given(st.integers(0, 10_000), st.integers(5, 30), st.integers(5, 30))
+@settings(max_examples=30, deadline=None)
+def test_mmd_statistics_do_not_depend_on_row_order(seed: int, n_ref: int, n_cur: int) -> None:
+    """Reordering the pooled rows together with the group labels leaves every statistic unchanged,
+    at the median bandwidth and at the narrow one (the kernel squared twice)."""
+    rng = np.random.default_rng(seed)
+    pooled = rng.normal(size=(n_ref + n_cur, 3))
+    ind = permutation_indicators(n_ref, n_cur, 7, rng)
+    order = rng.permutation(n_ref + n_cur)
+    for bw in (2.0, 0.5):
+        kernel = gaussian_kernel(pooled, bw)
+        np.testing.assert_allclose(kernel**4, gaussian_kernel(pooled, bw / 4), rtol=1e-4, atol=1e-6)
+        a = mmd_statistics(kernel, ind)
+        b = mmd_statistics(gaussian_kernel(pooled[order], bw), ind[:, order])
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_combined_p_values_are_uniform_under_no_drift() -> None:
+    """Coarse check of the level at every threshold: with 19 permutations a valid p-value has
+    P(p <= j / 20) = j / 20 under exchangeability."""
+    p = []
+    for seed in range(60):
+        rng = np.random.default_rng([11, seed])
+        ref = {"a": rng.normal(size=60), "b": rng.exponential(size=60), "c": rng.choice(["x", "y"], 60)}
+        cur = {"a": rng.normal(size=60), "b": rng.exponential(size=60), "c": rng.choice(["x", "y"], 60)}
+        p.append(detect_drift(ref, cur, n_clusters=0, n_permutations=19, random_state=seed).p_value)
+    p_arr = np.array(p)
+    assert 0.38 <= p_arr.mean() <= 0.62  # mean of Uniform{1/20..1} is 0.525, s.e. ~0.037
+    for level in (0.1, 0.25, 0.5):
+        assert abs(np.mean(p_arr <= level + 1e-9) - level) <= 3 * np.sqrt(level * (1 - level) / 60) + 0.02
