@@ -5,17 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from veracity.errors import StorageError
 from veracity.ingest.records import hash_keys
 
-__all__ = ["ITEM_COLUMNS", "ITEM_LABEL_COLUMNS", "TASK_COLUMNS", "existing_hashes", "gc_paused", "insert_rows"]
+__all__ = [
+    "ITEM_COLUMNS",
+    "ITEM_LABEL_COLUMNS",
+    "TASK_COLUMNS",
+    "existing_hashes",
+    "gc_paused",
+    "insert_rows",
+    "prefetched",
+]
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _depth = 0
@@ -125,3 +136,51 @@ def existing_hashes(session: Session, dataset_id: int, hashes: Sequence[str]) ->
             (dataset_id, keys),
         )
     return {h: i for h, i in rows if h in wanted}
+
+
+def prefetched(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Produce the next chunks in a background thread while the current one is written.
+
+    Parsing and hashing hold the GIL; SQLite and psycopg release it while they write and commit,
+    so reading and writing overlap on a second core. Errors of the reader surface here in order,
+    after the chunks read before them.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(("chunk", chunk)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="veracity-ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "chunk":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()

@@ -21,8 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +57,7 @@ from veracity.services._bulk import (
     existing_hashes,
     gc_paused,
     insert_rows,
+    prefetched,
 )
 from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
@@ -398,7 +397,7 @@ def import_source(
     status = "complete"
     try:
         with gc_paused():
-            for chunk in _prefetch(records(rejects if skip_bad else None)):
+            for chunk in prefetched(records(rejects if skip_bad else None)):
                 if ontology is not None:
                     ontology.apply(chunk, allow_unmapped=True, report=mapping)
                 with db.transaction() as s:
@@ -421,54 +420,6 @@ def import_source(
         report.unmapped = sorted(mapping.unmapped)
         _finish_batch(db, report, status, actor, mapping)
     return report
-
-
-def _prefetch(chunks: Iterator[list[SourceRecord]], depth: int = 2) -> Iterator[list[SourceRecord]]:
-    """Read the next chunks in a background thread while the current one is written.
-
-    Parsing and hashing hold the GIL; SQLite and psycopg release it while they write and commit,
-    so reading and writing overlap on a second core. Errors of the reader surface here in order,
-    after the chunks read before them.
-    """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not put(("chunk", chunk)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="veracity-ingest-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "chunk":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _store_chunk(

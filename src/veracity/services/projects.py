@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from veracity.ingest._common import chunked
 from veracity.ingest.records import canonical_json, hash_keys
-from veracity.services._bulk import ITEM_COLUMNS, TASK_COLUMNS, existing_hashes, gc_paused, insert_rows
+from veracity.services._bulk import (
+    ITEM_COLUMNS,
+    TASK_COLUMNS,
+    existing_hashes,
+    gc_paused,
+    insert_rows,
+    prefetched,
+)
 from veracity.services._common import iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
@@ -405,15 +412,10 @@ def import_numbered_items(
         schema = project.label_schema
         job = _ItemImport(s, project, location, source)
         errors: list[dict[str, Any]] = []
-        for chunk in chunked(pairs, IMPORT_CHUNK):
-            prepared = []
-            for pos, raw in chunk:
-                where = f"{location} {pos}"
-                try:
-                    prepared.append((pos, *_prepare_record(raw, where, schema)))
-                except InvalidInputError as exc:
-                    field_name = exc.message.split(":", 1)[0].removeprefix(where).lstrip(".") or None
-                    errors.append({location: pos, "field": field_name, "message": exc.message})
+        # Parsing and checking (Python) run a chunk ahead in a second thread while SQLite or
+        # psycopg store the current chunk with the GIL released.
+        for prepared, bad in prefetched(_prepared_chunks(pairs, location, schema)):
+            errors.extend(bad)
             if not errors:
                 job.store(prepared)
         if errors:
@@ -424,6 +426,23 @@ def import_numbered_items(
         append_event(s, actor=actor.name, action="items.import", object_type="project", object_id=project.id,
                      payload={"imported": result.imported, "duplicates": result.duplicates, "source": source})
         return result
+
+
+def _prepared_chunks(
+    pairs: Iterable[tuple[int, Any]], location: str, schema: Mapping[str, Any]
+) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
+    """(checked records, errors) per chunk of ``IMPORT_CHUNK`` records."""
+    for chunk in chunked(pairs, IMPORT_CHUNK):
+        prepared = []
+        errors: list[dict[str, Any]] = []
+        for pos, raw in chunk:
+            where = f"{location} {pos}"
+            try:
+                prepared.append((pos, *_prepare_record(raw, where, schema)))
+            except InvalidInputError as exc:
+                field_name = exc.message.split(":", 1)[0].removeprefix(where).lstrip(".") or None
+                errors.append({location: pos, "field": field_name, "message": exc.message})
+        yield prepared, errors
 
 
 class _ItemImport:
