@@ -252,6 +252,10 @@ class SplitConformal:
         Number of calibration items.
     cal_scores_ : ndarray of shape (n_calibration,)
         Conformity score of each calibration item's true label.
+    lac_cut_ : float, ndarray of shape (n_classes,) or None
+        For ``score="lac"``: the smallest probability ``c`` with ``1 - c <= quantile_`` in float64,
+        so that a label is in a set exactly when its probability is ``>= lac_cut_`` (or it is the
+        top label); ``None`` for other scores.
 
     References
     ----------
