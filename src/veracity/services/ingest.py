@@ -535,34 +535,62 @@ def _store_item_labels(
     s: Session, item_ids: list[int], records: list[SourceRecord], report: ImportReport, created: dt.datetime
 ) -> None:
     """Labels of items imported without a project, kept on the items (table ``item_labels``)."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
     batch_id = report.batch_id
+    parked = 0
     for iid, rec in zip(item_ids, records, strict=True):
-        if not rec.annotations and not rec.meta.get("parked_annotations"):
-            continue
-        for ann, status, origin in _labels_of(rec):
-            annotator = ann.get("annotator")
+        for ann in rec.annotations:
             value = ann["value"]
-            try:
-                text = fast_canonical_json(value)
-            except (TypeError, ValueError):  # NaN from a Parquet cell, say: stored as JSON can
-                text = canonical_json(value)
-            rows.append(
+            annotator = ann.get("annotator")
+            add(
                 (
                     iid,
                     batch_id,
-                    str(ann.get("kind") or infer_kind(value))[:20],
-                    text,
-                    None if annotator is None else str(annotator)[:120],
-                    origin,
-                    status,
+                    ann.get("kind") or infer_kind(value),
+                    _label_json(value),
+                    annotator if annotator is None or type(annotator) is str else str(annotator),
+                    ann.get("origin") or "",
+                    "active",
                 )
             )
-            if status == "active":
-                report.labels_imported += 1
-            else:
-                report.labels_parked += 1
+        if rec.meta:
+            for ann, status, origin in _labels_of(rec):
+                if status != "parked":
+                    continue
+                parked += 1
+                value, annotator = ann["value"], ann.get("annotator")
+                add(
+                    (
+                        iid,
+                        batch_id,
+                        ann.get("kind") or infer_kind(value),
+                        _label_json(value),
+                        None if annotator is None else str(annotator),
+                        origin,
+                        "parked",
+                    )
+                )
+    report.labels_imported += len(rows) - parked
+    report.labels_parked += parked
+    for row in rows:
+        if len(row[2]) > 20 or (row[4] is not None and len(row[4]) > 120):  # column widths (rare)
+            rows = [(*r[:2], r[2][:20], r[3], None if r[4] is None else r[4][:120], *r[5:]) for r in rows]
+            break
     insert_rows(s, "item_labels", ITEM_LABEL_COLUMNS, rows, created_at=created)
+
+
+def _label_json(value: Any) -> str:
+    """The JSON text of a label value (strings, the usual case, without the general encoder)."""
+    if type(value) is str:
+        return _json_string(value)  # type: ignore[no-any-return]
+    try:
+        return fast_canonical_json(value)
+    except (TypeError, ValueError):  # NaN from a Parquet cell, say
+        return canonical_json(value)
+
+
+_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:
