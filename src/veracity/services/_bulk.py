@@ -101,13 +101,16 @@ def insert_rows(
         if (count, top) != (n, floor + n):
             raise StorageError(f"{table}: new rows did not get consecutive ids after {floor}; nothing was stored")
         return list(range(floor + 1, floor + n + 1))
-    seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).scalar_one()
-    ids = sorted(i for (i,) in conn.exec_driver_sql("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n)))
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {table} (id, {names}) FROM STDIN") as copy:
-        for i, row in zip(ids, rows, strict=True):
-            copy.write_row((i, *row, created_at))
+    with raw.cursor() as cur:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table, n)
+        )
+        ids = sorted(i for (i,) in cur.fetchall())
+        with cur.copy(f"COPY {table} (id, {names}) FROM STDIN") as copy:
+            for i, row in zip(ids, rows, strict=True):
+                copy.write_row((i, *row, created_at))
     return ids
 
 
