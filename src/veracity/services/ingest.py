@@ -1041,7 +1041,13 @@ def near_duplicates(
 
 # --------------------------------------------------------------------------- lineage
 def item_lineage(db: Database, item_id: int, *, actor: Actor | None = None) -> dict[str, Any]:
-    """Where an item came from and what happened to it: source, batch, labels, versions."""
+    """Where an item came from and what happened to it: source, batch, labels, versions.
+
+    Annotators may not read it (it shows every annotator's labels); items above the caller's
+    clearance answer NotFound.
+    """
+    if actor is not None and actor.role == "annotator":
+        raise PermissionDeniedError("annotators cannot see item lineage; ask a manager")
     with db.transaction(write=False) as s:
         item = s.get(Item, item_id)
         if item is None or (actor is not None and item.sensitivity > actor.clearance):

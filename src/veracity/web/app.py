@@ -13,7 +13,18 @@ from veracity.config import Settings
 from veracity.storage import Database
 from veracity.storage.migrate import upgrade
 from veracity.web.errors import install_error_handlers
-from veracity.web.routers import decision_pages, decisions, health, pages, projects, tasks, ui, workflow
+from veracity.web.routers import (
+    catalogue_pages,
+    datasets,
+    decision_pages,
+    decisions,
+    health,
+    pages,
+    projects,
+    tasks,
+    ui,
+    workflow,
+)
 
 __all__ = ["create_app"]
 
@@ -40,6 +51,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.mount("/media", StaticFiles(directory=str(settings.data_dir / "media"), check_dir=False), name="media")
-    for module in (health, projects, tasks, workflow, decisions, pages, ui, decision_pages):
+    for module in (health, projects, tasks, workflow, decisions, datasets, pages, ui, decision_pages, catalogue_pages):
         app.include_router(module.router)
     return app

@@ -1,0 +1,197 @@
+"""The dataset catalogue over REST and in the server-rendered screens: datasets, items, near
+duplicates, lineage, item images, and who may read them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from veracity.services import Actor
+from veracity.services import ingest as ingest_service
+from veracity.services.users import create_user
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "pw-1234"
+FOX = "The quick brown fox jumps over the lazy dog by the river bank at dawn"
+ROWS = [
+    {"id": "fox-1", "text": FOX + "."},
+    {"id": "fox-2", "text": FOX + "!"},
+    {"id": "tea", "text": "An entirely different sentence about kettles, tea and biscuits."},
+    {"id": "tea-again", "text": "An entirely different sentence about kettles, tea and biscuits."},  # exact dup
+    {"id": "solo", "text": "Nothing like the others: quarterly revenue rose by four percent."},
+]
+
+
+def person(api: Any, name: str, role: str, clearance: int = 0) -> Actor:
+    view, token = create_user(api.db, name, role, password=PASSWORD, clearance=clearance)
+    api.tokens[name] = token
+    return Actor(view.id, view.name, view.role, view.clearance)
+
+
+def import_rows(api: Any, tmp_path: Path, rows: list[dict[str, Any]], name: str = "reviews") -> Path:
+    src = tmp_path / f"{name}.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    ingest_service.import_source(api.db, src, dataset=name)
+    return src
+
+
+async def sign_in(api: Any, name: str) -> None:
+    api.client.cookies.clear()
+    page = await api.client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    r = await api.client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token.group(1)})
+    assert r.status_code == 303, r.text
+
+
+async def test_catalogue_lists_datasets_with_items_versions_and_batches(api: Any, tmp_path: Path) -> None:
+    person(api, "vera", "viewer")
+    src = import_rows(api, tmp_path, ROWS)
+    ingest_service.create_version(api.db, "reviews", note="first cut")
+    r = await api.client.get("/api/v1/datasets", headers=api.auth("vera"))
+    assert r.status_code == 200, r.text
+    [ds] = r.json()
+    assert ds["name"] == "reviews" and ds["n_items"] == 4 and ds["n_batches"] == 1
+    [version] = ds["versions"]
+    assert (version["number"], version["n_items"], version["note"]) == (1, 4, "first cut")
+    [batch] = ds["batches"]
+    assert batch["source"] == str(src.resolve()) and batch["format"] == "jsonl"
+    assert (batch["rows"], batch["imported"], batch["duplicates"], batch["rejected"]) == (5, 4, 1, 0)
+    r = await api.client.get("/api/v1/datasets/reviews", headers=api.auth("vera"))
+    assert r.json()["batches"] == ds["batches"]
+    r = await api.client.get("/api/v1/datasets/nope", headers=api.auth("vera"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+async def test_dataset_items_are_keyset_paginated_with_provenance(api: Any, tmp_path: Path) -> None:
+    import_rows(api, tmp_path, ROWS)
+    seen: list[dict[str, Any]] = []
+    cursor = 0
+    while True:
+        r = await api.client.get(f"/api/v1/datasets/reviews/items?limit=3&cursor={cursor}", headers=api.auth("admin"))
+        assert r.status_code == 200
+        seen += r.json()
+        if "X-Next-Cursor" not in r.headers:
+            break
+        cursor = int(r.headers["X-Next-Cursor"])
+    assert [i["external_id"] for i in seen] == ["fox-1", "fox-2", "tea", "solo"]
+    assert [i["source_row"] for i in seen] == [1, 2, 3, 5]
+    assert all(len(i["content_hash"]) == 64 and i["batch_id"] == seen[0]["batch_id"] for i in seen)
+    assert seen[0]["snippet"] == FOX + "."
+
+
+async def test_duplicates_endpoint_clusters_near_texts_and_lists_reported_exact_ones(api: Any, tmp_path: Path) -> None:
+    import_rows(api, tmp_path, ROWS)
+    r = await api.client.get("/api/v1/datasets/reviews/duplicates?threshold=0.7", headers=api.auth("admin"))
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert [[m["external_id"] for m in c["items"]] for c in rep["clusters"]] == [["fox-1", "fox-2"]]
+    assert rep["clusters"][0]["items"][1]["snippet"] == FOX + "!"
+    assert (rep["n_items"], rep["compared"], rep["truncated"]) == (4, 4, False)
+    assert rep["exact_total"] == 1
+    [exact] = rep["exact"]
+    assert exact["row"] == 4 and exact["duplicate_of"]["row"] == 3
+    r = await api.client.get("/api/v1/datasets/reviews/duplicates?limit=2", headers=api.auth("admin"))
+    assert r.json()["truncated"] is True and r.json()["compared"] == 2
+
+
+async def test_lineage_endpoint_matches_the_service(api: Any, tmp_path: Path) -> None:
+    person(api, "vera", "viewer")
+    import_rows(api, tmp_path, [{"id": "x", "text": "labelled", "label": "pos"}])
+    r = await api.client.get("/api/v1/datasets/reviews/items", headers=api.auth("vera"))
+    item_id = r.json()[0]["item_id"]
+    r = await api.client.get(f"/api/v1/items/{item_id}/lineage", headers=api.auth("vera"))
+    assert r.status_code == 200
+    assert r.json() == json.loads(json.dumps(ingest_service.item_lineage(api.db, item_id), default=str))
+    body = r.json()
+    assert body["import_batch"]["importer_version"] == ingest_service.IMPORTER_VERSION
+    [label] = body["source_labels"]
+    assert label["value"] == "pos" and label["import_batch"] == body["import_batch"]["id"]
+    r = await api.client.get("/api/v1/items/999999/lineage", headers=api.auth("vera"))
+    assert r.status_code == 404
+
+
+async def test_annotators_cannot_read_the_catalogue_and_clearance_hides_items(api: Any, tmp_path: Path) -> None:
+    person(api, "ann", "annotator", clearance=5)
+    person(api, "low", "viewer", clearance=0)
+    import_rows(api, tmp_path, ROWS)
+    item_id = (await api.client.get("/api/v1/datasets/reviews/items", headers=api.auth("admin"))).json()[0]["item_id"]
+    for path in ("/api/v1/datasets", "/api/v1/datasets/reviews", "/api/v1/datasets/reviews/items",
+                 "/api/v1/datasets/reviews/duplicates", f"/api/v1/items/{item_id}/lineage"):
+        r = await api.client.get(path, headers=api.auth("ann"))
+        assert r.status_code == 403, path
+        assert r.json()["error"]["code"] == "permission_denied"
+    from sqlalchemy import update
+
+    from veracity.storage.models import Item
+
+    with api.db.transaction() as s:
+        s.execute(update(Item).where(Item.id == item_id).values(sensitivity=3))
+    rows = (await api.client.get("/api/v1/datasets/reviews/items", headers=api.auth("low"))).json()
+    assert item_id not in [i["item_id"] for i in rows] and len(rows) == 3
+    assert (await api.client.get(f"/api/v1/items/{item_id}/lineage", headers=api.auth("low"))).status_code == 404
+    rep = (await api.client.get("/api/v1/datasets/reviews/duplicates", headers=api.auth("low"))).json()
+    assert rep["clusters"] == [] and rep["n_items"] == 3  # fox-1 is hidden, so fox-2 has no twin
+
+
+async def test_catalogue_screens_show_datasets_duplicates_and_lineage(api: Any, tmp_path: Path) -> None:
+    person(api, "vera", "viewer")
+    person(api, "ann", "annotator")
+    src = import_rows(api, tmp_path, ROWS)
+    ingest_service.create_version(api.db, "reviews")
+    ingest_service.create_version(api.db, "reviews")
+    await sign_in(api, "vera")
+    r = await api.client.get("/")
+    assert 'href="/datasets"' in r.text
+    r = await api.client.get("/datasets")
+    assert r.status_code == 200 and "reviews" in r.text and str(src.resolve()) in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    r = await api.client.get("/datasets/reviews?v1=1&v2=2")
+    assert r.status_code == 200 and "diff v1 → v2" in r.text and "0 added" in r.text
+    assert "fox-1" in r.text and "Next" not in r.text
+    r = await api.client.get("/datasets/reviews/duplicates?threshold=0.7")
+    assert r.status_code == 200
+    assert "1 cluster of near duplicates" in r.text and "Exact duplicates reported at import: 1" in r.text
+    item_id = int(re.search(r'href="/items/(\d+)">item \d+</a> <span class="chip">fox-1', r.text).group(1))  # type: ignore[union-attr]
+    r = await api.client.get(f"/items/{item_id}")
+    assert r.status_code == 200
+    for fact in (str(src.resolve()), "Row / line", ingest_service.IMPORTER_VERSION, "v1:", "v2:"):
+        assert fact in r.text, fact
+    await sign_in(api, "ann")
+    r = await api.client.get("/")
+    assert 'href="/datasets"' not in r.text
+    for path in ("/datasets", "/datasets/reviews", "/datasets/reviews/duplicates", f"/items/{item_id}"):
+        r = await api.client.get(path)
+        assert r.status_code == 403, path
+
+
+async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_path: Path) -> None:
+    person(api, "vera", "viewer")
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(folder / "red.png")
+    ingest_service.import_source(api.db, folder, dataset="pics", format="images")
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(outside)
+    rows_dir = tmp_path / "rows"
+    rows_dir.mkdir()
+    (rows_dir / "link.png").symlink_to(outside)  # a link out of the import's folder
+    import_rows(api, rows_dir, [{"id": "sneaky", "image": str(outside)}, {"id": "etc", "image": "/etc/passwd"},
+                                {"id": "link", "image": str(rows_dir / "link.png")},
+                                {"id": "dots", "image": str(rows_dir / ".." / "secret.png")}], name="sneaky")
+    await sign_in(api, "vera")
+    pics = (await api.client.get("/api/v1/datasets/pics/items", headers=api.auth("vera"))).json()
+    assert pics[0]["image"] is True
+    r = await api.client.get(f"/items/{pics[0]['item_id']}/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+    for row in (await api.client.get("/api/v1/datasets/sneaky/items", headers=api.auth("vera"))).json():
+        r = await api.client.get(f"/items/{row['item_id']}/image")
+        assert r.status_code == 404, row
+    sneaky = (await api.client.get("/api/v1/datasets/sneaky/items", headers=api.auth("vera"))).json()
+    assert len(sneaky) == 4
