@@ -62,7 +62,12 @@ def import_(
     ] = False,
     rejected: Annotated[Path | None, typer.Option("--rejected", help="Side file for --skip-bad.")] = None,
     project: Annotated[
-        str | None, typer.Option("--project", help="Project (name or id) whose tasks the items become; labels too.")
+        str | None,
+        typer.Option(
+            "--project",
+            help="Project (name or id) whose tasks the items become, the labels their annotations "
+            "(without it, labels are kept on the items).",
+        ),
     ] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Rows per transaction.")] = 20_000,
     db: DbOption = None,
