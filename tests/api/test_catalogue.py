@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -35,7 +36,7 @@ def person(api: Any, name: str, role: str, clearance: int = 0) -> Actor:
 
 
 def import_rows(api: Any, tmp_path: Path, rows: list[dict[str, Any]], name: str = "reviews") -> Path:
-    src = tmp_path / f"{name}.jsonl"
+    src = tmp_path / f"{name.replace('/', '_')}.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     ingest_service.import_source(api.db, src, dataset=name)
     return src
@@ -195,3 +196,40 @@ async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_
         assert r.status_code == 404, row
     sneaky = (await api.client.get("/api/v1/datasets/sneaky/items", headers=api.auth("vera"))).json()
     assert len(sneaky) == 4
+
+
+async def test_sdk_reads_the_catalogue_sync_and_async(api: Any, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from veracity.client import AsyncClient, Client
+    from veracity.errors import PermissionDeniedError
+
+    import_rows(api, tmp_path, ROWS, name="team a/reviews")  # a name that needs quoting in a URL
+    token = api.tokens["admin"]
+    transport = api.client._transport
+    async with AsyncClient("http://testserver", token, transport=transport) as ac:  # type: ignore[arg-type]
+        [ds] = await ac.list_datasets()
+        assert ds["name"] == "team a/reviews" and ds["n_items"] == 4
+        assert (await ac.get_dataset("team a/reviews"))["batches"] == ds["batches"]
+        items = [i async for i in ac.iter_dataset_items("team a/reviews", page_size=3)]
+        assert [i["external_id"] for i in items] == ["fox-1", "fox-2", "tea", "solo"]
+        report = await ac.dataset_duplicates("team a/reviews", threshold=0.7)
+        assert [[m["external_id"] for m in c["items"]] for c in report["clusters"]] == [["fox-1", "fox-2"]]
+        lineage = await ac.item_lineage(items[2]["item_id"])
+        assert lineage["external_id"] == "tea" and lineage["source_row"] == 3
+    ann_token = api.add_user("ann2", "annotator")
+    class ViaTestClient(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            r = tc.request(request.method, str(request.url), headers=dict(request.headers), content=request.read())
+            return httpx.Response(r.status_code, headers=r.headers, content=r.content)
+
+    tc = TestClient(transport.app)  # type: ignore[attr-defined]
+    with tc, Client("http://testserver", token, transport=ViaTestClient()) as sc:
+        page = sc.list_dataset_items("team a/reviews", limit=2)
+        assert len(page) == 2 and page.next_cursor == page[1]["item_id"]
+        assert [i["item_id"] for i in sc.iter_dataset_items("team a/reviews")] == [i["item_id"] for i in items]
+        assert sc.dataset_duplicates("team a/reviews", limit=2)["truncated"] is True
+        assert sc.item_lineage(items[0]["item_id"])["content_hash"] == items[0]["content_hash"]
+        annotator = Client("http://testserver", ann_token, transport=ViaTestClient())
+        with annotator, pytest.raises(PermissionDeniedError):
+            annotator.list_datasets()

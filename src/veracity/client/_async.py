@@ -19,9 +19,13 @@ from veracity.client._types import (
     AnnotationResult,
     AssignResult,
     ConsensusRow,
+    DatasetItem,
+    DatasetSummary,
+    DuplicateReport,
     FlagResult,
     Health,
     ImportResult,
+    ItemLineage,
     ItemRow,
     Member,
     MemberResult,
@@ -318,3 +322,42 @@ class AsyncClient:
     async def refit(self, project_id: int, *, method: str | None = None) -> RefitResult:
         """Refit consensus and annotator skills with the full truth-inference model."""
         return await self._run(calls.refit(project_id, method=method))
+
+    # ----------------------------------------------------------------------- catalogue
+    async def list_datasets(self, *, batches: int = 10) -> list[DatasetSummary]:
+        """Every dataset with its item count, versions and latest ``batches`` import batches."""
+        return await self._run(calls.list_datasets(batches=batches))
+
+    async def get_dataset(self, name: str) -> DatasetSummary:
+        """One dataset with its versions and import batches."""
+        return await self._run(calls.get_dataset(name))
+
+    async def list_dataset_items(self, name: str, *, cursor: int = 0, limit: int = 100) -> Page[DatasetItem]:
+        """One page of a dataset's items with content hash, source and row."""
+        return await self._run(calls.list_dataset_items(name, cursor=cursor, limit=limit))
+
+    async def iter_dataset_items(self, name: str, *, page_size: int = 1000) -> AsyncIterator[DatasetItem]:
+        """Every item of a dataset the caller may see, following ``X-Next-Cursor``."""
+        cursor: int | None = 0
+        while cursor is not None:
+            page = await self.list_dataset_items(name, cursor=cursor, limit=page_size)
+            for row in page.rows:
+                yield row
+            cursor = page.next_cursor
+
+    async def dataset_duplicates(
+        self,
+        name: str,
+        *,
+        field: str | None = None,
+        threshold: float | None = None,
+        max_distance: int | None = None,
+        limit: int | None = None,
+    ) -> DuplicateReport:
+        """Near-duplicate clusters of a dataset's first ``limit`` items and the exact duplicates imports reported."""
+        call = calls.dataset_duplicates(name, field=field, threshold=threshold, max_distance=max_distance, limit=limit)
+        return await self._run(call)
+
+    async def item_lineage(self, item_id: int) -> ItemLineage:
+        """Where an item came from: source, row, content hash, import batch, labels and versions."""
+        return await self._run(calls.item_lineage(item_id))

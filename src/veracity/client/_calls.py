@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
+from urllib.parse import quote
 
 import httpx
 
@@ -32,9 +33,13 @@ from veracity.client._types import (
     AnnotationResult,
     AssignResult,
     ConsensusRow,
+    DatasetItem,
+    DatasetSummary,
+    DuplicateReport,
     FlagResult,
     Health,
     ImportResult,
+    ItemLineage,
     ItemRow,
     Member,
     MemberResult,
@@ -305,3 +310,36 @@ def resolve_label_issue(task_id: int, action: str, *, value: Any = None) -> Call
 
 def refit(project_id: int, *, method: str | None = None) -> Call[RefitResult]:
     return Call("POST", f"{API}/projects/{int(project_id)}/refit", _as(RefitResult), params=_params(method=method))
+
+
+# --------------------------------------------------------------------------- catalogue
+def _dataset_path(name: str) -> str:
+    return f"{API}/datasets/{quote(name, safe='')}"
+
+
+def list_datasets(*, batches: int = 10) -> Call[list[DatasetSummary]]:
+    return Call("GET", f"{API}/datasets", _as(list[DatasetSummary]), params=_params(batches=batches))
+
+
+def get_dataset(name: str) -> Call[DatasetSummary]:
+    return Call("GET", _dataset_path(name), _as(DatasetSummary))
+
+
+def list_dataset_items(name: str, *, cursor: int = 0, limit: int = 100) -> Call[Page[DatasetItem]]:
+    return Call("GET", f"{_dataset_path(name)}/items", _page(DatasetItem), params=_params(cursor=cursor, limit=limit))
+
+
+def dataset_duplicates(
+    name: str,
+    *,
+    field: str | None = None,
+    threshold: float | None = None,
+    max_distance: int | None = None,
+    limit: int | None = None,
+) -> Call[DuplicateReport]:
+    params = _params(field=field, threshold=threshold, max_distance=max_distance, limit=limit)
+    return Call("GET", f"{_dataset_path(name)}/duplicates", _as(DuplicateReport), params=params)
+
+
+def item_lineage(item_id: int) -> Call[ItemLineage]:
+    return Call("GET", f"{API}/items/{int(item_id)}/lineage", _as(ItemLineage))

@@ -10,9 +10,13 @@ __all__ = [
     "AnnotationResult",
     "AssignResult",
     "ConsensusRow",
+    "DatasetItem",
+    "DatasetSummary",
+    "DuplicateReport",
     "FlagResult",
     "Health",
     "ImportResult",
+    "ItemLineage",
     "ItemRow",
     "Member",
     "MemberResult",
@@ -162,6 +166,58 @@ class RefitResult(TypedDict):
     n_answers: int
     n_tasks: NotRequired[int]
     n_workers: NotRequired[int]
+
+
+class DatasetSummary(TypedDict):
+    id: int
+    name: str
+    description: str
+    created_at: str | None
+    n_items: int
+    n_batches: int
+    duplicates_reported: int
+    versions: list[dict[str, Any]]  # number, n_items, note, created_at
+    batches: list[dict[str, Any]]  # id, source, format, importer_version, created_by, created_at, rows, ...
+
+
+class DatasetItem(TypedDict):
+    item_id: int
+    external_id: str | None
+    content_hash: str
+    source: str | None
+    source_row: int | None
+    batch_id: int | None
+    snippet: str
+    image: bool
+
+
+class DuplicateReport(TypedDict):
+    dataset: str
+    n_items: int
+    compared: int
+    limit: int
+    truncated: bool
+    threshold: float
+    max_distance: int
+    clusters: list[dict[str, Any]]  # size, items: [{item_id, external_id, snippet, image}]
+    exact: list[dict[str, Any]]  # batch_id, source, row, duplicate_of
+    exact_total: int
+
+
+class ItemLineage(TypedDict):
+    item_id: int
+    dataset: str | None
+    external_id: str | None
+    data: dict[str, Any]
+    content_hash: str
+    source: str | None
+    source_row: int | None
+    created_at: str | None
+    import_batch: dict[str, Any] | None
+    annotations: list[dict[str, Any]]
+    source_labels: list[dict[str, Any]]
+    consensus: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
 
 
 class Health(TypedDict):
