@@ -100,6 +100,8 @@ async def test_duplicates_endpoint_clusters_near_texts_and_lists_reported_exact_
     assert exact["row"] == 4 and exact["duplicate_of"]["row"] == 3
     r = await api.client.get("/api/v1/datasets/reviews/duplicates?limit=2", headers=api.auth("admin"))
     assert r.json()["truncated"] is True and r.json()["compared"] == 2
+    r = await api.client.get("/api/v1/datasets/reviews/duplicates?threshold=0.7&clusters=0", headers=api.auth("admin"))
+    assert r.json()["n_clusters"] == 1 and r.json()["clusters"] == []
 
 
 async def test_lineage_endpoint_matches_the_service(api: Any, tmp_path: Path) -> None:

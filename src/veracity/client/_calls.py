@@ -336,8 +336,9 @@ def dataset_duplicates(
     threshold: float | None = None,
     max_distance: int | None = None,
     limit: int | None = None,
+    clusters: int | None = None,
 ) -> Call[DuplicateReport]:
-    params = _params(field=field, threshold=threshold, max_distance=max_distance, limit=limit)
+    params = _params(field=field, threshold=threshold, max_distance=max_distance, limit=limit, clusters=clusters)
     return Call("GET", f"{_dataset_path(name)}/duplicates", _as(DuplicateReport), params=params)
 
 

@@ -350,9 +350,13 @@ class Client:
         threshold: float | None = None,
         max_distance: int | None = None,
         limit: int | None = None,
+        clusters: int | None = None,
     ) -> DuplicateReport:
-        """Near-duplicate clusters of a dataset's first ``limit`` items and the exact duplicates imports reported."""
-        call = calls.dataset_duplicates(name, field=field, threshold=threshold, max_distance=max_distance, limit=limit)
+        """Near-duplicate clusters (the ``clusters`` largest) of a dataset's first ``limit`` items, and the
+        exact duplicates its imports reported."""
+        call = calls.dataset_duplicates(
+            name, field=field, threshold=threshold, max_distance=max_distance, limit=limit, clusters=clusters
+        )
         return self._run(call)
 
     def item_lineage(self, item_id: int) -> ItemLineage:

@@ -199,6 +199,7 @@ class DuplicateReport(TypedDict):
     truncated: bool
     threshold: float
     max_distance: int
+    n_clusters: int
     clusters: list[dict[str, Any]]  # size, items: [{item_id, external_id, snippet, image}]
     exact: list[dict[str, Any]]  # batch_id, source, row, duplicate_of
     exact_total: int

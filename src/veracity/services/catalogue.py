@@ -204,19 +204,23 @@ def duplicate_report(
     threshold: float = 0.8,
     max_distance: int = 6,
     limit: int = DUPLICATE_LIMIT,
+    max_clusters: int = 200,
     max_exact: int = 200,
 ) -> dict[str, Any]:
     """Near-duplicate clusters of a dataset (:func:`veracity.services.ingest.near_duplicates`) with a
     text snippet or image flag per member, and the exact duplicates its imports reported.
 
     Only the first ``limit`` items (in id order) are compared; ``compared`` and ``truncated`` say
-    how many that was. Exact duplicates are listed as the import batches sampled them (up to
+    how many that was. The ``max_clusters`` largest clusters are returned; ``n_clusters`` counts
+    all of them. Exact duplicates are listed as the import batches sampled them (up to
     ``max_exact``); ``exact_total`` counts them all.
     """
     check_catalogue_reader(actor)
     clusters = ingest_service.near_duplicates(
         db, name, field=field, threshold=threshold, max_distance=max_distance, limit=limit, actor=actor
     )
+    n_clusters = len(clusters)
+    clusters = clusters[: max(0, max_clusters)]
     member_ids = [m["item_id"] for c in clusters for m in c["items"]]
     with db.transaction(write=False) as s:
         ds = s.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none()
@@ -252,6 +256,7 @@ def duplicate_report(
         "truncated": n_items > limit,
         "threshold": threshold,
         "max_distance": max_distance,
+        "n_clusters": n_clusters,
         "clusters": clusters,
         "exact": exact,
         "exact_total": exact_total,

@@ -57,7 +57,7 @@ def list_dataset_items(
     "/datasets/{name:path}/duplicates",
     summary="Near-duplicate clusters (texts by MinHash/LSH, images by dHash) and the exact duplicates imports reported",
     responses=_example({"dataset": "reviews", "n_items": 1000, "compared": 1000, "limit": 20000, "truncated": False,
-                        "threshold": 0.8, "max_distance": 6,
+                        "threshold": 0.8, "max_distance": 6, "n_clusters": 1,
                         "clusters": [{"size": 2, "items": [
                             {"item_id": 4, "external_id": "r4", "snippet": "The kettle broke after a week.",
                              "image": False},
@@ -76,9 +76,10 @@ def dataset_duplicates(
     max_distance: int = Query(6, ge=0, le=32, description="Images: dHash bits that may differ."),
     limit: int = Query(catalogue_service.DUPLICATE_LIMIT, ge=1, le=200_000,
                        description="Items compared at most, in id order."),
+    clusters: int = Query(1000, ge=0, le=100_000, description="Largest clusters returned (n_clusters counts all)."),
 ) -> dict[str, Any]:
     return catalogue_service.duplicate_report(db, actor, name, field=field, threshold=threshold,
-                                              max_distance=max_distance, limit=limit)
+                                              max_distance=max_distance, limit=limit, max_clusters=clusters)
 
 
 @router.get("/datasets/{name:path}", summary="One dataset with its versions and import batches",
