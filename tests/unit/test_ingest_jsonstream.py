@@ -85,3 +85,51 @@ def test_not_utf8_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b'["caf\xe9"]')
     with pytest.raises(InvalidInputError, match="not UTF-8"):
         list(iter_json_array_file(path, None, not_array=_whole))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    doc=st.dictionaries(st.sampled_from(["images", "annotations", "other", "x"]), json_values, max_size=4),
+    indent=st.sampled_from([None, 1]),
+    block=st.integers(min_value=1, max_value=30),
+)
+def test_object_members_match_json_loads(tmp_path: Path, doc: dict[str, Any], indent: int | None, block: int) -> None:
+    from veracity.ingest._jsonstream import iter_json_object_file
+
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps(doc, indent=indent), encoding="utf-8")
+    got: dict[str, Any] = {}
+    for key, index, value in iter_json_object_file(path, None, streamed=frozenset({"images", "x"}), block=block):
+        if index is None:
+            got[key] = value
+        elif index == 0:
+            got[key] = []
+        else:
+            assert index == len(got[key]) + 1
+            got[key].append(value)
+    assert got == json.loads(path.read_text())
+
+
+def test_coco_annotations_may_come_before_the_images(tmp_path: Path) -> None:
+    """COCO is read in two streamed passes; key order in the file does not matter."""
+    from _ingest_helpers import make_coco, read_all
+
+    path = make_coco(tmp_path / "src", n_images=3)
+    doc = json.loads(path.read_text())
+    expected = read_all(path, "coco")
+    reordered = {"categories": doc["categories"], "annotations": doc["annotations"][::-1], "info": {}}
+    reordered["images"] = doc["images"]
+    path.write_text(json.dumps(reordered, indent=1))
+    got = read_all(path, "coco")
+    assert [r.external_id for r in got] == [r.external_id for r in expected] == ["1", "2", "3"]
+    for a, b in zip(got, expected, strict=True):
+        assert sorted(json.dumps(x, sort_keys=True) for x in a.annotations) == sorted(
+            json.dumps(x, sort_keys=True) for x in b.annotations
+        )
+    doc["annotations"].append({"id": 99, "image_id": 42, "category_id": 1, "bbox": [0, 0, 1, 1]})
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidInputError, match=r"annotation 7 \(id 99\): unknown image_id 42"):
+        read_all(path, "coco")
+    path.write_text(json.dumps([doc]))
+    with pytest.raises(InvalidInputError, match="not a COCO file"):
+        read_all(path, "coco")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,8 @@ from typing import Any
 from veracity.errors import InvalidInputError
 from veracity.ingest._common import ReadOptions, fail
 from veracity.ingest._images import ImageExporter, image_size
-from veracity.ingest._safety import load_json, read_image, resolve_inside
+from veracity.ingest._jsonstream import iter_json_object_file
+from veracity.ingest._safety import read_image, resolve_inside
 from veracity.ingest.records import SourceRecord, make_annotation
 from veracity.types import Record
 
@@ -30,68 +33,158 @@ def _locate(root: Path, file_name: str, where: str) -> Path:
     return second if second.is_file() else first
 
 
+_STREAMED = frozenset({"images", "annotations"})
+_NOT_COCO = "not a COCO file: expected an object with an 'images' list"
+
+
 def read_coco(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """One record per COCO image, its boxes and polygons as ``boxes`` / ``polygons`` annotations.
 
     Image ``file_name`` paths resolve against ``image_root`` (default: the JSON file's folder, then
     its ``images/`` subfolder) and may not leave it. Annotations whose segmentation is a polygon
     list become polygons; the others (no segmentation, or RLE masks) become boxes.
+
+    Memory stays bounded whatever the file size: the file is read twice, element by element
+    (``ingest._jsonstream``). The first pass keeps the categories and the image ids and writes the
+    annotations to a temporary SQLite file indexed by image id (they may come before or after
+    the images); every annotation is checked before any record is yielded. The second pass
+    yields the images with their annotations looked up there.
     """
     source = str(path)
-    doc = load_json(path, opts.max_bytes)
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        fail(source, None, "not a COCO file: expected an object with an 'images' list")
+    categories_doc: Any = None
+    image_keys: set[str] = set()
+    seen_images = False
+    with tempfile.TemporaryDirectory(prefix="veracity-coco-") as tmp:
+        spill = sqlite3.connect(Path(tmp) / "annotations.db")
+        try:
+            spill.execute("PRAGMA journal_mode=OFF")
+            spill.execute("PRAGMA synchronous=OFF")
+            spill.execute("CREATE TABLE ann (idx INTEGER PRIMARY KEY, image_key TEXT, body TEXT)")
+            pending: list[tuple[int, str | None, str]] = []
+            members = iter_json_object_file(path, opts.max_bytes, streamed=_STREAMED, not_object=_NOT_COCO)
+            for key, index, value in members:
+                if key == "images":
+                    if index is None:
+                        if not isinstance(value, list):
+                            fail(source, None, _NOT_COCO)
+                        image_keys.update(_key(img.get("id")) for img in value if isinstance(img, dict))
+                    elif index and isinstance(value, dict):
+                        image_keys.add(_key(value.get("id")))
+                    seen_images = True
+                elif key == "annotations":
+                    elements = enumerate(value or [], start=1) if index is None else [(index, value)] if index else []
+                    for i, ann in elements:
+                        image = _key(ann["image_id"]) if isinstance(ann, dict) and "image_id" in ann else None
+                        pending.append((i, image, json.dumps(ann)))
+                    if len(pending) >= 10_000:
+                        spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
+                        pending.clear()
+                elif key == "categories" and index is None:
+                    categories_doc = value
+            spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
+            del pending
+            if not seen_images:
+                fail(source, None, _NOT_COCO)
+            categories = _categories(categories_doc, source)
+            _check_annotations(spill, image_keys, categories, source)
+            spill.execute("CREATE INDEX ann_image ON ann (image_key, idx)")
+            del image_keys
+            yield from _coco_records(path, opts, spill, categories)
+        finally:
+            spill.close()
+
+
+def _key(image_id: Any) -> str:
+    return json.dumps(image_id)
+
+
+def _categories(doc: Any, source: str) -> dict[Any, str]:
     categories: dict[Any, str] = {}
-    for i, cat in enumerate(doc.get("categories") or [], start=1):
+    for i, cat in enumerate(doc or [], start=1):
         if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
             fail(source, None, f"category {i}: missing field 'id' or 'name'")
         categories[cat["id"]] = cat["name"]
-    image_ids = {img.get("id") for img in doc["images"] if isinstance(img, dict)}
-    by_image: dict[Any, list[Record]] = {}
-    for i, ann in enumerate(doc.get("annotations") or [], start=1):
+    return categories
+
+
+def _check_annotations(
+    spill: sqlite3.Connection, image_keys: set[str], categories: dict[Any, str], source: str
+) -> None:
+    """Every annotation is an object naming a known image and category (the first bad one is named)."""
+    for i, image, body in spill.execute("SELECT idx, image_key, body FROM ann ORDER BY idx"):
+        ann = json.loads(body)
         if not isinstance(ann, dict):
             fail(source, None, f"annotation {i}: expected an object")
         for key in ("image_id", "category_id"):
             if key not in ann:
                 fail(source, None, f"annotation {i} (id {ann.get('id')}): missing field {key!r}")
-        if ann["image_id"] not in image_ids:
+        if image not in image_keys:
             fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown image_id {ann['image_id']!r}")
         if ann["category_id"] not in categories:
             fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown category_id {ann['category_id']!r}")
-        by_image.setdefault(ann["image_id"], []).append(ann)
+
+
+def _coco_records(
+    path: Path, opts: ReadOptions, spill: sqlite3.Connection, categories: dict[Any, str]
+) -> Iterator[list[SourceRecord]]:
+    source = str(path)
     root = opts.image_root or path.parent
     buf: list[SourceRecord] = []
-    for row, img in enumerate(doc["images"], start=1):
-        if not isinstance(img, dict) or not isinstance(img.get("file_name"), str) or "id" not in img:
-            opts.bad(source, row, "image entry needs 'id' and 'file_name'")
+    for key, row, img in iter_json_object_file(path, opts.max_bytes, streamed=_STREAMED, not_object=_NOT_COCO):
+        if key != "images" or row == 0:
             continue
-        where = f"{source}: image {row} (id {img['id']})"
-        image = _locate(root, img["file_name"], where)
-        try:
-            info = read_image(image, opts.max_bytes, where=where)
-        except InvalidInputError as exc:
-            opts.bad(source, row, exc.message)
-            continue
-        try:
-            annotations = _coco_annotations(by_image.get(img["id"], []), categories)
-        except (KeyError, TypeError, ValueError) as exc:
-            opts.bad(source, row, f"malformed annotation of image id {img['id']}: {exc}")
-            continue
-        rec = SourceRecord.from_data(
-            {"image": str(image)},
-            source=source,
-            row=row,
-            external_id=img["id"],
-            annotations=annotations,
-            meta={"width": info.width, "height": info.height, "file_name": img["file_name"]},
-            digest=info.sha256,
-        )
-        buf.append(rec)
-        if len(buf) >= opts.chunk_size:
-            yield buf
-            buf = []
+        if row is None:  # checked to be a list by the first pass
+            images: Iterable[tuple[int, Any]] = enumerate(img, start=1)
+        else:
+            images = [(row, img)]
+        for n, image_doc in images:
+            rec = _coco_record(image_doc, n, source, root, opts, spill, categories)
+            if rec is not None:
+                buf.append(rec)
+                if len(buf) >= opts.chunk_size:
+                    yield buf
+                    buf = []
     if buf:
         yield buf
+
+
+def _coco_record(
+    img: Any,
+    row: int,
+    source: str,
+    root: Path,
+    opts: ReadOptions,
+    spill: sqlite3.Connection,
+    categories: dict[Any, str],
+) -> SourceRecord | None:
+    if not isinstance(img, dict) or not isinstance(img.get("file_name"), str) or "id" not in img:
+        opts.bad(source, row, "image entry needs 'id' and 'file_name'")
+        return None
+    where = f"{source}: image {row} (id {img['id']})"
+    image = _locate(root, img["file_name"], where)
+    try:
+        info = read_image(image, opts.max_bytes, where=where)
+    except InvalidInputError as exc:
+        opts.bad(source, row, exc.message)
+        return None
+    anns = [
+        json.loads(body)
+        for (body,) in spill.execute("SELECT body FROM ann WHERE image_key = ? ORDER BY idx", (_key(img["id"]),))
+    ]
+    try:
+        annotations = _coco_annotations(anns, categories)
+    except (KeyError, TypeError, ValueError) as exc:
+        opts.bad(source, row, f"malformed annotation of image id {img['id']}: {exc}")
+        return None
+    return SourceRecord.from_data(
+        {"image": str(image)},
+        source=source,
+        row=row,
+        external_id=img["id"],
+        annotations=annotations,
+        meta={"width": info.width, "height": info.height, "file_name": img["file_name"]},
+        digest=info.sha256,
+    )
 
 
 def _coco_annotations(anns: list[Record], categories: dict[Any, str]) -> list[Record]:

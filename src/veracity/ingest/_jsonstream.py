@@ -18,7 +18,7 @@ from typing import Any
 from veracity.errors import InvalidInputError
 from veracity.ingest._safety import check_size
 
-__all__ = ["iter_json_array_file"]
+__all__ = ["iter_json_array_file", "iter_json_object_file"]
 
 _BLOCK = 1 << 20  # characters read at a time
 _WS = " \t\n\r"
@@ -117,29 +117,97 @@ def iter_json_array_file(
             while True:
                 if not buf.skip_ws():
                     raise buf.error("Expecting value", buf.pos)
-                while True:
-                    start = buf.pos
-                    try:
-                        value, end = scan(buf.text, start)
-                    except StopIteration as exc:
-                        if buf.more(len(buf.text)):
-                            continue
-                        raise buf.error("Expecting value", exc.value) from None
-                    except json.JSONDecodeError as exc:
-                        if buf.more(len(buf.text)):
-                            continue
-                        raise buf.error(exc.msg, exc.pos) from None
-                    if (
-                        type(value) in (int, float)
-                        and (end >= len(buf.text) or buf.text[end] not in _AFTER_NUMBER)
-                        and buf.more(len(buf.text))
-                    ):
-                        continue  # the number may go on in the next block ("12" of "12.5e3")
-                    break
-                buf.pos = end
-                yield value
+                yield _scan_value(buf, scan)
                 delimiter = buf.skip_ws()
                 if delimiter == "]":
+                    buf.pos += 1
+                    break
+                if delimiter != ",":
+                    raise buf.error("Expecting ',' delimiter", buf.pos)
+                buf.pos += 1
+        if buf.skip_ws():
+            raise buf.error("Extra data", buf.pos)
+
+
+def _scan_value(buf: _Buffer, scan: Callable[[str, int], tuple[Any, int]]) -> Any:
+    """Decode the value at ``buf.pos`` (reading on as needed) and move past it."""
+    while True:
+        start = buf.pos
+        try:
+            value, end = scan(buf.text, start)
+        except StopIteration as exc:
+            if buf.more(len(buf.text)):
+                continue
+            raise buf.error("Expecting value", exc.value) from None
+        except json.JSONDecodeError as exc:
+            if buf.more(len(buf.text)):
+                continue
+            raise buf.error(exc.msg, exc.pos) from None
+        if (
+            type(value) in (int, float)
+            and (end >= len(buf.text) or buf.text[end] not in _AFTER_NUMBER)
+            and buf.more(len(buf.text))
+        ):
+            continue
+        buf.pos = end
+        return value
+
+
+def iter_json_object_file(
+    path: Path,
+    max_bytes: int | None,
+    *,
+    streamed: frozenset[str],
+    not_object: str = "expected a JSON object",
+    block: int = _BLOCK,
+) -> Iterator[tuple[str, int | None, Any]]:
+    """The members of the JSON object in ``path``, in file order, as ``(key, index, value)``.
+
+    A member whose key is in ``streamed`` and whose value is an array comes element by element
+    (``index`` counts from 1, after a ``(key, 0, None)`` that marks the start of the array); any
+    other member comes whole (``index`` None). Raises :class:`InvalidInputError` when the
+    document is not a JSON object or is malformed.
+    """
+    check_size(path, max_bytes)
+    scan = json.JSONDecoder().scan_once
+    with path.open("r", encoding="utf-8") as fh:
+        buf = _Buffer(fh, path, block)
+        if buf.skip_ws() != "{":
+            raise InvalidInputError(f"{path}: {not_object}")
+        buf.pos += 1
+        if buf.skip_ws() == "}":
+            buf.pos += 1
+        else:
+            while True:
+                if buf.skip_ws() != '"':
+                    raise buf.error("Expecting property name enclosed in double quotes", buf.pos)
+                key = _scan_value(buf, scan)
+                if buf.skip_ws() != ":":
+                    raise buf.error("Expecting ':' delimiter", buf.pos)
+                buf.pos += 1
+                if buf.skip_ws() == "[" and key in streamed:
+                    buf.pos += 1
+                    index = 0
+                    yield key, 0, None
+                    if buf.skip_ws() == "]":
+                        buf.pos += 1
+                    else:
+                        while True:
+                            if not buf.skip_ws():
+                                raise buf.error("Expecting value", buf.pos)
+                            index += 1
+                            yield key, index, _scan_value(buf, scan)
+                            delimiter = buf.skip_ws()
+                            if delimiter == "]":
+                                buf.pos += 1
+                                break
+                            if delimiter != ",":
+                                raise buf.error("Expecting ',' delimiter", buf.pos)
+                            buf.pos += 1
+                else:
+                    yield key, None, _scan_value(buf, scan)
+                delimiter = buf.skip_ws()
+                if delimiter == "}":
                     buf.pos += 1
                     break
                 if delimiter != ",":
