@@ -62,6 +62,10 @@ def test_follow_a_near_duplicate_cluster_to_an_items_lineage(
     report = ingest_service.import_source(db, source, dataset="shop-reviews")
     assert (report.imported, report.duplicates) == (4, 1)
     ingest_service.create_version(db, "shop-reviews", note="first cut")
+    later = tmp_path / "more.jsonl"
+    later.write_text(json.dumps({"id": "pan", "text": "The pan heats evenly.", "label": "positive"}) + "\n")
+    ingest_service.import_source(db, later, dataset="shop-reviews")
+    ingest_service.create_version(db, "shop-reviews", note="with the pan")
 
     sign_in(page, live_server, "vera")
     page.get_by_role("link", name="Datasets").click()
@@ -109,6 +113,11 @@ def test_follow_a_near_duplicate_cluster_to_an_items_lineage(
     page.get_by_role("link", name="shop-reviews").click()
     expect(page.get_by_role("heading", name="shop-reviews", level=1)).to_be_visible()
     expect(page.get_by_role("row").filter(has_text="k-2")).to_contain_text("reviews.jsonl · 2")
+    page.get_by_role("link", name="diff v1 → v2").click()
+    diff = page.locator("section").filter(has=page.get_by_role("heading", name="v1 → v2"))
+    expect(diff).to_contain_text("1 added · 0 removed · 0 relabelled")
+    expect(diff).to_contain_text("pan")
+    screenshot(page, "dataset")
 
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, live_server, "ann")
