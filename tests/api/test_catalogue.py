@@ -185,9 +185,11 @@ async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_
     rows_dir = tmp_path / "rows"
     rows_dir.mkdir()
     (rows_dir / "link.png").symlink_to(outside)  # a link out of the import's folder
+    Image.new("RGB", (4, 4)).save(rows_dir / "beside.png")  # named by a JSONL row: not read by its importer
     import_rows(api, rows_dir, [{"id": "sneaky", "image": str(outside)}, {"id": "etc", "image": "/etc/passwd"},
                                 {"id": "link", "image": str(rows_dir / "link.png")},
-                                {"id": "dots", "image": str(rows_dir / ".." / "secret.png")}], name="sneaky")
+                                {"id": "dots", "image": str(rows_dir / ".." / "secret.png")},
+                                {"id": "beside", "image": str(rows_dir / "beside.png")}], name="sneaky")
     await sign_in(api, "vera")
     pics = (await api.client.get("/api/v1/datasets/pics/items", headers=api.auth("vera"))).json()
     assert pics[0]["image"] is True
@@ -197,7 +199,13 @@ async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_
         r = await api.client.get(f"/items/{row['item_id']}/image")
         assert r.status_code == 404, row
     sneaky = (await api.client.get("/api/v1/datasets/sneaky/items", headers=api.auth("vera"))).json()
-    assert len(sneaky) == 4
+    assert len(sneaky) == 5
+    media = tmp_path / "media"  # the server's data_dir/media: always served from
+    media.mkdir()
+    Image.new("RGB", (4, 4)).save(media / "m.png")
+    import_rows(api, rows_dir, [{"id": "m", "image": str(media / "m.png")}], name="media")
+    [m] = (await api.client.get("/api/v1/datasets/media/items", headers=api.auth("vera"))).json()
+    assert (await api.client.get(f"/items/{m['item_id']}/image")).status_code == 200
 
 
 async def test_sdk_reads_the_catalogue_sync_and_async(api: Any, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from veracity.storage.models import Dataset, DatasetVersion, ImportBatch, Item, 
 
 __all__ = [
     "DUPLICATE_LIMIT",
+    "IMAGE_FORMATS",
     "IMAGE_SUFFIXES",
     "check_catalogue_reader",
     "dataset_detail",
@@ -34,6 +35,7 @@ __all__ = [
 
 DUPLICATE_LIMIT = 20_000  # items compared for near duplicates by default (the UI says so)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
+IMAGE_FORMATS = ("images", "coco", "yolo", "voc")  # importers that read (and hashed) the image files
 SNIPPET = 160
 
 
@@ -274,26 +276,29 @@ def item_image_path(db: Database, actor: Actor | None, item_id: int, *, media_ro
     """The local image file of an item, for display, when it is safe to serve.
 
     Served only when ``data["image"]`` names an existing file with an image suffix that lies (after
-    resolving links) inside the folder its import batch read from, or inside ``media_root``. Any
-    other path (``/etc/passwd`` written into a JSONL row, a link out of the folder) answers NotFound.
+    resolving links) inside ``media_root``, or inside the folder its import batch read from when
+    that batch's importer read the image itself (:data:`IMAGE_FORMATS`). Any other path (one a
+    JSONL or CSV row merely names, ``/etc/passwd``, a link out of the folder) answers NotFound.
     """
     check_catalogue_reader(actor)
     with db.transaction(write=False) as s:
         row = s.execute(
-            select(Item.data, Item.sensitivity, ImportBatch.source)
+            select(Item.data, Item.sensitivity, ImportBatch.source, ImportBatch.format)
             .outerjoin(ImportBatch, ImportBatch.id == Item.batch_id)
             .where(Item.id == item_id)
         ).first()
     if row is None or (actor is not None and row[1] > actor.clearance):
         raise NotFoundError(f"item {item_id} not found")
-    data, _, source = row
+    data, _, source, fmt = row
     value = data.get("image") if isinstance(data, dict) else None
     if not isinstance(value, str) or "://" in value:
         raise NotFoundError(f"item {item_id} has no local image")
     roots = [media_root]
-    if source and "://" not in source:
+    if source and fmt in IMAGE_FORMATS and "://" not in source:
         src = Path(source)
-        roots.append(src if src.is_dir() else src.parent)
+        folder = src if src.is_dir() else src.parent
+        if folder != Path(folder.anchor):  # never a whole file system
+            roots.append(folder)
     try:
         path = Path(value).resolve(strict=True)
     except (OSError, RuntimeError):
