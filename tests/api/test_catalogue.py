@@ -243,3 +243,13 @@ async def test_sdk_reads_the_catalogue_sync_and_async(api: Any, tmp_path: Path) 
         annotator = Client("http://testserver", ann_token, transport=ViaTestClient())
         with annotator, pytest.raises(PermissionDeniedError):
             annotator.list_datasets()
+
+
+async def test_catalogue_endpoints_are_described_with_examples(api: Any) -> None:
+    spec = (await api.client.get("/api/v1/openapi.json")).json()
+    for path in ("/api/v1/datasets", "/api/v1/datasets/{name}", "/api/v1/datasets/{name}/items",
+                 "/api/v1/datasets/{name}/duplicates", "/api/v1/items/{item_id}/lineage"):
+        example = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+        assert example, path
+    dup = spec["paths"]["/api/v1/datasets/{name}/duplicates"]["get"]["responses"]["200"]["content"]
+    assert set(dup["application/json"]["example"]) >= {"clusters", "exact", "truncated", "compared", "n_clusters"}
