@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from veracity.errors import InvalidInputError
 from veracity.services import Actor
 from veracity.services import ingest as ingest_service
 from veracity.services.users import create_user
@@ -206,6 +207,40 @@ async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_
     import_rows(api, rows_dir, [{"id": "m", "image": str(media / "m.png")}], name="media")
     [m] = (await api.client.get("/api/v1/datasets/media/items", headers=api.auth("vera"))).json()
     assert (await api.client.get(f"/items/{m['item_id']}/image")).status_code == 200
+
+
+def _gradient(corner: int) -> Image.Image:
+    img = Image.new("L", (32, 32))
+    img.putdata([(x * 8 + y) % 256 for y in range(32) for x in range(32)])
+    img.putpixel((0, 0), corner)
+    return img
+
+
+async def test_image_duplicates_open_only_files_the_server_may_serve(api: Any, tmp_path: Path) -> None:
+    """Rows that merely name files (``/etc/passwd``, twins outside any image import) are not
+    opened on a user's request, so the answer does not reveal whether such files exist."""
+    person(api, "vera", "viewer")
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name, corner in (("a.png", 0), ("b.png", 9)):  # one pixel apart: one near-duplicate cluster
+        _gradient(corner).save(folder / name)
+    ingest_service.import_source(api.db, folder, dataset="pics", format="images")
+    r = await api.client.get("/api/v1/datasets/pics/duplicates", headers=api.auth("vera"))
+    assert r.status_code == 200
+    assert [c["size"] for c in r.json()["clusters"]] == [2]
+    rows_dir = tmp_path / "rows"
+    rows_dir.mkdir()
+    for name, corner in (("c.png", 0), ("d.png", 9)):
+        _gradient(corner).save(rows_dir / name)
+    import_rows(api, rows_dir, [{"id": "etc", "image": "/etc/passwd"},
+                                {"id": "c", "image": str(rows_dir / "c.png")},
+                                {"id": "d", "image": str(rows_dir / "d.png")}], name="named")
+    r = await api.client.get("/api/v1/datasets/named/duplicates", headers=api.auth("vera"))
+    assert r.status_code == 200, r.text  # not 422 "cannot be decoded": /etc/passwd is never opened
+    assert r.json()["clusters"] == []
+    # the CLI's service call (no actor) compares every local image the rows name
+    with pytest.raises(InvalidInputError, match="passwd"):
+        ingest_service.near_duplicates(api.db, "named", field="image")
 
 
 async def test_sdk_reads_the_catalogue_sync_and_async(api: Any, tmp_path: Path) -> None:

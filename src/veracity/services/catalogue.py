@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 DUPLICATE_LIMIT = 20_000  # items compared for near duplicates by default (the UI says so)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
-IMAGE_FORMATS = ("images", "coco", "yolo", "voc")  # importers that read (and hashed) the image files
+IMAGE_SUFFIXES = ingest_service.SERVABLE_IMAGE_SUFFIXES
+IMAGE_FORMATS = ingest_service.IMAGE_FORMATS  # importers that read (and hashed) the image files
 SNIPPET = 160
 
 
@@ -208,6 +208,7 @@ def duplicate_report(
     limit: int = DUPLICATE_LIMIT,
     max_clusters: int = 200,
     max_exact: int = 200,
+    media_root: Path | None = None,
 ) -> dict[str, Any]:
     """Near-duplicate clusters of a dataset (:func:`veracity.services.ingest.near_duplicates`) with a
     text snippet or image flag per member, and the exact duplicates its imports reported.
@@ -219,7 +220,8 @@ def duplicate_report(
     """
     check_catalogue_reader(actor)
     clusters = ingest_service.near_duplicates(
-        db, name, field=field, threshold=threshold, max_distance=max_distance, limit=limit, actor=actor
+        db, name, field=field, threshold=threshold, max_distance=max_distance, limit=limit, actor=actor,
+        media_root=media_root,
     )
     n_clusters = len(clusters)
     clusters = clusters[: max(0, max_clusters)]
@@ -265,13 +267,6 @@ def duplicate_report(
     }
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.is_relative_to(root.resolve())
-    except OSError:
-        return False
-
-
 def item_image_path(db: Database, actor: Actor | None, item_id: int, *, media_root: Path) -> Path:
     """The local image file of an item, for display, when it is safe to serve.
 
@@ -291,18 +286,7 @@ def item_image_path(db: Database, actor: Actor | None, item_id: int, *, media_ro
         raise NotFoundError(f"item {item_id} not found")
     data, _, source, fmt = row
     value = data.get("image") if isinstance(data, dict) else None
-    if not isinstance(value, str) or "://" in value:
-        raise NotFoundError(f"item {item_id} has no local image")
-    roots = [media_root]
-    if source and fmt in IMAGE_FORMATS and "://" not in source:
-        src = Path(source)
-        folder = src if src.is_dir() else src.parent
-        if folder != Path(folder.anchor):  # never a whole file system
-            roots.append(folder)
-    try:
-        path = Path(value).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise NotFoundError(f"item {item_id}: image file not found") from None
-    if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file() or not any(_inside(path, r) for r in roots):
-        raise NotFoundError(f"item {item_id}: image not served (outside the import's folder)")
+    path = ingest_service.safe_local_image(value, source, fmt, media_root)
+    if path is None:
+        raise NotFoundError(f"item {item_id}: no image that can be served (none, or outside the import's folder)")
     return path

@@ -997,8 +997,13 @@ def near_duplicates(
     max_distance: int = 6,
     limit: int = 200_000,
     actor: Actor | None = None,
+    media_root: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Clusters of near-duplicate items of a dataset: texts by MinHash/LSH, images by dHash.
+
+    With an ``actor`` (a user's request through the API or UI) only images that
+    :func:`safe_local_image` allows are compared (inside ``media_root`` or the folder an image
+    importer read); the CLI (no actor) compares every local path the items name.
 
     Parameters
     ----------
@@ -1020,14 +1025,27 @@ def near_duplicates(
     _check_reader(actor)
     with db.transaction(write=False) as s:
         ds = _dataset(s, dataset)
-        q = select(Item.id, Item.external_id, Item.data).where(Item.dataset_id == ds.id)
+        q = (
+            select(Item.id, Item.external_id, Item.data, ImportBatch.source, ImportBatch.format)
+            .outerjoin(ImportBatch, ImportBatch.id == Item.batch_id)
+            .where(Item.dataset_id == ds.id)
+        )
         if actor is not None:
             q = q.where(Item.sensitivity <= actor.clearance)
         rows = list(s.execute(q.order_by(Item.id).limit(limit)))
     if not rows:
         return []
     key = field or ("text" if isinstance(rows[0][2].get("text"), str) else "image")
-    usable = [(iid, ext, data[key]) for iid, ext, data in rows if isinstance(data.get(key), str)]
+    usable = [(iid, ext, data[key]) for iid, ext, data, _, _ in rows if isinstance(data.get(key), str)]
+    if key == "image" and actor is not None:
+        # On a user's request only files the server may open (see safe_local_image): hashing a
+        # path a row merely names would tell whether that file exists.
+        safe = {
+            iid: path
+            for iid, _, data, source, fmt in rows
+            if (path := safe_local_image(data.get(key), source, fmt, media_root)) is not None
+        }
+        usable = [(iid, ext, str(safe[iid])) for iid, ext, _ in usable if iid in safe]
     values = [v for _, _, v in usable]
     if key == "image":
         clusters = near_duplicate_images(values, max_distance=max_distance)
@@ -1037,6 +1055,42 @@ def near_duplicates(
         {"size": len(c), "items": [{"item_id": usable[i][0], "external_id": usable[i][1]} for i in c]} for c in clusters
     ]
     return sorted(out, key=lambda c: -c["size"])
+
+
+SERVABLE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
+IMAGE_FORMATS = ("images", "coco", "yolo", "voc")  # importers that read (and hashed) the image files
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
+def safe_local_image(value: Any, source: str | None, fmt: str | None, media_root: Path | None = None) -> Path | None:
+    """The file an item's ``image`` value names, when a server may open it on a user's request.
+
+    Only files with an image suffix that lie (after resolving links) inside ``media_root`` or
+    inside the folder the item's import batch read, when that batch's importer read the images
+    itself (:data:`IMAGE_FORMATS`). A path that a JSONL or CSV row merely names (``/etc/passwd``,
+    a link out of the folder) gives None, so that neither its content nor its existence leaks.
+    """
+    if not isinstance(value, str) or "://" in value:
+        return None
+    roots = [media_root] if media_root is not None else []
+    if source and fmt in IMAGE_FORMATS and "://" not in source:
+        src = Path(source)
+        folder = src if src.is_dir() else src.parent
+        if folder != Path(folder.anchor):  # never a whole file system
+            roots.append(folder)
+    try:
+        path = Path(value).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if path.suffix.lower() not in SERVABLE_IMAGE_SUFFIXES or not path.is_file():
+        return None
+    return path if any(_inside(path, r) for r in roots) else None
 
 
 # --------------------------------------------------------------------------- lineage

@@ -33,11 +33,13 @@ def duplicates_page(
     name: str,
     db: DB,
     actor: CurrentActor,
+    settings: AppSettings,
     threshold: float = Query(0.8, gt=0.0, le=1.0),
     max_distance: int = Query(6, ge=0, le=32),
 ) -> Response:
     dataset = catalogue_service.dataset_detail(db, actor, name, max_batches=0)
-    report = catalogue_service.duplicate_report(db, actor, name, threshold=threshold, max_distance=max_distance)
+    report = catalogue_service.duplicate_report(db, actor, name, threshold=threshold, max_distance=max_distance,
+                                                media_root=settings.data_dir / "media")
     return render(request, "duplicates.html", {"actor": actor, "dataset": dataset, "report": report})
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from veracity.services import catalogue as catalogue_service
 from veracity.services import ingest as ingest_service
-from veracity.web.deps import DB, MAX_ID, CurrentActor, Id
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 
@@ -71,6 +71,7 @@ def dataset_duplicates(
     name: str,
     db: DB,
     actor: CurrentActor,
+    settings: AppSettings,
     field: str | None = Query(None, description="Data field to compare (default text, else image)."),
     threshold: float = Query(0.8, gt=0.0, le=1.0, description="Texts: Jaccard similarity of shingles."),
     max_distance: int = Query(6, ge=0, le=32, description="Images: dHash bits that may differ."),
@@ -79,7 +80,8 @@ def dataset_duplicates(
     clusters: int = Query(1000, ge=0, le=100_000, description="Largest clusters returned (n_clusters counts all)."),
 ) -> dict[str, Any]:
     return catalogue_service.duplicate_report(db, actor, name, field=field, threshold=threshold,
-                                              max_distance=max_distance, limit=limit, max_clusters=clusters)
+                                              max_distance=max_distance, limit=limit, max_clusters=clusters,
+                                              media_root=settings.data_dir / "media")
 
 
 @router.get("/datasets/{name:path}", summary="One dataset with its versions and import batches",
