@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from veracity.errors import ConvergenceWarning, InvalidInputError
@@ -235,6 +235,67 @@ def test_unanimous_answers_are_kept(panels: list[set[int]]) -> None:
     for method in ("mv", "wmv", "ds", "onecoin", "mace"):
         res = aggregate({"task": task, "worker": worker, "label": label}, method=method, random_state=0)
         assert res.labels == {i: i % 3 for i in range(len(panels))}, method
+
+
+Crowd = tuple[dict[str, list[int]], list[int], dict[int, set[int]]]
+
+
+@st.composite
+def tiny_crowds(draw: st.DrawFn, unanimous: bool) -> Crowd:
+    """1-6 workers, 1-10 tasks, 2-4 classes of which some may go unused; each task answered by
+    a random subset of the workers, all with the task's label when ``unanimous``. Returns the
+    answers, the classes and each task's set of answered labels."""
+    k = draw(st.integers(2, 4))
+    n_workers = draw(st.integers(1, 6))
+    panels = draw(
+        st.lists(
+            st.tuples(st.sets(st.integers(0, n_workers - 1), min_size=1), st.integers(0, k - 1)),
+            min_size=1,
+            max_size=10,
+        )
+    )
+    answers: dict[str, list[int]] = {"task": [], "worker": [], "label": []}
+    given: dict[int, set[int]] = {}
+    for t, (panel, truth) in enumerate(panels):
+        for w in sorted(panel):
+            label = truth if unanimous else draw(st.integers(0, k - 1))
+            answers["task"].append(t)
+            answers["worker"].append(w)
+            answers["label"].append(label)
+            given.setdefault(t, set()).add(label)
+    return answers, list(range(k)), given
+
+
+@settings(max_examples=150, deadline=None)
+@given(crowd=tiny_crowds(unanimous=True))
+def test_ds_keeps_unanimous_answers_on_tiny_crowds(crowd: Crowd) -> None:
+    """Every task answered one way keeps that answer, however sparse the crowd, as long as some
+    task has two or more workers (with none, nothing can be learnt about the workers and a
+    skewed class prior may legitimately overrule single answers). This is what the better-than-
+    chance accuracy prior and the minimum size for communities guard: on such inputs the DS
+    likelihood is also maximised by "every worker always gives the same label"."""
+    answers, classes, given = crowd
+    per_task = np.bincount(answers["task"])
+    assume(per_task.max() >= 2)
+    expected = {t: next(iter(labels)) for t, labels in given.items()}
+    for method, kw in (("ds", {}), ("ds", {"communities": 0}), ("auto", {})):
+        res = aggregate(answers, method=method, classes=classes, random_state=0, **kw)
+        assert res.labels == expected, (method, kw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(crowd=tiny_crowds(unanimous=False))
+def test_ds_never_picks_a_class_nobody_gave(crowd: Crowd) -> None:
+    """A class that no worker ever answered is never the label on small crowds. (DS may pick a
+    label none of a task's own workers gave, when their confusion matrices say so: that is
+    inference, not a fault, so only classes unused by the whole crowd are ruled out.)"""
+    answers, classes, _ = crowd
+    used = set(answers["label"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for method in ("ds", "auto"):
+            res = aggregate(answers, method=method, classes=classes, random_state=0)
+            assert set(res.labels.values()) <= used, method
 
 
 # ---------------------------------------------------------------- services entry point

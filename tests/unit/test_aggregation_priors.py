@@ -13,6 +13,7 @@ from scipy.stats import dirichlet_multinomial
 from veracity.errors import ConvergenceWarning, InvalidInputError
 from veracity.quality import Responses, aggregate
 from veracity.quality.aggregation._community import CommunityPrior, dm_loglik, select_communities
+from veracity.quality.aggregation._em import _flat, build_shards, shard_em_step, shard_init_step
 
 
 def planted_crowd(seed: int = 0) -> tuple[Responses, np.ndarray, np.ndarray]:
@@ -152,29 +153,55 @@ def test_tempered_confidence_keeps_labels(data: list[tuple[int, int, int]], seed
     np.testing.assert_array_equal(cal.probas, again.probas)
 
 
+def _with_solo_tasks(responses: Responses, worker: int, labels: np.ndarray) -> Responses:
+    n = responses.n_tasks
+    return Responses.from_codes(
+        np.concatenate([responses.task_idx, n + np.arange(labels.size)]),
+        np.concatenate([responses.worker_idx, np.full(labels.size, worker)]),
+        np.concatenate([responses.label, labels]),
+        n_tasks=n + labels.size,
+        n_workers=responses.n_workers,
+        n_classes=responses.n_classes,
+    )
+
+
+def test_solo_tasks_are_left_out_of_the_worker_statistics_only() -> None:
+    """At fixed parameters, tasks answered by one worker add nothing to the M-step worker
+    statistics, but they do count in the class-prior totals."""
+    responses, _, _ = planted_crowd(seed=3)
+    k = responses.n_classes
+    busy = int(np.argmax(np.bincount(responses.worker_idx, minlength=responses.n_workers)))
+    extra = np.arange(6) % k
+    more = _with_solo_tasks(responses, busy, extra)
+    rng = np.random.default_rng(0)
+    log_conf = np.log(rng.dirichlet(np.ones(k), size=(responses.n_workers, k)))
+    params = (_flat(log_conf), np.log(np.full(k, 1.0 / k)))
+    stats, totals, _ = shard_em_step(build_shards(responses)[0], params)
+    stats_more, totals_more, _ = shard_em_step(build_shards(more)[0], params)
+    np.testing.assert_allclose(stats_more, stats, atol=1e-12)
+    assert totals_more.sum() == pytest.approx(totals.sum() + extra.size)
+    init_more = shard_init_step(build_shards(more)[0])[1]
+    init = shard_init_step(build_shards(responses)[0])[1]
+    np.testing.assert_allclose(init_more - init, np.bincount(extra, minlength=k))
+
+
 @pytest.mark.parametrize("method", ["ds", "onecoin", "mace"])
 def test_tasks_answered_by_one_worker_teach_nothing_about_workers(method: str) -> None:
-    """Answers on tasks nobody else answered leave every worker's matrix unchanged, and such a
-    task follows its answer when the worker is reliable."""
+    """Answers on tasks nobody else answered change the workers' matrices only through the class
+    prior (slightly), leave the other labels (all but near ties) alone, and such a task follows its answer when the
+    worker is reliable."""
     responses, _, _ = planted_crowd(seed=3)
     n, k = responses.n_tasks, responses.n_classes
-    counts = np.bincount(responses.worker_idx, minlength=responses.n_workers)
-    busy = int(np.argmax(counts))
+    busy = int(np.argmax(np.bincount(responses.worker_idx, minlength=responses.n_workers)))
     extra_label = np.arange(6) % k
-    more = Responses.from_codes(
-        np.concatenate([responses.task_idx, n + np.arange(6)]),
-        np.concatenate([responses.worker_idx, np.full(6, busy)]),
-        np.concatenate([responses.label, extra_label]),
-        n_tasks=n + 6,
-        n_workers=responses.n_workers,
-        n_classes=k,
-    )
+    more = _with_solo_tasks(responses, busy, extra_label)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         base = aggregate(responses, method=method, random_state=0, calibrate=False)
         extended = aggregate(more, method=method, random_state=0, calibrate=False)
     assert base.confusions is not None and extended.confusions is not None
-    np.testing.assert_allclose(extended.confusions, base.confusions, atol=1e-9)
-    np.testing.assert_array_equal(extended.label_idx[:n], base.label_idx)
+    np.testing.assert_allclose(extended.confusions, base.confusions, atol=5e-3)
+    # the shifted class prior may tip a near tie or two among the 1200 other tasks
+    assert np.count_nonzero(extended.label_idx[:n] != base.label_idx) <= 2
     assert base.worker_accuracy[busy] > 0.7  # a reliable worker (planted: 85% right)
     np.testing.assert_array_equal(extended.label_idx[n:], extra_label)

@@ -170,8 +170,8 @@ def shard_init_step(shard: Shard, gold_only: bool = False) -> tuple[FloatArray, 
         keep = np.zeros(probas.shape[0], dtype=bool)
         keep[shard.gold_pos] = True
         probas[~keep] = 0.0
-    probas = shard._informative(probas)
-    return _stats(shard, probas), probas.sum(axis=0), 0.0
+    # The class prior counts every task; only the worker statistics leave out the solo ones.
+    return _stats(shard, shard._informative(probas)), probas.sum(axis=0), 0.0
 
 
 def shard_em_step(shard: Shard, params: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, FloatArray, float]:
@@ -183,8 +183,8 @@ def shard_em_step(shard: Shard, params: tuple[FloatArray, FloatArray]) -> tuple[
     loglik = float(norm.sum())
     if gold_logits is not None:
         loglik += float((gold_logits - norm[shard.gold_pos]).sum())
-    probas = shard._informative(shard._clamp(probas))
-    return _stats(shard, probas), probas.sum(axis=0), loglik
+    probas = shard._clamp(probas)
+    return _stats(shard, shard._informative(probas)), probas.sum(axis=0), loglik
 
 
 def shard_logits(shard: Shard, params: tuple[FloatArray, FloatArray]) -> FloatArray:

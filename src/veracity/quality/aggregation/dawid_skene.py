@@ -27,6 +27,14 @@ _COMMUNITY_CANDIDATES = (1, 2, 4, 8, 16, 24, 32, 48)
 _COMMUNITY_START = 2  # M-step at which the communities are fitted
 _FEW_PER_ROW = 20  # answers per class below which a worker's confusion rows lean on the prior
 _FEW_SHARE = 0.05  # share of answers from such workers above which communities are fitted
+# Smallest crowd on which communities are fitted (see _needs_communities): workers, and answers
+# on tasks with two or more answers per confusion cell (K * K).
+_MIN_COMMUNITY_WORKERS = 10
+_MIN_COMMUNITY_ANSWERS = 10
+# "Better than chance" hyperprior on the crowd's accuracy a_pop: _CHANCE_PSEUDO pseudo-answers
+# per class, right with probability halfway between chance (1/K) and 1.
+_CHANCE_PSEUDO = 1.0
+_MIN_ACC_STRENGTH = 1.0  # lower bound of the accuracy prior's strength (pseudo-answers per row)
 
 
 def _log_normalize(x: FloatArray) -> FloatArray:
@@ -77,6 +85,16 @@ class _FullConfusion:
     estimates: ``s_acc`` maximises the beta-binomial and ``s_err`` the Dirichlet-multinomial
     marginal likelihood of the workers' soft counts (Kim & Ghahramani 2012; Venanzi et al. 2014
     share strength across workers in the same spirit). The M-step returns the posterior means.
+
+    Two guards keep tiny inputs away from the degenerate solutions of the DS likelihood (every
+    worker "always answers l", which explains unanimous answers as well as correct workers do):
+    the crowd's accuracy ``a_pop`` has a Beta hyperprior of K pseudo-answers with mean halfway
+    between chance and 1 (workers are assumed better than chance until the answers say
+    otherwise; with no task answered twice it is all there is), and ``s_acc`` is at least one
+    pseudo-answer. Without the bound, rows that are all right or all
+    wrong (the typical row of a tiny crowd) drive the marginal likelihood's ``s_acc`` toward 0,
+    and a row without answers of its own then follows whatever soft counts leak into it. Both
+    are negligible next to a few hundred answers.
     """
 
     def __init__(self, n_classes: int, smoothing: float, prior_strength: float | str | tuple[float, float]) -> None:
@@ -103,7 +121,8 @@ class _FullConfusion:
         q = errors / errors.sum(axis=1, keepdims=True)
         correct = np.einsum("wkk->w", counts)
         total = counts.sum(axis=(1, 2))
-        a_pop = (correct.sum() + eps) / (total.sum() + 2 * eps)
+        n0 = _CHANCE_PSEUDO * k
+        a_pop = (correct.sum() + n0 * (1.0 + 1.0 / k) / 2.0) / (total.sum() + n0)
         m = (correct + 2.0 * a_pop) / (total + 2.0)
         return np.clip(m, 1e-3, 1 - 1e-3), q
 
@@ -120,7 +139,11 @@ class _FullConfusion:
         bounds = (math.log(1e-2), math.log(_MAX_STRENGTH))
         opts = {"xatol": 0.25}
         s_acc = minimize_scalar(
-            _bb_neg_log_marginal, bounds=bounds, args=(correct, n, m[sub]), method="bounded", options=opts
+            _bb_neg_log_marginal,
+            bounds=(math.log(_MIN_ACC_STRENGTH), bounds[1]),
+            args=(correct, n, m[sub]),
+            method="bounded",
+            options=opts,
         )
         s_err = minimize_scalar(
             _dm_neg_log_marginal, bounds=bounds, args=(errors, q, off), method="bounded", options=opts
@@ -214,8 +237,20 @@ def _needs_communities(responses: Responses) -> bool:
     """Whether the community prior is worth fitting: at least ``_FEW_SHARE`` of the answers come
     from workers with fewer than ``_FEW_PER_ROW`` answers per class (their confusion rows are
     mostly prior). Otherwise every worker's own counts dominate and the single population prior
-    does as well, without the mixture's fixed cost."""
+    does as well, without the mixture's fixed cost.
+
+    Never on a crowd of fewer than ``_MIN_COMMUNITY_WORKERS`` (10) workers or with fewer than
+    ``_MIN_COMMUNITY_ANSWERS * K**2`` (10 per confusion cell) answers on tasks answered more than
+    once: a community's mean is a whole K x K matrix, which so few answers cannot pin down. Its
+    rows for classes that (almost) nobody answered are then near uniform, i.e. at chance, and EM
+    slides to "every worker always gives the same label". The population prior keeps each
+    worker's accuracy on such rows (a worker right elsewhere is assumed right there too)."""
     k = max(responses.n_classes, 1)
+    if responses.n_workers < _MIN_COMMUNITY_WORKERS:
+        return False
+    per_task = np.bincount(responses.task_idx, minlength=responses.n_tasks)
+    if np.count_nonzero(per_task[responses.task_idx] >= 2) < _MIN_COMMUNITY_ANSWERS * k * k:
+        return False
     per_worker = np.bincount(responses.worker_idx, minlength=responses.n_workers)
     few = per_worker < _FEW_PER_ROW * k
     return bool(per_worker[few].sum() >= _FEW_SHARE * max(responses.n_responses, 1))
@@ -245,8 +280,15 @@ class DawidSkene(ConfusionEMAggregator):
     ``communities="auto"`` fits the communities when at least 5% of the answers come from
     workers with fewer than 20 answers per class (their matrices are mostly prior); otherwise the
     workers' own counts dominate and the population prior alone is used, which also skips the
-    mixture's fixed cost on large crowds. ``prior_strength=0, communities=0`` gives the classical
-    model. Tasks answered by a single worker (and without gold) get posteriors but are left out
+    mixture's fixed cost on large crowds. On tiny crowds (fewer than 10 workers or 10 answers
+    per confusion cell on tasks answered more than once) the communities are never fitted, and
+    the population prior assumes workers better than chance (see :class:`_FullConfusion`): the
+    DS likelihood of a few answers is also maximised by degenerate solutions (every worker
+    always answers the same label), which EM otherwise reaches, labelling unanimous tasks with a
+    class nobody gave. With no task answered by two workers nothing can be learnt about the
+    workers, and a skewed class prior may outweigh a single answer. ``prior_strength=0,
+    communities=0`` gives the classical model, without these guards. Tasks answered by a single
+    worker (and without gold) get posteriors but are left out
     of the worker statistics: they carry no information about that worker's reliability and
     would only reinforce its current matrix (see :class:`~._em.Shard`).
 
