@@ -2,7 +2,8 @@
 
 Pure numpy/scipy: no I/O, no database, no pandas at import. Usable as a library on its own.
 Submodules load on first use (PEP 562), so ``find_label_issues`` does not pay for the
-scipy.optimize that truth inference needs.
+scipy.special that truth inference needs (and truth inference has its own 1-D search, so it
+never imports scipy.optimize).
 
 >>> from veracity.quality import aggregate, agreement
 """

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from veracity.errors import InvalidInputError
+from veracity.quality._optimize import golden_minimize
 from veracity.quality._validation import check_positive
 from veracity.quality.aggregation._community import CommunityPrior, select_communities
 from veracity.quality.aggregation._confusion import ConfusionEMAggregator
@@ -137,18 +137,11 @@ class _FullConfusion:
         n = c.sum(axis=2)
         errors = c * off
         bounds = (math.log(1e-2), math.log(_MAX_STRENGTH))
-        opts = {"xatol": 0.25}
-        s_acc = minimize_scalar(
-            _bb_neg_log_marginal,
-            bounds=(math.log(_MIN_ACC_STRENGTH), bounds[1]),
-            args=(correct, n, m[sub]),
-            method="bounded",
-            options=opts,
+        s_acc = golden_minimize(
+            lambda x: _bb_neg_log_marginal(x, correct, n, m[sub]), math.log(_MIN_ACC_STRENGTH), bounds[1], xatol=0.25
         )
-        s_err = minimize_scalar(
-            _dm_neg_log_marginal, bounds=bounds, args=(errors, q, off), method="bounded", options=opts
-        )
-        return math.exp(float(s_acc.x)), math.exp(float(s_err.x))
+        s_err = golden_minimize(lambda x: _dm_neg_log_marginal(x, errors, q, off), *bounds, xatol=0.25)
+        return math.exp(s_acc), math.exp(s_err)
 
     def m_step(self, counts: FloatArray, class_totals: FloatArray) -> tuple[FloatArray, FloatArray]:
         k = self.n_classes
