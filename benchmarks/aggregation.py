@@ -390,7 +390,8 @@ def whole_process(path: Path, size: str, use_ck: bool, facts: dict[str, Any]) ->
 
 def save_part(key: str, text: str) -> None:
     stamp = time.strftime("%H:%M UTC", time.gmtime())
-    (WORK / f"part_{key}.md").write_text(f"{text}\n_(part measured at {stamp})_\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    (WORK / f"part_{key}.md").write_text(f"{text}\n_(part measured at {stamp}; load average {load})_\n")
 
 
 def main() -> None:
@@ -411,9 +412,8 @@ def main() -> None:
     parts = [
         "Veracity (this repository) against crowd-kit 1.4.2 (own venv, pandas<3, scikit-learn<1.6) on the same "
         "inputs. Each part below measures both libraries in one invocation (its time stamp is at its end); parts "
-        "can be rerun alone (`--sizes`, `--no-real`). The machine is shared (2 cores, load average about 14 from "
-        "other jobs during these runs), so absolute seconds are noisy and several times slower than on an idle "
-        "machine; compare within a part.",
+        "can be rerun alone (`--sizes`, `--no-real`). The machine is shared (2 cores; each part gives the load "
+        "average when it ended), so absolute seconds are noisy; compare within a part.",
         "",
     ]
     if not args.no_real:
