@@ -114,6 +114,7 @@ def _worker(step: dict[str, Any]) -> dict[str, Any]:
     if step.get("migrate"):
         upgrade(db)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, cpu = time.perf_counter(), time.process_time()
     if step["kind"] == "import":
         report = ingest_service.import_source(
@@ -125,7 +126,11 @@ def _worker(step: dict[str, Any]) -> dict[str, Any]:
         n = out.n_records
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     db.dispose()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # A large import reads in a worker process (services._pipeline): its CPU time counts, and the
+    # peak is this process's plus the largest child's (an upper bound of the tree's at any moment).
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + after.ru_maxrss  # KiB on Linux
     return {"n": n, "seconds": wall, "cpu_seconds": cpu, "peak_mb": peak / 1024, "base_mb": base_rss / 1024}
 
 
@@ -231,11 +236,12 @@ def main() -> None:
 
 Generated at run time: {args.rows:,} JSONL rows (`id`, ~100 characters of `text`, `label`) and
 {args.images:,} PNG images with 1-3 COCO boxes each. Each step runs in its own process; peak RSS
-includes the interpreter, SQLAlchemy and pyarrow (about 100 MB before any work). Chunks of
+includes the interpreter, SQLAlchemy and pyarrow (about 100 MB before any work), plus the peak of
+the reader process that a large import starts (CPU time counts both processes). Chunks of
 {args.chunk_size:,} rows, one transaction each; SQLite with `synchronous=FULL` (WAL). The first
 JSONL row is the same source at a tenth of the size: peak memory does not grow with the file.
 Load average during the run: {load:.1f} on {os.cpu_count()} cores (shared machine); "CPU time" is the
-rate the import process achieved per second of its own CPU time.
+rate achieved per second of CPU time of the import and its reader process.
 
 Targets: >= 50,000 rows/s into SQLite — {"met" if float(sqlite_big[4]) >= 50_000 else "missed"}
 ({int(sqlite_big[4]):,} wall, {int(sqlite_big[5]):,} per CPU second); peak memory < 500 MB —

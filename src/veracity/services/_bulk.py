@@ -7,7 +7,7 @@ import gc
 import json
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -17,8 +17,9 @@ from veracity.errors import StorageError
 from veracity.ingest.records import hash_keys
 
 __all__ = [
+    "IMPORT_ITEM_COLUMNS",
+    "IMPORT_LABEL_COLUMNS",
     "ITEM_COLUMNS",
-    "ITEM_LABEL_COLUMNS",
     "TASK_COLUMNS",
     "existing_hashes",
     "gc_paused",
@@ -58,13 +59,15 @@ def gc_paused() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- bulk inserts
-#: Columns of :func:`insert_rows` for ``items``, ``item_labels`` and ``tasks`` (with ``created_at``,
+#: Columns of :func:`insert_rows` for ``items`` and ``tasks`` (with ``created_at``,
 #: every NOT NULL column is given, since the ORM's Python-side defaults do not run for these statements).
 ITEM_COLUMNS = (
     "dataset_id", "external_id", "data", "content_hash", "hash_key", "source", "source_row", "batch_id",
     "sensitivity",
 )
-ITEM_LABEL_COLUMNS = ("item_id", "batch_id", "kind", "value", "annotator", "origin", "status")
+#: The same for a file import's rows, whose ``dataset_id`` and ``batch_id`` are ``fixed`` (see services._pipeline).
+IMPORT_ITEM_COLUMNS = ("external_id", "data", "content_hash", "hash_key", "source", "source_row", "sensitivity")
+IMPORT_LABEL_COLUMNS = ("item_id", "kind", "value", "annotator", "origin", "status")
 TASK_COLUMNS = (
     "project_id", "item_id", "status", "is_gold", "gold_value", "flagged", "priority", "target", "n_assigned",
     "n_annotations",
@@ -73,11 +76,19 @@ _SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLi
 
 
 def insert_rows(
-    session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], *, created_at: dt.datetime
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    created_at: dt.datetime,
+    fixed: Mapping[str, int] | None = None,
 ) -> list[int]:
     """Insert ``rows`` (tuples in ``columns`` order) stamped ``created_at``; their new ids, in order.
 
-    Runs in the session's transaction. JSON columns take JSON text. No ORM and no per-row bind
+    Runs in the session's transaction. JSON columns take JSON text. ``fixed`` gives integer
+    columns that have the same value in every row (a dataset or batch id): on SQLite they are
+    literals of the statement, not values bound for each row. No ORM and no per-row bind
     processing:
 
     - SQLite: one ``executemany`` of a prepared INSERT (the timestamp is a literal of the
@@ -91,10 +102,13 @@ def insert_rows(
         return []
     conn = session.connection()
     n = len(rows)
-    names = ", ".join((*columns, "created_at"))
+    fixed = dict(fixed or {})
+    if any(type(v) is not int for v in fixed.values()):
+        raise TypeError(f"fixed columns take integers, got {fixed!r}")
+    names = ", ".join((*columns, *fixed, "created_at"))
     if conn.dialect.name == "sqlite":
         floor = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()
-        marks = ", ".join("?" * len(columns))
+        marks = ", ".join(["?"] * len(columns) + [str(v) for v in fixed.values()])
         stamp = created_at.strftime(_SQLITE_STAMP)  # digits, '-', ':', '.' and a space only
         conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}, '{stamp}')", rows)
         count, top = conn.exec_driver_sql(f"SELECT count(*), max(id) FROM {table} WHERE id > ?", (floor,)).one()
@@ -104,13 +118,12 @@ def insert_rows(
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:
-        cur.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table, n)
-        )
+        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table, n))
         ids = sorted(i for (i,) in cur.fetchall())
+        tail = (*fixed.values(), created_at)
         with cur.copy(f"COPY {table} (id, {names}) FROM STDIN") as copy:
             for i, row in zip(ids, rows, strict=True):
-                copy.write_row((i, *row, created_at))
+                copy.write_row((i, *row, *tail))
     return ids
 
 
