@@ -83,13 +83,15 @@ def insert_rows(
     *,
     created_at: dt.datetime,
     fixed: Mapping[str, int] | None = None,
+    first_offset: int = 0,
 ) -> list[int]:
     """Insert ``rows`` (tuples in ``columns`` order) stamped ``created_at``; their new ids, in order.
 
     Runs in the session's transaction. JSON columns take JSON text. ``fixed`` gives integer
     columns that have the same value in every row (a dataset or batch id): on SQLite they are
-    literals of the statement, not values bound for each row. No ORM and no per-row bind
-    processing:
+    literals of the statement, not values bound for each row. ``first_offset`` (SQLite only) is
+    added to the first column by the statement (``? + offset``), so that rows can name the rows
+    inserted just before by their place. No ORM and no per-row bind processing:
 
     - SQLite: one ``executemany`` of a prepared INSERT (the timestamp is a literal of the
       statement, in SQLAlchemy's storage format). The writer holds the database lock (BEGIN
@@ -109,12 +111,16 @@ def insert_rows(
     if conn.dialect.name == "sqlite":
         floor = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()
         marks = ", ".join(["?"] * len(columns) + [str(v) for v in fixed.values()])
+        if first_offset:
+            marks = f"? + {int(first_offset)}" + marks[1:]
         stamp = created_at.strftime(_SQLITE_STAMP)  # digits, '-', ':', '.' and a space only
         conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}, '{stamp}')", rows)
         count, top = conn.exec_driver_sql(f"SELECT count(*), max(id) FROM {table} WHERE id > ?", (floor,)).one()
         if (count, top) != (n, floor + n):
             raise StorageError(f"{table}: new rows did not get consecutive ids after {floor}; nothing was stored")
         return list(range(floor + 1, floor + n + 1))
+    if first_offset:
+        raise ValueError("first_offset is for SQLite, whose new ids are consecutive")
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -151,6 +152,7 @@ def _produce(conn: Connection, spec: dict[str, Any]) -> None:
 
 def _main(fd: str, spec: str) -> None:
     """Entry point of the worker process (see :func:`rows_in_process`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the importer, which stops this process
     _produce(Connection(int(fd), readable=False), json.loads(spec))
 
 

@@ -626,15 +626,19 @@ def _store_rows(
         s, "items", IMPORT_ITEM_COLUMNS, items, created_at=created, fixed={"dataset_id": report.dataset_id, **batch}
     )
     report.imported += len(item_ids)
-    if kept is None:
-        rows = [(item_ids[r[0]], *r[1:]) for r in labels]
-    else:
-        id_at = dict(zip(kept, item_ids, strict=True))
-        rows = [(id_at[r[0]], *r[1:]) for r in labels if r[0] in id_at]
-    parked = [r[5] for r in rows].count("parked")
-    report.labels_imported += len(rows) - parked
+    if kept is not None:  # the labels of stored rows, pointing to their place among the stored rows
+        place = {p: n for n, p in enumerate(kept)}
+        labels = [(place[r[0]], *r[1:]) for r in labels if r[0] in place]
+    parked = [r[5] for r in labels].count("parked")
+    report.labels_imported += len(labels) - parked
     report.labels_parked += parked
-    insert_rows(s, "item_labels", IMPORT_LABEL_COLUMNS, rows, created_at=created, fixed=batch)
+    if conn.dialect.name == "sqlite":  # consecutive ids (checked by insert_rows): the item id is place + first id
+        insert_rows(
+            s, "item_labels", IMPORT_LABEL_COLUMNS, labels, created_at=created, fixed=batch, first_offset=item_ids[0]
+        )
+    else:
+        rows = [(item_ids[r[0]], *r[1:]) for r in labels]
+        insert_rows(s, "item_labels", IMPORT_LABEL_COLUMNS, rows, created_at=created, fixed=batch)
 
 
 def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:
