@@ -6,7 +6,9 @@ format, importer version, who) and writes the records chunk by chunk, one transa
 a chunk is stored whole or not at all. Bad rows stop the import at their chunk (earlier chunks
 stay, and the error says how many) unless ``skip_bad``, which writes them to a side file
 instead. Exact duplicates (same content hash as an item already in the dataset or earlier in the
-chunk) are not stored twice; they are counted and sampled in the report.
+chunk) are not stored twice; they are counted and sampled in the report. The next chunk is read
+while the current one is stored: in a thread, or for a large source imported without a project in
+a worker process (``services._pipeline``) that hands over ready rows.
 
 Labels carried by a source are stored as annotations (origin ``import``) when the import names a
 project whose dataset receives the items; annotations that do not fit the project's schema, or
