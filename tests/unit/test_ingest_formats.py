@@ -197,6 +197,35 @@ def test_crowd_answers_round_trip(tmp_path: Path) -> None:
     assert [text_key(r) for r in read_all(tmp_path / "out.csv")] == [text_key(r) for r in first]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    answers=st.lists(
+        st.tuples(st.sampled_from(["w1", "w2", "w3"]), st.sampled_from(["t1", "t2", "t3", "t4", "t5"]),
+                  st.sampled_from(["a", "b", "7"])),
+        min_size=1, max_size=40,
+    ),
+    chunk_size=st.integers(1, 4),
+)
+def test_crowd_answers_group_by_task_in_order_of_first_appearance(
+    tmp_path: Path, answers: list[tuple[str, str, str]], chunk_size: int
+) -> None:
+    """The answers of a task are scattered through the file; the reader (which spills them to a
+    temporary file to keep memory bounded) gives one record per task, in order of first
+    appearance, with the task's answers in file order, whatever the chunk size."""
+    src = tmp_path / "scattered.csv"
+    src.write_text("worker,task,label\n" + "".join(f"{w},{t},{lab}\n" for w, t, lab in answers))
+    expected: dict[str, list[tuple[str, str, str]]] = {}
+    for row, (w, t, lab) in enumerate(answers, start=1):  # data rows count from 1
+        expected.setdefault(t, []).append((w, lab, f"crowd:row {row}"))
+    chunks = list(read_source(src, "crowd", chunk_size=chunk_size))
+    assert all(0 < len(c) <= chunk_size for c in chunks)
+    records = [r for c in chunks for r in c]
+    assert [r.external_id for r in records] == list(expected)
+    for rec in records:
+        got = [(a["annotator"], a["value"], a["origin"]) for a in rec.annotations]
+        assert got == expected[rec.external_id]
+
+
 def test_labelstudio_text_tasks(tmp_path: Path) -> None:
     tasks = [
         {
