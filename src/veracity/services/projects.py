@@ -407,7 +407,10 @@ def import_numbered_items(
     bad record (or a parse error raised by ``pairs``) rolls everything back; the records after the
     first bad one are still checked, so that the error lists them all.
     """
-    with gc_paused(), db.transaction() as s:
+    # bulk: the rows reference only the project and its dataset (read in this transaction, which
+    # holds the write lock, so they stay) and rows this import just inserted, so SQLite need not
+    # check foreign keys row by row (see Database.transaction).
+    with gc_paused(), db.transaction(bulk=True) as s:
         project, _ = require_role(s, actor, project_id, ("manager",))
         schema = project.label_schema
         job = _ItemImport(s, project, location, source)
