@@ -110,23 +110,28 @@ def iter_json_array_file(
             return
         if not first:
             raise buf.error("Expecting value", buf.pos)
-        buf.pos += 1
-        if buf.skip_ws() == "]":
-            buf.pos += 1
-        else:
-            while True:
-                if not buf.skip_ws():
-                    raise buf.error("Expecting value", buf.pos)
-                yield _scan_value(buf, scan)
-                delimiter = buf.skip_ws()
-                if delimiter == "]":
-                    buf.pos += 1
-                    break
-                if delimiter != ",":
-                    raise buf.error("Expecting ',' delimiter", buf.pos)
-                buf.pos += 1
+        yield from _array_elements(buf, scan)
         if buf.skip_ws():
             raise buf.error("Extra data", buf.pos)
+
+
+def _array_elements(buf: _Buffer, scan: Callable[[str, int], tuple[Any, int]]) -> Iterator[Any]:
+    """The elements of the array whose ``[`` is at ``buf.pos``, one at a time; ends past its ``]``."""
+    buf.pos += 1
+    if buf.skip_ws() == "]":
+        buf.pos += 1
+        return
+    while True:
+        if not buf.skip_ws():
+            raise buf.error("Expecting value", buf.pos)
+        yield _scan_value(buf, scan)
+        delimiter = buf.skip_ws()
+        if delimiter == "]":
+            buf.pos += 1
+            return
+        if delimiter != ",":
+            raise buf.error("Expecting ',' delimiter", buf.pos)
+        buf.pos += 1
 
 
 def _scan_value(buf: _Buffer, scan: Callable[[str, int], tuple[Any, int]]) -> Any:
@@ -186,24 +191,9 @@ def iter_json_object_file(
                     raise buf.error("Expecting ':' delimiter", buf.pos)
                 buf.pos += 1
                 if buf.skip_ws() == "[" and key in streamed:
-                    buf.pos += 1
-                    index = 0
                     yield key, 0, None
-                    if buf.skip_ws() == "]":
-                        buf.pos += 1
-                    else:
-                        while True:
-                            if not buf.skip_ws():
-                                raise buf.error("Expecting value", buf.pos)
-                            index += 1
-                            yield key, index, _scan_value(buf, scan)
-                            delimiter = buf.skip_ws()
-                            if delimiter == "]":
-                                buf.pos += 1
-                                break
-                            if delimiter != ",":
-                                raise buf.error("Expecting ',' delimiter", buf.pos)
-                            buf.pos += 1
+                    for index, value in enumerate(_array_elements(buf, scan), start=1):
+                        yield key, index, value
                 else:
                     yield key, None, _scan_value(buf, scan)
                 delimiter = buf.skip_ws()
