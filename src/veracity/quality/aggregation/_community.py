@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
+from veracity.quality.aggregation._em import softmax_rows
 from veracity.types import FloatArray
 
 __all__ = ["CommunityPrior", "dm_loglik", "select_communities"]
@@ -51,13 +52,6 @@ def dm_loglik(counts: FloatArray, alpha: FloatArray) -> FloatArray:
     rows = gammaln(n0[:, None, :] + a0[None]) @ np.ones(k)  # (W, C)
     cells = gammaln(counts.reshape(w, 1, k * k) + alpha.reshape(1, c, k * k)) @ np.ones(k * k)  # (W, C)
     return cells - rows + const[None]
-
-
-def _softmax(x: FloatArray) -> FloatArray:
-    x = x - x.max(axis=1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=1, keepdims=True)
-    return x
 
 
 class CommunityPrior:
@@ -104,7 +98,7 @@ class CommunityPrior:
     def posterior(self, counts: FloatArray) -> FloatArray:
         """Community probabilities of every worker, (W, C)."""
         assert self.log_weights is not None
-        return _softmax(dm_loglik(counts, self.alpha) + self.log_weights[None])
+        return softmax_rows(dm_loglik(counts, self.alpha) + self.log_weights[None])
 
     def fit(self, counts: FloatArray, n_iter: int = 10) -> None:
         """EM for the mixture on ``counts`` (W, K, K).
@@ -121,7 +115,7 @@ class CommunityPrior:
         w, k, _ = counts.shape
         flat = counts.reshape(w, k * k)
         for _ in range(n_iter):
-            resp = _softmax(flat @ np.log(self.means).reshape(-1, k * k).T + self.log_weights[None])
+            resp = softmax_rows(flat @ np.log(self.means).reshape(-1, k * k).T + self.log_weights[None])
             self._update(counts, resp)
         resp = self.posterior(counts)
         strengths = np.empty(len(self.means))
@@ -137,7 +131,7 @@ class CommunityPrior:
         ll = dm_loglik(counts, self.alpha) + self.log_weights[None]
         peak = ll.max(axis=1)
         self.last_log_likelihood = float((peak + np.log(np.exp(ll - peak[:, None]).sum(axis=1))).sum())
-        self._update(counts, _softmax(ll))
+        self._update(counts, softmax_rows(ll))
 
     def _update(self, counts: FloatArray, resp: FloatArray) -> None:
         mass = resp.sum(axis=0)

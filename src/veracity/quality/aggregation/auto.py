@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest
+from veracity.quality.aggregation._em import softmax_rows
 from veracity.quality.aggregation.dawid_skene import DawidSkene
 from veracity.quality.aggregation.mace import MACE
 from veracity.quality.aggregation.majority_vote import WeightedMajorityVote
@@ -87,9 +88,7 @@ class AutoAggregator(BaseAggregator):
         ]
         log_pool = sum(w * np.log(np.maximum(p.probas, 1e-300)) for w, p in zip(_WEIGHTS, parts, strict=True))
         assert isinstance(log_pool, np.ndarray)
-        log_pool -= log_pool.max(axis=1, keepdims=True)
-        probas = np.exp(log_pool)
-        probas /= probas.sum(axis=1, keepdims=True)
+        probas = softmax_rows(log_pool)
         ds = parts[0]
         return AggregationResult(
             method=self.method,
