@@ -2,7 +2,8 @@
 
 ``scipy.optimize`` takes about 0.4 s to import (it pulls in linear programming, sparse linear
 algebra and f2py), which is most of a ``veracity aggregate`` start-up; the empirical-Bayes prior
-strengths of :mod:`veracity.quality.aggregation.dawid_skene` only need a one-dimensional search.
+strengths of :mod:`veracity.quality.aggregation.dawid_skene` and the posterior temperature of
+:mod:`veracity.quality.aggregation._em` only need a one-dimensional search.
 """
 
 from __future__ import annotations

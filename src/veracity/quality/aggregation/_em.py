@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from veracity.errors import ConvergenceWarning
+from veracity.quality._optimize import golden_minimize
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, IntArray
 
@@ -348,20 +349,7 @@ def best_temperature_and_score(loo_logits: FloatArray, own_log: FloatArray) -> t
         pred = np.einsum("ij,ij->i", p, conf_own) / _row_sum(p)
         return -float(np.log(np.maximum(pred, 1e-300)).sum())
 
-    lo, hi = math.log(0.25), math.log(50.0)
-    g = (math.sqrt(5) - 1) / 2
-    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
-    fc, fd = neg_ll(c), neg_ll(d)
-    for _ in range(20):
-        if fc < fd:
-            hi, d, fd = d, c, fc
-            c = hi - g * (hi - lo)
-            fc = neg_ll(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + g * (hi - lo)
-            fd = neg_ll(d)
-    best = (lo + hi) / 2
+    best = golden_minimize(neg_ll, math.log(0.25), math.log(50.0), xatol=5e-4)
     return math.exp(best), -neg_ll(best) / loo_logits.shape[0]
 
 
