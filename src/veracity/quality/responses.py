@@ -165,6 +165,20 @@ class Responses:
         t, task_ids = encode(task, field="task")
         w, worker_ids = encode(worker, field="worker")
         lab, label_values = encode(label, field="label")
+        return cls._coded(t, w, lab, task_ids, worker_ids, label_values, classes)
+
+    @classmethod
+    def _coded(
+        cls,
+        t: IntArray,
+        w: IntArray,
+        lab: IntArray,
+        task_ids: np.ndarray,
+        worker_ids: np.ndarray,
+        label_values: np.ndarray,
+        classes: Sequence[Any] | np.ndarray | None,
+    ) -> Responses:
+        """Check the lengths, re-code the labels to ``classes`` when given, and build."""
         if not (t.shape[0] == w.shape[0] == lab.shape[0]):
             raise InvalidInputError(
                 f"task, worker and label must be the same length, got {t.shape[0]}, {w.shape[0]} and {lab.shape[0]}"
@@ -189,15 +203,7 @@ class Responses:
         t, task_ids = sort_codes(*task, field="task")
         w, worker_ids = sort_codes(*worker, field="worker")
         lab, label_values = sort_codes(*label, field="label")
-        if not (t.shape[0] == w.shape[0] == lab.shape[0]):
-            raise InvalidInputError(
-                f"task, worker and label must be the same length, got {t.shape[0]}, {w.shape[0]} and {lab.shape[0]}"
-            )
-        if classes is not None:
-            cls_arr = np.asarray(classes)
-            lab = _recode(lab, label_values, cls_arr, field="label")
-            label_values = cls_arr
-        return cls(t, w, lab, task_ids, worker_ids, label_values)
+        return cls._coded(t, w, lab, task_ids, worker_ids, label_values, classes)
 
     @classmethod
     def from_codes(
