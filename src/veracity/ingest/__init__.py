@@ -8,6 +8,7 @@ export services (``veracity.services.ingest``) store what it reads.
 ...     ...
 """
 
+from veracity.ingest._safety import IMAGE_SUFFIXES
 from veracity.ingest.dedupe import (
     Duplicate,
     dhash,
@@ -40,6 +41,7 @@ from veracity.ingest.sources import (
 
 __all__ = [
     "EXPORT_FORMATS",
+    "IMAGE_SUFFIXES",
     "IMPORT_FORMATS",
     "BadRow",
     "Duplicate",

@@ -23,8 +23,6 @@ from veracity.storage.models import Dataset, DatasetVersion, ImportBatch, Item, 
 
 __all__ = [
     "DUPLICATE_LIMIT",
-    "IMAGE_FORMATS",
-    "IMAGE_SUFFIXES",
     "check_catalogue_reader",
     "dataset_detail",
     "duplicate_report",
@@ -34,8 +32,6 @@ __all__ = [
 ]
 
 DUPLICATE_LIMIT = 20_000  # items compared for near duplicates by default (the UI says so)
-IMAGE_SUFFIXES = ingest_service.SERVABLE_IMAGE_SUFFIXES
-IMAGE_FORMATS = ingest_service.IMAGE_FORMATS  # importers that read (and hashed) the image files
 SNIPPET = 160
 
 
@@ -272,7 +268,7 @@ def item_image_path(db: Database, actor: Actor | None, item_id: int, *, media_ro
 
     Served only when ``data["image"]`` names an existing file with an image suffix that lies (after
     resolving links) inside ``media_root``, or inside the folder its import batch read from when
-    that batch's importer read the image itself (:data:`IMAGE_FORMATS`). Any other path (one a
+    that batch's importer read the image itself (``services.ingest.IMAGE_FORMATS``). Any other path (one a
     JSONL or CSV row merely names, ``/etc/passwd``, a link out of the folder) answers NotFound.
     """
     check_catalogue_reader(actor)

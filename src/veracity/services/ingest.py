@@ -42,6 +42,7 @@ from veracity.errors import (
     StorageError,
 )
 from veracity.ingest import (
+    IMAGE_SUFFIXES,
     BadRow,
     MappingReport,
     Ontology,
@@ -1107,7 +1108,6 @@ def near_duplicates(
     return sorted(out, key=lambda c: -c["size"])
 
 
-SERVABLE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
 IMAGE_FORMATS = ("images", "coco", "yolo", "voc")  # importers that read (and hashed) the image files
 
 
@@ -1138,7 +1138,7 @@ def safe_local_image(value: Any, source: str | None, fmt: str | None, media_root
         path = Path(value).resolve(strict=True)
     except (OSError, RuntimeError):
         return None
-    if path.suffix.lower() not in SERVABLE_IMAGE_SUFFIXES or not path.is_file():
+    if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
         return None
     return path if any(_inside(path, r) for r in roots) else None
 
