@@ -73,7 +73,7 @@ class FeatureDrift:
     psi : float
         Population stability index.
     drift : bool
-        ``p_adjusted < alpha``.
+        ``p_adjusted <= alpha``.
     n_reference, n_current : int
         Non-missing values (numeric) or rows (categorical) on each side.
     histogram : dict
@@ -105,7 +105,7 @@ class DriftReport:
     Attributes
     ----------
     drift : bool
-        ``p_value < alpha``.
+        ``p_value <= alpha``.
     p_value : float
         p-value of "current rows come from the reference distribution" for the chosen ``method``.
     method : str
@@ -211,7 +211,7 @@ def _per_feature(ref: Table, cur: Table, alpha: float, correction: str) -> list[
         raw.append((name, kind, test, stat, p, psi, nr, nc, _histogram(kind, r, c)))
     adjusted = adjust_p_values([x[4] for x in raw], correction)
     return [
-        FeatureDrift(n, k, t, s, p, float(a), psi, bool(a < alpha), nr, nc, h)
+        FeatureDrift(n, k, t, s, p, float(a), psi, bool(a <= alpha), nr, nc, h)
         for (n, k, t, s, p, psi, nr, nc, h), a in zip(raw, adjusted, strict=True)
     ]
 
@@ -270,17 +270,19 @@ def _quadratic_form_log_sf(values: FloatArray, data: FloatArray, scale: float) -
     return stats.gamma.logsf(values, mean * mean / var, scale=var / mean)
 
 
-def _combined_test(
+def _components(
     ref: Table,
     cur: Table,
     matrix: FloatArray,
     numeric: FloatArray,
-    n_permutations: int,
+    ind: np.ndarray,
     rng: np.random.Generator,
-) -> tuple[TwoSampleTest, TwoSampleTest]:
-    """Min-p combination of per-feature and multivariate statistics, calibrated by one set of permutations."""
+) -> tuple[dict[str, FloatArray], FloatArray, float]:
+    """Every component statistic on every relabelling in ``ind``, and its log approximate p-value.
+
+    Returns ``(statistics by name, log_p (B + 1, n_components) in the same order, MMD bandwidth)``.
+    """
     n_ref, n_cur = ref.n_rows, cur.n_rows
-    ind = permutation_indicators(n_ref, n_cur, n_permutations, rng)
     comps: dict[str, FloatArray] = {}
     for name, kind in ref.kinds.items():
         pooled = np.concatenate([ref.columns[name], cur.columns[name]])
@@ -299,36 +301,55 @@ def _combined_test(
     np.multiply(kernel, kernel, out=kernel)
     np.multiply(kernel, kernel, out=kernel)
     comps["mmd:narrow"] = mmd_statistics(kernel, ind)
-    names = list(comps)
-    # Put every component on one scale before taking the minimum: the log of a continuous
-    # approximate p-value. KS: asymptotic Kolmogorov distribution; chi-squared: chi2(levels - 1);
-    # moment statistics: a gamma with the exact permutation mean and variance of a sum of squared
+    # Put every component on one scale before combining: the log of a continuous approximate
+    # p-value. KS: asymptotic Kolmogorov distribution; chi-squared: chi2(levels - 1); moment
+    # statistics: a gamma with the exact permutation mean and variance of a sum of squared
     # (asymptotically normal) mean differences (Satterthwaite); MMD: a gamma fitted by moments to
     # the permutation distribution (Gretton et al. 2009). Each transform is a fixed function of
-    # the statistic given the pooled data, so calibrating the minimum by the same permutations is
-    # exact (Westfall & Young 1993).
+    # the statistic given the pooled data, so calibrating the combination by the same
+    # permutations is exact (Westfall & Young 1993).
     n_eff = n_ref * n_cur / (n_ref + n_cur)
     scale = 1.0 / n_ref + 1.0 / n_cur
     columns = []
-    for k in names:
+    for k, values in comps.items():
         if k.startswith("ks:"):
-            columns.append(stats.kstwobign.logsf(comps[k] * np.sqrt(n_eff)))
+            columns.append(stats.kstwobign.logsf(values * np.sqrt(n_eff)))
         elif k.startswith("chi2:"):
             dof = max(len(np.unique(np.concatenate([ref.columns[k[5:]], cur.columns[k[5:]]]))) - 1, 1)
-            columns.append(stats.chi2.logsf(comps[k], dof))
+            columns.append(stats.chi2.logsf(values, dof))
         elif k == "mean":
-            columns.append(_quadratic_form_log_sf(comps[k], numeric, scale))
+            columns.append(_quadratic_form_log_sf(values, numeric, scale))
         elif k == "second_moment":
-            columns.append(_quadratic_form_log_sf(comps[k], numeric * numeric, scale))
+            columns.append(_quadratic_form_log_sf(values, numeric * numeric, scale))
         else:
-            columns.append(_gamma_log_sf(comps[k]))
-    log_p = np.column_stack(columns)
+            columns.append(_gamma_log_sf(values))
+    return comps, np.column_stack(columns), bandwidth
+
+
+def _weights(names: list[str]) -> FloatArray:
+    """Shares of the level per component: ``_WEIGHTS`` for the multivariate ones, the rest split
+    evenly over the per-feature ones."""
     weights = np.array([_WEIGHTS.get(k, 0.0) for k in names])
     per_feature = weights == 0
     weights[per_feature] = (1.0 - weights.sum()) / max(int(per_feature.sum()), 1)
     if not per_feature.any():
         weights = weights / weights.sum()
-    min_log_p = (log_p - np.log(weights)).min(axis=1)
+    return weights
+
+
+def _combined_test(
+    ref: Table,
+    cur: Table,
+    matrix: FloatArray,
+    numeric: FloatArray,
+    n_permutations: int,
+    rng: np.random.Generator,
+) -> tuple[TwoSampleTest, TwoSampleTest]:
+    """Min-p combination of per-feature and multivariate statistics, calibrated by one set of permutations."""
+    ind = permutation_indicators(ref.n_rows, cur.n_rows, n_permutations, rng)
+    comps, log_p, bandwidth = _components(ref, cur, matrix, numeric, ind, rng)
+    names = list(comps)
+    min_log_p = (log_p - np.log(_weights(names))).min(axis=1)
     combined_p = float(np.mean(min_log_p <= min_log_p[0] + 1e-9))
     pv = permutation_p_values(np.column_stack([comps[k] for k in names]))
     details = {
@@ -408,7 +429,12 @@ def detect_drift(
         - ``"c2st"``: classifier two-sample test, held-out AUC of a logistic regression on the
           standardised features and their squares (Lopez-Paz & Oquab 2017).
     alpha : float
-        Significance level; ``drift`` is ``p_value < alpha``.
+        Significance level; ``drift`` is ``p_value <= alpha``. A permutation p-value
+        ``(1 + #{relabellings at least as extreme}) / (1 + n_permutations)`` is at most ``k / (1 +
+        n_permutations)`` with probability exactly that under no drift, so rejecting at ``<=`` is a
+        test of level exactly ``alpha`` when ``alpha * (1 + n_permutations)`` is a whole number
+        (99 permutations, alpha 0.05); ``<`` would test at 0.04 and lose power for nothing
+        (Phipson & Smyth 2010, "Permutation P-values Should Never Be Zero", SAGMB 9(1)).
     features : sequence of str, optional
         Columns to compare (default: all; both sides must then have the same columns).
     categorical : sequence of str
@@ -516,7 +542,7 @@ def detect_drift(
         label_shift = estimate_label_shift(reference_probs, reference_labels, current_probs, method=label_shift_method)
 
     return DriftReport(
-        drift=bool(p_value < a),
+        drift=bool(p_value <= a),
         p_value=float(p_value),
         method=method,
         alpha=a,
