@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from veracity.errors import InvalidInputError
 from veracity.services import Actor
 from veracity.services import projects as project_service
 from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
+from veracity.services.dashboard import project_dashboard
 from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import Consensus, Project, Task
@@ -172,3 +174,44 @@ def test_started_items_are_served_before_new_ones_least_confident_first(db: Data
     # the split item (confidence 0.5, still open) comes before the new ones (the agreed one stopped at 1.0)
     served = states[nxt["item"]["id"]]
     assert served == (2, 0.5)
+
+
+def test_refit_pauses_an_uninformative_annotator_and_only_them(db: Database) -> None:
+    """With ``pause_below_information``, a refit pauses the annotator whose answers ignore the truth.
+
+    Three reliable annotators agree on the item's class; a fourth always answers "a" (a constant
+    spammer: 1/3 accuracy, like chance, but a plain accuracy floor would not catch a constant answer
+    on a skewed set). After the refit only the spammer is listed and served nothing more.
+    """
+    admin = _user(db, "admin", "admin")
+    good = [_user(db, f"g{i}") for i in range(3)]
+    spammer = _user(db, "spam")
+    pid = _project(db, admin, [*good, spammer], overlap=4, consensus_method="ds",
+                   settings={"pause_below_information": 0.05, "pause_min_answers": 10})
+    n_items = 30
+    project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(n_items + 10)])
+    for person in [*good, spammer]:
+        for _ in range(n_items):
+            task = task_service.next_task(db, person, pid)
+            assert task is not None
+            truth = int(task["item"]["external_id"]) % 3
+            value = "a" if person is spammer else SCHEMA["labels"][truth]
+            task_service.submit_annotation(db, person, task["task_id"], value)
+    quality_service.refit_project(db, pid)
+    with db.transaction(write=False) as s:
+        project = s.get(Project, pid)
+        assert project is not None
+        assert project.settings["paused_annotators"] == [spammer.user_id]
+    assert task_service.next_task(db, spammer, pid) is None  # 10 items are still open for them
+    assert task_service.next_task(db, good[0], pid) is not None
+    board = {row["user"]: row["paused"] for row in project_dashboard(db, admin, pid).leaderboard}
+    assert board == {"g0": False, "g1": False, "g2": False, "spam": True}
+
+
+def test_pause_settings_are_checked(db: Database) -> None:
+    admin = _user(db, "admin", "admin")
+    with pytest.raises(InvalidInputError, match="pause_below_information"):
+        project_service.create_project(db, admin, name="P", schema=SCHEMA, settings={"pause_below_information": 1.5})
+    with pytest.raises(InvalidInputError, match="pause_min_answers"):
+        project_service.create_project(db, admin, name="Q", schema=SCHEMA,
+                                       settings={"pause_below_information": 0.05, "pause_min_answers": 0})

@@ -328,3 +328,62 @@ def test_estimator_api_matches_function() -> None:
     np.testing.assert_array_equal(labels, aggregate(responses, method="mv").label_values)
     assert est.fit_predict_proba(responses).shape == (100, 3)
     assert "n_iter" in repr(DawidSkene(n_iter=5))
+
+
+# ---------------------------------------------------------------- information per answer
+@pytest.mark.parametrize("method", ["ds", "onecoin"])
+def test_worker_information_singles_out_the_spammers(method: str) -> None:
+    """Constant answerers carry ~no information; 80%-right workers carry a clear share (ds: full
+    matrices; onecoin: the one-coin matrix built from ``worker_accuracy``)."""
+    responses, _ = small_crowd()
+    res = aggregate(responses, method=method, random_state=0)
+    info = res.worker_information
+    spam = np.arange(30) < 6
+    assert info.shape == (30,)
+    assert info[~spam].min() > 0.2
+    assert info[spam].max() < 0.05
+
+
+def _information_by_entropies(conf: np.ndarray, prior: np.ndarray) -> float:
+    """I(Y; L) / H(Y) as H(L) - H(L | Y), with scipy's entropy (an independent route)."""
+    from scipy.stats import entropy
+
+    h_l = entropy(prior @ conf)
+    h_l_given_y = float(np.sum(prior * np.array([entropy(row) for row in conf])))
+    return (h_l - h_l_given_y) / entropy(prior)
+
+
+_stochastic = st.integers(2, 5).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k), min_size=k, max_size=k),
+        st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_stochastic, st.randoms(use_true_random=False))
+def test_label_information_properties(data: tuple[list[list[float]], list[float]], rnd: object) -> None:
+    from veracity.quality import label_information
+
+    conf = np.array(data[0])
+    conf /= conf.sum(axis=1, keepdims=True)
+    prior = np.array(data[1]) / np.sum(data[1])
+    k = prior.size
+    value = float(label_information(conf[None], prior)[0])
+    assert 0.0 <= value <= 1.0
+    assert value == pytest.approx(_information_by_entropies(conf, prior), abs=1e-9)
+    # renaming the classes (rows, columns and prior together) changes nothing
+    perm = np.array(rnd.sample(range(k), k))  # type: ignore[attr-defined]
+    renamed = float(label_information(conf[perm][:, perm][None], prior[perm])[0])
+    assert renamed == pytest.approx(value, abs=1e-12)
+    # answers that ignore the truth (every row the same) carry nothing; a perfect worker everything
+    assert float(label_information(np.tile(conf[:1], (k, 1))[None], prior)[0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(label_information(np.eye(k)[perm][None], prior)[0]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_label_information_rejects_mismatched_shapes() -> None:
+    from veracity.quality import label_information
+
+    with pytest.raises(InvalidInputError, match="confusions must have shape"):
+        label_information(np.eye(3)[None], np.ones(2) / 2)

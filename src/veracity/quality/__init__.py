@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from veracity.quality._base import AggregationResult
+    from veracity.quality._base import AggregationResult, label_information
     from veracity.quality.aggregation import aggregate, infer_truth
     from veracity.quality.agreement import agreement
     from veracity.quality.data_issues import find_data_issues
@@ -30,10 +30,12 @@ __all__ = [
     "find_data_issues",
     "find_label_issues",
     "infer_truth",
+    "label_information",
 ]
 
 _HOME = {
     "AggregationResult": "veracity.quality._base",
+    "label_information": "veracity.quality._base",
     "Responses": "veracity.quality.responses",
     "aggregate": "veracity.quality.aggregation",
     "infer_truth": "veracity.quality.aggregation",

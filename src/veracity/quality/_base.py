@@ -20,7 +20,7 @@ from veracity.quality._validation import as_responses
 from veracity.quality.responses import Responses, _lookup
 from veracity.types import FloatArray, IntArray
 
-__all__ = ["AggregationResult", "BaseAggregator", "Gold", "resolve_gold"]
+__all__ = ["AggregationResult", "BaseAggregator", "Gold", "label_information", "resolve_gold"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,11 +87,65 @@ class AggregationResult:
         """Mapping worker id -> estimated accuracy (see ``confusions`` for the full matrices)."""
         return dict(zip(self.worker_ids.tolist(), self.worker_accuracy.tolist(), strict=True))
 
+    @property
+    def worker_information(self) -> FloatArray:
+        """Share of the uncertainty about the true class that one answer of each worker removes.
+
+        ``I(Y; L_w) / H(Y)`` (see :func:`label_information`) from ``confusions`` and ``priors``,
+        or from ``worker_accuracy`` as a one-coin worker when the method has no confusion
+        matrices. 0 for a spammer (answers independent of the truth), 1 for a perfect worker.
+        """
+        k = self.classes.shape[0]
+        priors = self.priors if self.priors is not None else np.full(k, 1.0 / max(k, 1))
+        if self.confusions is not None:
+            return label_information(self.confusions, priors)
+        acc = np.clip(self.worker_accuracy, 0.0, 1.0)[:, None, None]
+        eye = np.eye(k)
+        off = (1.0 - eye) / max(k - 1, 1)
+        return label_information(acc * eye + (1.0 - acc) * off, priors)
+
     def __repr__(self) -> str:
         return (
             f"AggregationResult(method={self.method!r}, n_tasks={self.task_ids.shape[0]}, "
             f"n_workers={self.worker_ids.shape[0]}, n_classes={self.classes.shape[0]})"
         )
+
+
+def label_information(confusions: Any, priors: Any) -> FloatArray:
+    """Normalised mutual information between the true class and one answer, per worker.
+
+    ``I(Y; L) / H(Y)`` with ``P(Y = k) = priors[k]`` and ``P(L = l | Y = k) = confusions[w, k, l]``:
+    the share of the entropy of the true class that one answer removes on average (Cover &
+    Thomas, *Elements of Information Theory*, 2nd ed., 2006, ch. 2). It is 0 exactly when the
+    answers are independent of the truth, whatever the pattern (uniformly random, or always the
+    same label, which a plain accuracy cannot tell from skill when that label is common), and 1
+    for a perfect worker; it is comparable across label sets of any size.
+
+    Parameters
+    ----------
+    confusions : array-like, shape (n_workers, n_classes, n_classes)
+        Rows are true classes; each row sums to 1.
+    priors : array-like, shape (n_classes,)
+
+    Returns
+    -------
+    ndarray of float64, shape (n_workers,), in [0, 1] (0 when the prior has no entropy)
+    """
+    conf = np.asarray(confusions, dtype=np.float64)
+    p = np.asarray(priors, dtype=np.float64)
+    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or conf.shape[1] != p.shape[0]:
+        raise InvalidInputError(
+            f"confusions must have shape (n_workers, k, k) and priors (k,); got {conf.shape} and {p.shape}"
+        )
+    p = p / p.sum()
+    h_y = -float(np.sum(p[p > 0] * np.log(p[p > 0])))
+    if h_y <= 0:
+        return np.zeros(conf.shape[0])
+    joint = p[None, :, None] * conf  # P(Y = k, L = l), per worker
+    marg = joint.sum(axis=1, keepdims=True)  # P(L = l)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log(joint / (p[None, :, None] * marg)), 0.0)
+    return np.clip(terms.sum(axis=(1, 2)) / h_y, 0.0, 1.0)
 
 
 Gold = Mapping[Any, Any] | tuple[Any, Any] | Any

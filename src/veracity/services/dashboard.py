@@ -149,6 +149,7 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
                 select(Task.id, Task.gold_value).where(Task.project_id == project_id, Task.is_gold.is_(True))
             )
         }
+        paused = set((project.settings or {}).get("paused_annotators") or ())
         skills = {
             uid: acc
             for uid, acc in s.execute(
@@ -185,7 +186,8 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
     for row in rows:
         key = label_key(schema, row.value) if kind in CATEGORICAL else None
         p = people.setdefault(row.name, {"user": row.name, "n": 0, "agree": 0, "compared": 0, "gold_ok": 0,
-                                         "n_gold": 0, "durations": [], "skill": skills.get(row.user_id)})
+                                         "n_gold": 0, "durations": [], "skill": skills.get(row.user_id),
+                                         "paused": row.user_id in paused})
         p["n"] += 1
         if row.duration_ms is not None:
             p["durations"].append(row.duration_ms)

@@ -154,6 +154,13 @@ def create_project(
         if target_confidence is not None and not 0.5 <= target_confidence < 1.0:
             raise InvalidInputError(f"target_confidence: expected a value in [0.5, 1), got {target_confidence}")
         min_labels, max_labels = lo, hi
+    settings = dict(settings or {})
+    floor = settings.get("pause_below_information")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 < floor < 1):
+        raise InvalidInputError(f"settings.pause_below_information: expected a share in (0, 1), got {floor!r}")
+    min_answers = settings.get("pause_min_answers", 1)
+    if isinstance(min_answers, bool) or not isinstance(min_answers, int) or min_answers < 1:
+        raise InvalidInputError(f"settings.pause_min_answers: expected an integer >= 1, got {min_answers!r}")
     try:
         with db.transaction() as s:
             dataset = Dataset(name=f"project:{name}", description=f"Items of project {name}")
@@ -162,7 +169,7 @@ def create_project(
             project = Project(
                 name=name, description=description, label_schema=canonical, overlap=overlap, gold_rate=gold_rate,
                 min_labels=min_labels, max_labels=max_labels, target_confidence=target_confidence,
-                consensus_method=consensus_method, settings=dict(settings or {}), dataset_id=dataset.id,
+                consensus_method=consensus_method, settings=settings, dataset_id=dataset.id,
                 created_by=actor.user_id,
             )
             s.add(project)

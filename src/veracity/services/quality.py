@@ -14,6 +14,13 @@ Two speeds:
   over every label, with gold tasks as anchors; it rewrites every consensus row and every
   annotator's accuracy and confusion matrix.
 
+Pausing uninformative annotators: with ``settings["pause_below_information"]`` set (a share in
+(0, 1); 0.05 is a reasonable floor), every full refit lists the annotators with at least
+``settings["pause_min_answers"]`` (default 20) answers whose labels tell less than that share of
+the true class (normalised mutual information of their refitted confusion matrix,
+:func:`veracity.quality.label_information`) in ``settings["paused_annotators"]``; ``next`` serves
+them nothing until a later refit clears them. Their labels stay and count as the model weighs them.
+
 Adaptive redundancy: with ``target_confidence`` set, an item stops receiving annotators once its
 posterior reaches the target and it has ``min_labels``; below the target it asks for one more label,
 up to ``max_labels``; still uncertain at the maximum, it goes to review. The rule runs after every
@@ -45,6 +52,7 @@ from veracity.storage.models import Annotation, AnnotatorSkill, Consensus, Predi
 __all__ = [
     "CATEGORICAL_KINDS",
     "DEFAULT_ACCURACY",
+    "PAUSE_MIN_ANSWERS",
     "flag_label_issues",
     "maybe_refit",
     "queue_priority",
@@ -54,6 +62,7 @@ __all__ = [
 
 CATEGORICAL_KINDS = ("classification", "pairwise", "rating")
 DEFAULT_ACCURACY = 0.7
+PAUSE_MIN_ANSWERS = 20
 
 
 def _key_value(schema: dict[str, Any], key: str) -> Any:
@@ -271,9 +280,26 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
         settings["last_refit"] = {"at": now().isoformat(), "method": method, "n_answers": len(data["label"])}
         if res.priors is not None:  # the class prior of the incremental posterior (_log_class_prior)
             settings["last_refit"]["class_prior"] = np.round(res.priors, 6).tolist()
+        if settings.get("pause_below_information") is not None:
+            settings["paused_annotators"] = _paused(settings, res, counts, data["user_ids"])
         project.settings = settings
         return {"project_id": project_id, "method": method, "n_answers": len(data["label"]),
                 "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"])}
+
+
+def _paused(settings: dict[str, Any], res: Any, counts: np.ndarray, user_ids: list[int]) -> list[int]:
+    """Annotators whose answers, by the refitted model, carry almost nothing about the truth.
+
+    With ``settings["pause_below_information"] = s``, an annotator with at least
+    ``settings["pause_min_answers"]`` (default 20) answers whose labels remove less than a share
+    ``s`` of the uncertainty about the true class (``AggregationResult.worker_information``) gets
+    no new tasks until a later refit says otherwise: a spammer's labels cost as much as anyone's
+    and only make the items they touch ask for more.
+    """
+    info = res.worker_information
+    floor = float(settings["pause_below_information"])
+    min_answers = int(settings.get("pause_min_answers", PAUSE_MIN_ANSWERS))
+    return sorted(int(uid) for w, uid in enumerate(user_ids) if counts[w] >= min_answers and info[w] < floor)
 
 
 _refit_locks: dict[tuple[str, int], threading.Lock] = {}

@@ -193,6 +193,8 @@ def next_task(
                     expire_leases(c, project_id, at)
                 if ctx.quota is not None and c.execute(_DONE, who).scalar_one() >= ctx.quota:
                     return None
+                if actor.user_id in (project.settings or {}).get("paused_annotators", ()):
+                    return None  # see services.quality: paused as uninformative by the last refit
                 candidate = _pick_task(c, project, actor)
                 if candidate is None:
                     return None
