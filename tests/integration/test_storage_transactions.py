@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import threading
+import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
 
-from veracity.storage import Database
+from veracity.storage import Database, WriteLockBusy
 from veracity.storage.models import User
+from veracity.web.deps import run_hot
 
 
 def test_connect_commits_on_success_and_rolls_back_on_error(db_url: str) -> None:
@@ -91,5 +96,55 @@ def test_sqlite_writers_of_one_process_take_turns(sqlite_url: str) -> None:
             t.start()
             t.join()
         assert other == [False, True]
+    finally:
+        db.dispose()
+
+
+def _insert_user(c: Any, name: str) -> None:
+    c.execute(text("INSERT INTO users (name, role, clearance, is_active, created_at) "
+                   f"VALUES ('{name}', 'viewer', 0, TRUE, CURRENT_TIMESTAMP)"))
+
+
+def test_write_turn_if_free_never_waits_and_run_hot_falls_back(sqlite_url: str) -> None:
+    """Another process holding SQLite's write lock: a no-wait write fails at once, before writing;
+    ``run_hot`` then runs the same call in a worker thread, which waits its turn and commits."""
+    db = Database(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # stands for another process
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with db.write_turn_if_free() as mine:
+            assert mine
+            t0 = time.perf_counter()
+            with pytest.raises(WriteLockBusy), db.connect() as c:
+                _insert_user(c, "never")
+            assert time.perf_counter() - t0 < 5  # did not wait out the busy timeout
+        threading.Timer(0.3, other.execute, args=("COMMIT",)).start()
+        assert asyncio.run(run_hot(db, lambda: _write(db, "later"))) == "later"
+        with db.connect(write=False) as c:
+            names = set(c.execute(select(User.name)).scalars())
+        assert "later" in names and "never" not in names
+        # with the turn free and no other writer, the call runs inline and commits
+        assert asyncio.run(run_hot(db, lambda: _write(db, "inline"))) == "inline"
+        with db.write_turn_if_free() as mine, db.connect() as c:  # the no-wait turn still writes normally
+            assert mine
+            _insert_user(c, "free")
+    finally:
+        other.close()
+        db.dispose()
+
+
+def _write(db: Database, name: str) -> str:
+    with db.connect() as c:
+        _insert_user(c, name)
+    return name
+
+
+def test_write_turn_if_free_is_off_on_postgresql(postgresql_url: str) -> None:
+    db = Database(postgresql_url)
+    try:
+        with db.write_turn_if_free() as mine:
+            assert not mine
+        assert asyncio.run(run_hot(db, lambda: _write(db, "pg"))) == "pg"
     finally:
         db.dispose()

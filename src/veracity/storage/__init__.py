@@ -1,5 +1,5 @@
 """Storage: SQLAlchemy 2 models, sessions and Alembic migrations (SQLite or PostgreSQL)."""
 
-from veracity.storage.session import Database
+from veracity.storage.session import Database, WriteLockBusy
 
-__all__ = ["Database"]
+__all__ = ["Database", "WriteLockBusy"]

@@ -10,6 +10,7 @@ instead of failing half-way with "database is locked".
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.errors import StorageError
 
-__all__ = ["Database", "normalise_url", "sqlite_path"]
+__all__ = ["Database", "WriteLockBusy", "normalise_url", "sqlite_path"]
 
 BUSY_TIMEOUT_S = 60  # SQLite: how long a writer waits for the write lock before giving up
 #: SQLite: write-ahead log pages (4 KiB) between checkpoints in a ``bulk`` transaction (1,000 otherwise).
@@ -95,8 +96,9 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._no_wait = threading.local()  # SQLite: see write_turn_if_free
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self._no_wait)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = threading.RLock()  # SQLite: this process's writers take turns (see _writer_turn)
 
@@ -122,6 +124,27 @@ class Database:
         try:
             yield
         finally:
+            self._writer.release()
+
+    @contextmanager
+    def write_turn_if_free(self) -> Iterator[bool]:
+        """SQLite: take this process's write turn only if it is free right now; yields whether it did.
+
+        While it is held, a write transaction begun in this thread does not wait for another
+        process's write lock either: its ``BEGIN IMMEDIATE`` raises :class:`WriteLockBusy` at once
+        (before anything was written) instead of waiting up to :data:`BUSY_TIMEOUT_S`. For callers
+        that must not block, such as the web server's event loop running a short labelling call
+        (``veracity.web.deps.run_hot``), which falls back to a worker thread when this yields
+        False or the call raises :class:`WriteLockBusy`. Yields False, taking nothing, on PostgreSQL.
+        """
+        if not self.is_sqlite or not self._writer.acquire(blocking=False):
+            yield False
+            return
+        self._no_wait.active = True
+        try:
+            yield True
+        finally:
+            self._no_wait.active = False
             self._writer.release()
 
     @contextmanager
@@ -173,7 +196,12 @@ class Database:
         self.engine.dispose()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+class WriteLockBusy(Exception):
+    """Another process holds the SQLite write lock and this thread asked not to wait for it
+    (:meth:`Database.write_turn_if_free`); nothing was written."""
+
+
+def _configure_sqlite(engine: Engine, no_wait: threading.local) -> None:
     """WAL, foreign keys, durable commits, and BEGIN IMMEDIATE for writers (SQLAlchemy recipe)."""
 
     @event.listens_for(engine, "connect")
@@ -201,4 +229,13 @@ def _configure_sqlite(engine: Engine) -> None:
             raw.execute(f"PRAGMA foreign_keys={'OFF' if bulk else 'ON'}")
             raw.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES if bulk else 1000}")
             info["veracity_bulk"] = bulk
+        if immediate and getattr(no_wait, "active", False):
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # "database is locked": another process writes
+                raise WriteLockBusy(str(exc)) from exc
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            return
         raw.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -44,6 +44,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        # FastAPI >= 0.16x instruments every request with OpenTelemetry and, when the environment
+        # asks (FASTAPI_OTEL_AUTO_CONFIGURE=true), adds exporters that send it out. Veracity sends
+        # nothing anywhere: all of it off (older FastAPI keeps the unknown keyword in ``extra``).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                   "auto_configure": False},
     )
     app.state.settings = settings
     app.state.db = db

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from veracity.config import Settings
 from veracity.errors import AuthenticationError, PermissionDeniedError
 from veracity.services import Actor
 from veracity.services.users import authenticate_session, authenticate_token
-from veracity.storage import Database
+from veracity.storage import Database, WriteLockBusy
 
 __all__ = [
     "DB", "SESSION_COOKIE", "AppSettings", "Caller", "CurrentActor", "CurrentCaller", "get_actor", "get_caller",
-    "get_db", "get_settings",
+    "get_db", "get_settings", "run_hot",
 ]
 
 SESSION_COOKIE = "veracity_session"
@@ -99,3 +101,25 @@ def get_actor(caller: CurrentCaller) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+T = TypeVar("T")
+
+
+async def run_hot(db: Database, call: Callable[[], T]) -> T:
+    """Run a short labelling call (next task, submit: a token check and one small write transaction).
+
+    SQLite takes one writer at a time, so a worker thread buys these calls no parallelism, only a
+    hand-off to the thread and back and a fight for the GIL with the other waiting threads: that
+    cost as much server CPU as the call itself. On SQLite the call therefore runs right here on the
+    event loop when this process's write turn is free (:meth:`Database.write_turn_if_free`); it
+    never waits there: when the turn is taken, or another process holds the database's write lock
+    (:class:`~veracity.storage.WriteLockBusy`, raised before anything was written), the call goes
+    to a worker thread as every call does on PostgreSQL.
+    """
+    with db.write_turn_if_free() as mine:
+        if mine:
+            try:
+                return call()
+            except WriteLockBusy:
+                pass
+    return await run_in_threadpool(call)

@@ -20,7 +20,7 @@ from veracity.errors import InvalidInputError
 from veracity.services import ingest as ingest_service
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
-from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, CurrentCaller, Id
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, CurrentCaller, Id, run_hot
 from veracity.web.schemas import MemberIn, ProjectIn, ProjectOut
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -135,10 +135,13 @@ async def import_items(
     summary="Lease the next task for the caller (204 when none)",
     responses={204: {"description": "No task left for you"}},
 )
-def next_task(project_id: Id, db: DB, caller: CurrentCaller, settings: AppSettings) -> Any:
-    # The hot path of labelling: authentication and the service share this worker thread, and the
-    # payload (plain JSON values) is encoded directly.
-    task = task_service.next_task(db, caller.actor(), project_id, lease_seconds=settings.lease_seconds)
+async def next_task(project_id: Id, db: DB, caller: CurrentCaller, settings: AppSettings) -> Any:
+    # The hot path of labelling: authentication and the service run as one call (on SQLite on the
+    # event loop itself when it can, see run_hot), and the payload (plain JSON values) is encoded
+    # directly.
+    task = await run_hot(
+        db, lambda: task_service.next_task(db, caller.actor(), project_id, lease_seconds=settings.lease_seconds)
+    )
     if task is None:
         return Response(status_code=204)
     return JSONResponse(task)
