@@ -31,9 +31,10 @@ the next label goes to the least certain item that still needs one.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -47,12 +48,15 @@ from veracity.services.audit import append_event
 from veracity.services.label_schemas import label_key, labels_of
 from veracity.services.projects import require_role
 from veracity.storage import Database
+from veracity.storage.fast import FastSelect
 from veracity.storage.models import Annotation, AnnotatorSkill, Consensus, Prediction, Project, Task
 
 __all__ = [
     "CATEGORICAL_KINDS",
     "DEFAULT_ACCURACY",
     "PAUSE_MIN_ANSWERS",
+    "ProjectLike",
+    "TaskLike",
     "flag_label_issues",
     "maybe_refit",
     "queue_priority",
@@ -71,15 +75,45 @@ def _key_value(schema: dict[str, Any], key: str) -> Any:
     return key
 
 
+class ProjectLike(Protocol):
+    """What consensus and adaptive redundancy read of a project: a :class:`Project` row or the
+    light copy the labelling queue builds from its context query (``services.tasks.QueueProject``)."""
+
+    id: int
+    label_schema: dict[str, Any]
+    overlap: int
+    min_labels: int | None
+    max_labels: int | None
+    target_confidence: float | None
+    consensus_method: str
+    settings: dict[str, Any]
+
+
+class TaskLike(Protocol):
+    """What consensus and adaptive redundancy read and set of a task (a :class:`Task` row or
+    ``services.tasks.QueueTask``)."""
+
+    id: int
+    item_id: int
+    status: str
+    is_gold: bool
+    gold_value: Any
+    flagged: bool
+    target: int
+    n_annotations: int
+    priority: float
+    completed_at: dt.datetime | None
+
+
 def queue_priority(confidence: float | None, flagged: bool) -> float:
     """A task's place in the queue, lowest first: flagged (suspect) items, then least confident."""
     return (1.0 if confidence is None else confidence) - (2.0 if flagged else 0.0)
 
 
 # The incremental update runs on every submitted label: prepared Core statements, no ORM session.
-_TASK_LABELS = select(Annotation.user_id, Annotation.value).where(
+_TASK_LABELS = FastSelect(select(Annotation.user_id, Annotation.value).where(
     Annotation.task_id == bindparam("task_id"), Annotation.status == "active", Annotation.origin == "human"
-)
+))
 _LABELLER_SKILLS = select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy, AnnotatorSkill.confusion).where(
     AnnotatorSkill.project_id == bindparam("project_id"),
     AnnotatorSkill.user_id.in_(bindparam("user_ids", expanding=True)),
@@ -95,7 +129,7 @@ _UPDATE_CONSENSUS = (
 _INSERT_CONSENSUS = insert(_CONSENSUS)
 
 
-def update_task_consensus(conn: Connection, project: Project, task: Task) -> None:
+def update_task_consensus(conn: Connection, project: ProjectLike, task: TaskLike) -> None:
     """Recompute one task's consensus after a label arrives, and apply adaptive redundancy.
 
     Reads the task's active human labels (a handful: one index range) and, for model-based
@@ -104,7 +138,7 @@ def update_task_consensus(conn: Connection, project: Project, task: Task) -> Non
     ``status`` and ``completed_at``) and the caller stores them.
     """
     schema = project.label_schema
-    rows = conn.execute(_TASK_LABELS, {"task_id": task.id}).all()
+    rows = _TASK_LABELS.all(conn, {"task_id": task.id})
     classes = labels_of(schema)
     index = {c: i for i, c in enumerate(classes)}
     keys = [(uid, label_key(schema, v)) for uid, v in rows]
@@ -154,7 +188,7 @@ def update_task_consensus(conn: Connection, project: Project, task: Task) -> Non
     _apply_redundancy(project, task, confidence)
 
 
-def _log_class_prior(project: Project, n_k: int) -> np.ndarray:
+def _log_class_prior(project: ProjectLike, n_k: int) -> np.ndarray:
     """Log class prior of the last full refit (zeros, i.e. uniform, before the first one).
 
     The incremental posterior is the model's posterior for one item with the refitted parameters
@@ -168,7 +202,7 @@ def _log_class_prior(project: Project, n_k: int) -> np.ndarray:
     return np.log(np.clip(np.asarray(prior, dtype=np.float64), 1e-3, 1.0))
 
 
-def _apply_redundancy(project: Project, task: Task, confidence: float | None) -> None:
+def _apply_redundancy(project: ProjectLike, task: TaskLike, confidence: float | None) -> None:
     if task.is_gold or task.status not in ("open", "complete"):
         return
     n = task.n_annotations

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -30,11 +30,14 @@ from veracity.services.projects import require_role
 from veracity.services.quality import update_task_consensus
 from veracity.services.review import refresh_skills
 from veracity.storage import Database
+from veracity.storage.fast import FastSelect
 from veracity.storage.models import Annotation, Assignment, Item, Prediction, Project, ProjectMember, Task, User
 
 __all__ = [
     "ANNOTATE_ROLES",
     "AnnotationResult",
+    "QueueProject",
+    "QueueTask",
     "assign_items",
     "next_task",
     "skip_task",
@@ -54,30 +57,38 @@ _PROJECT_COLUMNS = (
 )
 _member = and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == _bp("user_id"))
 _HeldLease, _HeldTask = aliased(Assignment), aliased(Task)
-_held_lease_id = (
-    select(Assignment.id)
-    .where(Assignment.project_id == _bp("project_id"), Assignment.user_id == _bp("user_id"),
-           Assignment.status == "leased", Assignment.expires_at >= _bp("at"),
-           Assignment.task_id.not_in(_bp("holding", expanding=True)))
-    .order_by(Assignment.id)
-    .limit(1)
-    .scalar_subquery()
-)
 _any_expired = exists().where(
     Assignment.project_id == _bp("project_id"), Assignment.status == "leased", Assignment.expires_at < _bp("at")
 )
-# What ``next`` needs before it picks, in one statement: the project, the caller's role and quota,
-# the unexpired lease the caller already holds (if any) and whether any lease has expired.
-_NEXT_CONTEXT = (
-    select(*_PROJECT_COLUMNS, ProjectMember.role, ProjectMember.quota, _HeldLease.task_id.label("held_task_id"),
-           _HeldLease.expires_at.label("held_expires_at"), _HeldTask.item_id.label("held_item_id"),
-           _any_expired.label("any_expired"))
-    .select_from(Project)
-    .outerjoin(ProjectMember, _member)
-    .outerjoin(_HeldLease, _HeldLease.id == _held_lease_id)
-    .outerjoin(_HeldTask, _HeldTask.id == _HeldLease.task_id)
-    .where(Project.id == _bp("project_id"))
-)
+
+
+def _next_context(holding: bool) -> Select[Any]:
+    """What ``next`` needs before it picks, in one statement: the project, the caller's role and
+    quota, the unexpired lease the caller already holds (if any, passing over the task ids in the
+    expanding parameter ``holding`` when asked to) and whether any lease has expired."""
+    held = (
+        select(Assignment.id)
+        .where(Assignment.project_id == _bp("project_id"), Assignment.user_id == _bp("user_id"),
+               Assignment.status == "leased", Assignment.expires_at >= _bp("at"))
+        .order_by(Assignment.id)
+        .limit(1)
+    )
+    if holding:
+        held = held.where(Assignment.task_id.not_in(_bp("holding", expanding=True)))
+    return (
+        select(*_PROJECT_COLUMNS, ProjectMember.role, ProjectMember.quota, _HeldLease.task_id.label("held_task_id"),
+               _HeldLease.expires_at.label("held_expires_at"), _HeldTask.item_id.label("held_item_id"),
+               _any_expired.label("any_expired"))
+        .select_from(Project)
+        .outerjoin(ProjectMember, _member)
+        .outerjoin(_HeldLease, _HeldLease.id == held.scalar_subquery())
+        .outerjoin(_HeldTask, _HeldTask.id == _HeldLease.task_id)
+        .where(Project.id == _bp("project_id"))
+    )
+
+
+_NEXT_CONTEXT = FastSelect(_next_context(holding=False))
+_NEXT_CONTEXT_HOLDING = _next_context(holding=True)  # a client buffering leases: Core (expanding IN)
 _EXPIRED = select(Assignment.id, Assignment.task_id).where(
     Assignment.project_id == _bp("project_id"), Assignment.status == "leased", Assignment.expires_at < _bp("at")
 )
@@ -94,14 +105,14 @@ _candidates = (
     # writers with BEGIN IMMEDIATE and ignores this clause).
     .with_for_update(of=Task, skip_locked=True)
 )
-_MINE = _candidates.where(Task.assignee_id == _bp("user_id")).order_by(Task.id)
+_MINE = FastSelect(_candidates.where(Task.assignee_id == _bp("user_id")).order_by(Task.id))
 # A task assigned to someone else keeps its last slot for them until they have taken it.
 _assignee_took = exists().where(Assignment.task_id == Task.id, Assignment.user_id == Task.assignee_id)
 _open_to_all = _candidates.where(
     (Task.assignee_id.is_(None)) | (Task.n_assigned < Task.target - 1) | _assignee_took
 ).order_by(Task.priority, Task.id)
-_GOLD = _open_to_all.where(Task.is_gold.is_(True))
-_QUEUE = _open_to_all.where(Task.is_gold.is_(False))
+_GOLD = FastSelect(_open_to_all.where(Task.is_gold.is_(True)))
+_QUEUE = FastSelect(_open_to_all.where(Task.is_gold.is_(False)))
 _TASKS = Task.__table__
 _CLAIM = (
     update(_TASKS)
@@ -110,7 +121,7 @@ _CLAIM = (
 )
 _INSERT_ASSIGNMENT = insert(Assignment.__table__)
 _ITEM = select(Item.external_id, Item.data).where(Item.id == _bp("item_id"))
-_PRELABEL = (
+_PRELABEL = FastSelect(
     select(Prediction.value, Prediction.model_name, Prediction.model_version)
     .where(Prediction.item_id == _bp("item_id"), Prediction.value.is_not(None))
     .order_by(Prediction.id.desc())
@@ -118,17 +129,48 @@ _PRELABEL = (
 )
 
 
-def _project_of(row: Any, actor: Actor, project_id: int, allowed: Sequence[str]) -> Project:
-    """The project of a context row (a transient object), after the checks of ``require_role``."""
+@dataclass(slots=True)
+class QueueProject:
+    """The project columns the labelling queue reads (``_PROJECT_COLUMNS``): a plain copy, since
+    an ORM object, even a transient one, costs more to build than the queries that fill it."""
+
+    id: int
+    label_schema: dict[str, Any]
+    schema_version: int
+    overlap: int
+    gold_rate: float
+    min_labels: int | None
+    max_labels: int | None
+    target_confidence: float | None
+    consensus_method: str
+    settings: dict[str, Any]
+
+
+@dataclass(slots=True)
+class QueueTask:
+    """A task as ``submit_annotation`` updates it (see :class:`QueueProject`)."""
+
+    id: int
+    item_id: int
+    status: str
+    is_gold: bool
+    gold_value: Any
+    flagged: bool
+    target: int
+    n_annotations: int
+    completed_at: dt.datetime | None
+    priority: float = 1.0
+
+
+def _project_of(row: Any, actor: Actor, project_id: int, allowed: Sequence[str]) -> QueueProject:
+    """The project of a context row, after the checks of ``require_role``."""
     role = None if row is None else ("admin" if actor.is_admin else row.role)
     if row is None or role is None:
         raise NotFoundError(f"project {project_id} not found")
     if role != "admin" and role not in allowed:
         raise PermissionDeniedError(f"your role in project {project_id} is {role}; this needs {' or '.join(allowed)}")
-    return Project(id=row.p_id, label_schema=row.label_schema, schema_version=row.schema_version,
-                   overlap=row.overlap, gold_rate=row.gold_rate, min_labels=row.min_labels,
-                   max_labels=row.max_labels, target_confidence=row.target_confidence,
-                   consensus_method=row.consensus_method, settings=row.settings)
+    return QueueProject(row.p_id, row.label_schema, row.schema_version, row.overlap, row.gold_rate, row.min_labels,
+                        row.max_labels, row.target_confidence, row.consensus_method, row.settings or {})
 
 
 def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
@@ -144,8 +186,8 @@ def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
     return len(expired)
 
 
-def _task_payload(conn: Connection, project: Project, task_id: int, item_id: int, expires_at: dt.datetime,
-                  item: Any = None) -> dict[str, Any]:
+def _task_payload(conn: Connection, project: QueueProject | Project, task_id: int, item_id: int,
+                  expires_at: dt.datetime, item: Any = None) -> dict[str, Any]:
     """What an annotator is shown: the item, the schema and, if the project shows them, the latest pre-label.
 
     ``item`` is the item's (external_id, data) when the caller already read them.
@@ -161,7 +203,7 @@ def _task_payload(conn: Connection, project: Project, task_id: int, item_id: int
         "lease_expires_at": iso(expires_at),
     }
     if (project.settings or {}).get("show_prelabels", True):
-        pred = conn.execute(_PRELABEL, {"item_id": item_id}).first()
+        pred = _PRELABEL.first(conn, {"item_id": item_id})
         if pred is not None:
             payload["prelabel"] = {"value": pred[0], "model": pred[1], "model_version": pred[2]}
     return payload
@@ -185,7 +227,8 @@ def next_task(
         try:
             with db.connect() as c:
                 at = now()
-                ctx = c.execute(_NEXT_CONTEXT, {**who, "at": at, "holding": holding_ids}).first()
+                ctx = (_NEXT_CONTEXT.first(c, {**who, "at": at}) if not holding_ids else
+                       c.execute(_NEXT_CONTEXT_HOLDING, {**who, "at": at, "holding": holding_ids}).first())
                 project = _project_of(ctx, actor, project_id, ANNOTATE_ROLES)
                 if ctx.held_task_id is not None:
                     return _task_payload(c, project, ctx.held_task_id, ctx.held_item_id, ctx.held_expires_at)
@@ -212,18 +255,18 @@ def next_task(
     raise ConflictError("the queue is too busy right now; try again")
 
 
-def _pick_task(conn: Connection, project: Project, actor: Actor) -> Any:
+def _pick_task(conn: Connection, project: QueueProject, actor: Actor) -> Any:
     """The next task for the actor (id, item_id, item external_id and data): directly assigned
     first, then gold at ``gold_rate``, then the queue."""
     params = {"project_id": project.id, "user_id": actor.user_id, "clearance": actor.clearance}
-    mine = conn.execute(_MINE, params).first()
+    mine = _MINE.first(conn, params)
     if mine is not None:
         return mine
     if project.gold_rate > 0 and secrets.randbelow(1_000_000) < project.gold_rate * 1_000_000:
-        gold = conn.execute(_GOLD, params).first()
+        gold = _GOLD.first(conn, params)
         if gold is not None:
             return gold
-    return conn.execute(_QUEUE, params).first()
+    return _QUEUE.first(conn, params)
 
 
 @dataclass(frozen=True)
@@ -244,7 +287,7 @@ _REPLAY = select(Annotation.id, Annotation.task_id, Annotation.project_id, Annot
 )
 # Everything a submit checks, in one statement; PostgreSQL locks the task row, so that two labels
 # for one task (overlap) update its counters and consensus one after the other.
-_SUBMIT_CONTEXT = (
+_SUBMIT_CONTEXT = FastSelect(
     select(Task.id, Task.project_id, Task.item_id, Task.status, Task.is_gold, Task.gold_value, Task.flagged,
            Task.target, Task.n_annotations, Task.completed_at, Item.data,
            Assignment.id.label("lease_id"), Assignment.status.label("lease_status"), Assignment.expires_at,
@@ -297,10 +340,14 @@ def submit_annotation(
         raise InvalidInputError("idempotency_key: expected 1 to 128 characters")
     try:
         with db.connect() as c:
-            replay = _replay(c, actor, task_id, idempotency_key)
-            if replay is not None:
-                return replay
-            row = c.execute(_SUBMIT_CONTEXT, {"task_id": task_id, "user_id": actor.user_id}).first()
+            row = _SUBMIT_CONTEXT.first(c, {"task_id": task_id, "user_id": actor.user_id})
+            if row is None or row.lease_id is None or row.lease_status != "leased":
+                # No open lease: a retry of a stored label (found by its key) gets that label back.
+                # With an open lease there is no stored label to find (storing one ends the lease), and a
+                # key already used on another task fails the insert below and is answered there.
+                replay = _replay(c, actor, task_id, idempotency_key)
+                if replay is not None:
+                    return replay
             if row is None:
                 raise NotFoundError(f"task {task_id} not found")
             project = _project_of(row, actor, row.project_id, ANNOTATE_ROLES)
@@ -309,9 +356,6 @@ def submit_annotation(
             if row.lease_id is None:
                 raise ConflictError(f"task {task_id} is not leased to you: ask for it with GET .../next first")
             if row.lease_status != "leased":
-                replay = _replay(c, actor, task_id, idempotency_key)
-                if replay is not None:  # a concurrent retry with this key committed first
-                    return replay
                 raise ConflictError(f"your lease on task {task_id} is {row.lease_status}; it cannot take a label")
             if as_utc(row.expires_at) < at:
                 raise ConflictError(f"your lease on task {task_id} expired at {iso(row.expires_at)}")
@@ -321,9 +365,8 @@ def submit_annotation(
                 "idempotency_key": idempotency_key, "duration_ms": duration_ms, "created_at": at,
             }).inserted_primary_key[0]
             c.execute(_FINISH_LEASE, {"b_id": row.lease_id, "b_at": at})
-            task = Task(id=task_id, project_id=project.id, item_id=row.item_id, status=row.status,
-                        is_gold=row.is_gold, gold_value=row.gold_value, flagged=row.flagged, target=row.target,
-                        n_annotations=row.n_annotations + 1, completed_at=row.completed_at)
+            task = QueueTask(task_id, row.item_id, row.status, row.is_gold, row.gold_value, row.flagged, row.target,
+                             row.n_annotations + 1, row.completed_at)
             update_task_consensus(c, project, task)
             c.execute(_STORE_TASK, {"b_id": task_id, "b_n": task.n_annotations, "b_priority": task.priority,
                                     "b_target": task.target, "b_status": task.status,
