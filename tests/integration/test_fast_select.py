@@ -94,3 +94,50 @@ def test_hot_statements_match_core(db: Database) -> None:
     n += _same(db, user_service._TOKEN_ACTOR, {"token_hash": user_service._token_hash(token)})
     n += _same(db, user_service._TOKEN_ACTOR, {"token_hash": "no such token"})
     assert n >= 15  # the comparisons saw rows, not only empty results
+
+
+def test_hot_updates_match_core(db: Database) -> None:
+    """Each FastUpdate on one row and Core's execution of the same statement on a twin row leave
+    the two rows equal, and report the same row counts (also for a row that does not exist)."""
+    from veracity.storage.models import Consensus
+
+    admin, _ = _user(db, "admin", "admin")
+    ann, _ = _user(db, "ann")
+    p = project_service.create_project(db, admin, name="P", schema=SCHEMA, overlap=3, consensus_method="ds")
+    project_service.add_member(db, admin, p.id, ann.name, "annotator")
+    project_service.import_items(db, admin, p.id, [{"id": f"i{i}", "text": f"x{i}"} for i in range(4)])
+    tasks = []
+    for _ in range(2):  # two labelled tasks: each has a task row, a lease and a consensus row
+        lease = task_service.next_task(db, ann, p.id)
+        assert lease is not None
+        task_service.submit_annotation(db, ann, lease["task_id"], "a")
+        tasks.append(lease["task_id"])
+    a, b = tasks
+    with db.transaction(write=False) as s:
+        lease_a, lease_b = (s.execute(select(task_service.Assignment.id).where(task_service.Assignment.task_id == t))
+                            .scalar_one() for t in (a, b))
+    at = dt.datetime.now(dt.UTC).replace(microsecond=123456)
+    cases = [
+        (task_service._CLAIM, lambda t, _l: {"b_id": t}),
+        (task_service._FINISH_LEASE, lambda _t, lease: {"b_id": lease, "b_at": at}),
+        (task_service._STORE_TASK, lambda t, _l: {"b_id": t, "b_n": 2, "b_priority": 0.25, "b_target": 3,
+                                                  "b_status": "complete", "b_completed_at": at}),
+        (quality_service._UPDATE_CONSENSUS, lambda t, _l: {
+            "b_task_id": t, "b_label": "c", "b_label_key": "c", "b_confidence": 0.75, "b_n_labels": 2,
+            "b_method": "ds", "b_updated_at": at}),
+    ]
+    for fast, params in cases:
+        with db.connect() as c:
+            n_fast = fast.run(c, params(a, lease_a))
+            n_core = c.execute(fast.stmt, params(b, lease_b)).rowcount
+            n_none = fast.run(c, params(10**9, 10**9))
+        assert n_fast == n_core == 1 and n_none == 0
+    with db.transaction(write=False) as s:
+        def columns(model: Any, key: str, value: int) -> dict[str, Any]:
+            row = s.execute(select(model).where(getattr(model, key) == value)).scalar_one()
+            skip = {"id", "task_id", "item_id", "leased_at", "expires_at"}  # set by the two leases, not here
+            return {k: v for k, v in vars(row).items() if not k.startswith("_") and k not in skip}
+
+        assert columns(Task, "id", a) == columns(Task, "id", b)
+        assert columns(Consensus, "task_id", a) == columns(Consensus, "task_id", b)
+        assert columns(task_service.Assignment, "id", lease_a) == columns(task_service.Assignment, "id", lease_b)

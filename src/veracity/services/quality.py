@@ -48,7 +48,7 @@ from veracity.services.audit import append_event
 from veracity.services.label_schemas import label_key, labels_of
 from veracity.services.projects import require_role
 from veracity.storage import Database
-from veracity.storage.fast import FastSelect
+from veracity.storage.fast import FastSelect, FastUpdate
 from veracity.storage.models import Annotation, AnnotatorSkill, Consensus, Prediction, Project, Task
 
 __all__ = [
@@ -119,7 +119,7 @@ _LABELLER_SKILLS = select(AnnotatorSkill.user_id, AnnotatorSkill.accuracy, Annot
     AnnotatorSkill.user_id.in_(bindparam("user_ids", expanding=True)),
 )
 _CONSENSUS = Consensus.__table__
-_UPDATE_CONSENSUS = (
+_UPDATE_CONSENSUS = FastUpdate(
     update(_CONSENSUS)
     .where(_CONSENSUS.c.task_id == bindparam("b_task_id"))
     .values(label=bindparam("b_label", type_=_CONSENSUS.c.label.type), label_key=bindparam("b_label_key"),
@@ -181,7 +181,7 @@ def update_task_consensus(conn: Connection, project: ProjectLike, task: TaskLike
         label = _key_value(schema, key_out)
     values = {"b_label": label, "b_label_key": key_out, "b_confidence": confidence, "b_n_labels": len(rows),
               "b_method": method, "b_updated_at": now()}
-    if conn.execute(_UPDATE_CONSENSUS, {"b_task_id": task.id, **values}).rowcount == 0:
+    if _UPDATE_CONSENSUS.run(conn, {"b_task_id": task.id, **values}) == 0:
         conn.execute(_INSERT_CONSENSUS, {"task_id": task.id, "project_id": project.id, "item_id": task.item_id,
                                          **{k[2:]: v for k, v in values.items()}})
     task.priority = queue_priority(confidence, task.flagged)

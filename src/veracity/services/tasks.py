@@ -30,7 +30,7 @@ from veracity.services.projects import require_role
 from veracity.services.quality import update_task_consensus
 from veracity.services.review import refresh_skills
 from veracity.storage import Database
-from veracity.storage.fast import FastSelect
+from veracity.storage.fast import FastSelect, FastUpdate
 from veracity.storage.models import Annotation, Assignment, Item, Prediction, Project, ProjectMember, Task, User
 
 __all__ = [
@@ -114,7 +114,7 @@ _open_to_all = _candidates.where(
 _GOLD = FastSelect(_open_to_all.where(Task.is_gold.is_(True)))
 _QUEUE = FastSelect(_open_to_all.where(Task.is_gold.is_(False)))
 _TASKS = Task.__table__
-_CLAIM = (
+_CLAIM = FastUpdate(
     update(_TASKS)
     .where(_TASKS.c.id == _bp("b_id"), _TASKS.c.n_assigned < _TASKS.c.target)
     .values(n_assigned=_TASKS.c.n_assigned + 1)
@@ -242,7 +242,7 @@ def next_task(
                 if candidate is None:
                     return None
                 task_id, item_id = candidate.id, candidate.item_id
-                if c.execute(_CLAIM, {"b_id": task_id}).rowcount != 1:
+                if _CLAIM.run(c, {"b_id": task_id}) != 1:
                     continue  # someone took the last slot between our read and write: look again
                 expires = at + dt.timedelta(seconds=lease_seconds)
                 c.execute(_INSERT_ASSIGNMENT, {"task_id": task_id, "project_id": project_id,
@@ -301,12 +301,12 @@ _SUBMIT_CONTEXT = FastSelect(
 )
 _INSERT_ANNOTATION = insert(Annotation.__table__)
 _ASSIGNMENTS = Assignment.__table__
-_FINISH_LEASE = (
+_FINISH_LEASE = FastUpdate(
     update(_ASSIGNMENTS)
     .where(_ASSIGNMENTS.c.id == _bp("b_id"))
     .values(status="submitted", finished_at=_bp("b_at", type_=_ASSIGNMENTS.c.finished_at.type))
 )
-_STORE_TASK = (
+_STORE_TASK = FastUpdate(
     update(_TASKS)
     .where(_TASKS.c.id == _bp("b_id"))
     .values(n_annotations=_bp("b_n"), priority=_bp("b_priority"), target=_bp("b_target"), status=_bp("b_status"),
@@ -364,13 +364,13 @@ def submit_annotation(
                 "schema_version": project.schema_version, "origin": "human", "status": "active",
                 "idempotency_key": idempotency_key, "duration_ms": duration_ms, "created_at": at,
             }).inserted_primary_key[0]
-            c.execute(_FINISH_LEASE, {"b_id": row.lease_id, "b_at": at})
+            _FINISH_LEASE.run(c, {"b_id": row.lease_id, "b_at": at})
             task = QueueTask(task_id, row.item_id, row.status, row.is_gold, row.gold_value, row.flagged, row.target,
                              row.n_annotations + 1, row.completed_at)
             update_task_consensus(c, project, task)
-            c.execute(_STORE_TASK, {"b_id": task_id, "b_n": task.n_annotations, "b_priority": task.priority,
-                                    "b_target": task.target, "b_status": task.status,
-                                    "b_completed_at": task.completed_at})
+            _STORE_TASK.run(c, {"b_id": task_id, "b_n": task.n_annotations, "b_priority": task.priority,
+                                "b_target": task.target, "b_status": task.status,
+                                "b_completed_at": task.completed_at})
             if task.is_gold:
                 with Session(bind=c) as s:  # joins this transaction; commits with it
                     stored = s.get(Project, project.id)

@@ -1,16 +1,17 @@
-"""Hot read statements run straight on the SQLite driver, compiled once.
+"""Hot statements run straight on the SQLite driver, compiled once.
 
 SQLAlchemy's Core spends, per execution, several times what SQLite spends on a one-row indexed
 lookup: the statement's cache key, the execution context, parameter and row processing. The
 labelling queue (next task, submit) runs a dozen such lookups per label, so on SQLite it runs its
-SELECT statements through :class:`FastSelect`: the statement is compiled once per dialect with
-SQLAlchemy itself, and every execution binds the parameters with the column types' own bind
-processors, runs the SQL on the driver's cursor inside the connection's current transaction and
-builds rows with the types' own result processors. On any other database, or for a statement
-that cannot take this path (expanding ``IN`` parameters), it is a plain ``Connection.execute``.
+SELECT statements through :class:`FastSelect` and its UPDATE statements through
+:class:`FastUpdate`: the statement is compiled once per dialect with SQLAlchemy itself, and every
+execution binds the parameters with the column types' own bind processors, runs the SQL on the
+driver's cursor inside the connection's current transaction and builds rows with the types' own
+result processors. On any other database it is a plain ``Connection.execute``. Statements with
+expanding ``IN`` parameters are refused when compiled.
 
-Only SELECT statements: an INSERT or UPDATE would miss the Python-side column defaults and
-``onupdate`` values that Core fills in.
+No INSERT: it would miss the Python-side column defaults that Core fills in. An UPDATE is accepted
+only on a table without ``onupdate`` columns, and it sets exactly the columns its ``values()`` name.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, Update
 from sqlalchemy.engine import Dialect
 
-__all__ = ["FastSelect"]
+__all__ = ["FastSelect", "FastUpdate"]
 
 
 class _Compiled:
     __slots__ = ("binds", "row", "sql")
 
-    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, stmt: Select[Any] | Update, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
         if compiled.positiontup is None or any(b.expanding for b in compiled.binds.values()):
             raise ValueError("FastSelect needs a positional, non-expanding statement")
@@ -37,6 +38,9 @@ class _Compiled:
         for name in compiled.positiontup:
             bind = compiled.binds[name]
             self.binds.append((bind.key, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        self.row: Callable[[tuple[Any, ...]], Any] = tuple
+        if not isinstance(stmt, Select):
+            return
         keys = list(stmt.selected_columns.keys())
         processors = [col.type.dialect_impl(dialect).result_processor(dialect, None) for col in stmt.selected_columns]
         cls = namedtuple("FastRow", keys, rename=True)  # type: ignore[misc]
@@ -48,6 +52,14 @@ class _Compiled:
         else:
             row = cls._make
         self.row = row
+
+
+def _bind(c: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    args = []
+    for key, default, process in c.binds:
+        value = params.get(key, default)
+        args.append(process(value) if process is not None and value is not None else value)
+    return args
 
 
 class FastSelect:
@@ -68,11 +80,7 @@ class FastSelect:
         return self._compiled
 
     def _run(self, conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
-        args = []
-        for key, default, process in c.binds:
-            value = params.get(key, default)
-            args.append(process(value) if process is not None and value is not None else value)
-        return conn.connection.dbapi_connection.execute(c.sql, args)  # type: ignore[union-attr]
+        return conn.connection.dbapi_connection.execute(c.sql, _bind(c, params))  # type: ignore[union-attr]
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         c = self._prepared(conn)
@@ -86,3 +94,27 @@ class FastSelect:
         if c is None:
             return list(conn.execute(self.stmt, dict(params)).all())
         return [c.row(raw) for raw in self._run(conn, c, params).fetchall()]
+
+
+class FastUpdate:
+    """An UPDATE run on the SQLite driver directly; :meth:`run` returns the number of rows matched."""
+
+    __slots__ = ("_compiled", "stmt")
+
+    def __init__(self, stmt: Update) -> None:
+        table = stmt.table
+        columns = getattr(table, "c", ())
+        if any(col.onupdate is not None or col.server_onupdate is not None for col in columns):
+            raise ValueError(f"FastUpdate: table {table} has onupdate columns that Core would set")
+        self.stmt = stmt
+        self._compiled: _Compiled | None = None
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        if conn.dialect.name != "sqlite":
+            return int(conn.execute(self.stmt, dict(params)).rowcount)
+        if self._compiled is None:
+            self._compiled = _Compiled(self.stmt, conn.dialect)
+        cursor = conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            self._compiled.sql, _bind(self._compiled, params)
+        )
+        return int(cursor.rowcount)
