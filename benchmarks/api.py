@@ -468,7 +468,7 @@ def report(figs: list[Figures], n_items: int, cycles: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--cycles", type=int, default=400, help="labels per client phase (8 clients: half each)")
+    parser.add_argument("--cycles", type=int, default=800, help="labels per client phase (8 clients: half each)")
     parser.add_argument("--seconds", type=float, default=90.0, help="longest a client phase may run")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
