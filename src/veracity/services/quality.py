@@ -110,7 +110,8 @@ def queue_priority(confidence: float | None, flagged: bool) -> float:
     return (1.0 if confidence is None else confidence) - (2.0 if flagged else 0.0)
 
 
-# The incremental update runs on every submitted label: prepared Core statements, no ORM session.
+# The incremental update runs on every submitted label: statements compiled once (on SQLite run on the
+# driver, see storage.fast), no ORM session.
 _TASK_LABELS = FastSelect(select(Annotation.user_id, Annotation.value).where(
     Annotation.task_id == bindparam("task_id"), Annotation.status == "active", Annotation.origin == "human"
 ))

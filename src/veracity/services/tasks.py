@@ -48,8 +48,9 @@ __all__ = [
 ANNOTATE_ROLES = ("annotator", "reviewer", "manager")
 
 
-# The queue's hot path (next task, submit) runs prepared Core statements on one connection: the
-# ORM's per-object bookkeeping cost several times more than the SQL itself.
+# The queue's hot path (next task, submit) runs statements compiled once, on one connection: the
+# ORM's per-object bookkeeping cost several times more than the SQL itself, and on SQLite even
+# Core's per-execution work did, so there the SELECTs and UPDATEs run on the driver (storage.fast).
 _bp = bindparam
 _PROJECT_COLUMNS = (
     Project.id.label("p_id"), Project.label_schema, Project.schema_version, Project.overlap, Project.gold_rate,
