@@ -591,9 +591,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peer", choices=["alibi", "mapie"], help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--mmd-trials", type=int, default=100, help="alibi MMDDrift and Veracity MMD-only trials per shift")
+    ap.add_argument("--mmd-trials", type=int, default=200, help="alibi MMDDrift and Veracity MMD-only trials per shift")
     ap.add_argument("--fpr-trials", type=int, default=600, help="trials of the no-shift case")
-    ap.add_argument("--power-trials", type=int, default=100, help="trials per shift")
+    ap.add_argument("--power-trials", type=int, default=200, help="trials per shift")
     ap.add_argument("--splits", type=int, default=100, help="calibration/test splits per dataset")
     ap.add_argument(
         "--reuse-peers", action="store_true", help="conformal: reuse finished MAPIE results in benchmarks/_work"
