@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from veracity.errors import InvalidInputError
-from veracity.ingest._common import ReadOptions, fail
+from veracity.ingest._common import ReadOptions, fail, spill_database
 from veracity.ingest._images import ImageExporter, image_size
 from veracity.ingest._jsonstream import iter_json_object_file
 from veracity.ingest._safety import read_image, resolve_inside
@@ -54,44 +53,38 @@ def read_coco(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     categories_doc: Any = None
     image_keys: set[str] = set()
     seen_images = False
-    with tempfile.TemporaryDirectory(prefix="veracity-coco-") as tmp:
-        spill = sqlite3.connect(Path(tmp) / "annotations.db")
-        try:
-            spill.execute("PRAGMA journal_mode=OFF")
-            spill.execute("PRAGMA synchronous=OFF")
-            spill.execute("CREATE TABLE ann (idx INTEGER PRIMARY KEY, image_key TEXT, body TEXT)")
-            pending: list[tuple[int, str | None, str]] = []
-            members = iter_json_object_file(path, opts.max_bytes, streamed=_STREAMED, not_object=_NOT_COCO)
-            for key, index, value in members:
-                if key == "images":
-                    if index is None:
-                        if not isinstance(value, list):
-                            fail(source, None, _NOT_COCO)
-                        image_keys.update(_key(img.get("id")) for img in value if isinstance(img, dict))
-                    elif index and isinstance(value, dict):
-                        image_keys.add(_key(value.get("id")))
-                    seen_images = True
-                elif key == "annotations":
-                    elements = enumerate(value or [], start=1) if index is None else [(index, value)] if index else []
-                    for i, ann in elements:
-                        image = _key(ann["image_id"]) if isinstance(ann, dict) and "image_id" in ann else None
-                        pending.append((i, image, json.dumps(ann)))
-                    if len(pending) >= 10_000:
-                        spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
-                        pending.clear()
-                elif key == "categories" and index is None:
-                    categories_doc = value
-            spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
-            del pending
-            if not seen_images:
-                fail(source, None, _NOT_COCO)
-            categories = _categories(categories_doc, source)
-            _check_annotations(spill, image_keys, categories, source)
-            spill.execute("CREATE INDEX ann_image ON ann (image_key, idx)")
-            del image_keys
-            yield from _coco_records(path, opts, spill, categories)
-        finally:
-            spill.close()
+    ann_table = "CREATE TABLE ann (idx INTEGER PRIMARY KEY, image_key TEXT, body TEXT)"
+    with spill_database("veracity-coco-", ann_table) as spill:
+        pending: list[tuple[int, str | None, str]] = []
+        members = iter_json_object_file(path, opts.max_bytes, streamed=_STREAMED, not_object=_NOT_COCO)
+        for key, index, value in members:
+            if key == "images":
+                if index is None:
+                    if not isinstance(value, list):
+                        fail(source, None, _NOT_COCO)
+                    image_keys.update(_key(img.get("id")) for img in value if isinstance(img, dict))
+                elif index and isinstance(value, dict):
+                    image_keys.add(_key(value.get("id")))
+                seen_images = True
+            elif key == "annotations":
+                elements = enumerate(value or [], start=1) if index is None else [(index, value)] if index else []
+                for i, ann in elements:
+                    image = _key(ann["image_id"]) if isinstance(ann, dict) and "image_id" in ann else None
+                    pending.append((i, image, json.dumps(ann)))
+                if len(pending) >= 10_000:
+                    spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
+                    pending.clear()
+            elif key == "categories" and index is None:
+                categories_doc = value
+        spill.executemany("INSERT INTO ann VALUES (?, ?, ?)", pending)
+        del pending
+        if not seen_images:
+            fail(source, None, _NOT_COCO)
+        categories = _categories(categories_doc, source)
+        _check_annotations(spill, image_keys, categories, source)
+        spill.execute("CREATE INDEX ann_image ON ann (image_key, idx)")
+        del image_keys
+        yield from _coco_records(path, opts, spill, categories)
 
 
 def _key(image_id: Any) -> str:

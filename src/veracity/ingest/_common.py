@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -49,6 +52,23 @@ class ReadOptions:
 def fail(source: str, row: int | None, reason: str) -> NoReturn:
     where = f"{source}: row {row}" if row is not None else source
     raise InvalidInputError(f"{where}: {reason}", details={"source": source, "row": row, "reason": reason})
+
+
+@contextmanager
+def spill_database(prefix: str, *schema: str) -> Iterator[sqlite3.Connection]:
+    """A throwaway SQLite file (in a temporary folder named ``prefix...``, removed afterwards) for a
+    reader that must spill a large input to disk to regroup it; no journal and no syncs, since it
+    never outlives the read. ``schema``: the statements that create its tables."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        spill = sqlite3.connect(Path(tmp) / "spill.db")
+        try:
+            spill.execute("PRAGMA journal_mode=OFF")
+            spill.execute("PRAGMA synchronous=OFF")
+            for statement in schema:
+                spill.execute(statement)
+            yield spill
+        finally:
+            spill.close()
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:

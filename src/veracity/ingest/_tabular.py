@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veracity.errors import InvalidInputError
-from veracity.ingest._common import EXPORT_KEYS, ReadOptions, cell, fail, record_from_object, record_to_export
+from veracity.ingest._common import (
+    EXPORT_KEYS,
+    ReadOptions,
+    cell,
+    fail,
+    record_from_object,
+    record_to_export,
+    spill_database,
+)
 from veracity.ingest._jsonstream import iter_json_array_file
 from veracity.ingest._safety import check_size
 from veracity.ingest.records import SourceRecord, make_annotation
@@ -355,51 +361,47 @@ def read_crowd(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     appearance and each task's answers in file order. Memory stays bounded whatever the file size.
     """
     source = str(path)
-    with tempfile.TemporaryDirectory(prefix="veracity-crowd-") as tmp:
-        spill = sqlite3.connect(Path(tmp) / "answers.db")
-        try:
-            spill.execute("PRAGMA journal_mode=OFF")
-            spill.execute("PRAGMA synchronous=OFF")
-            spill.execute("CREATE TABLE task (first_row INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
-            spill.execute("CREATE TABLE answer (row INTEGER PRIMARY KEY, task TEXT, worker TEXT, label TEXT)")
-            answers: list[tuple[int, str, str, str]] = []
+    with spill_database(
+        "veracity-crowd-",
+        "CREATE TABLE task (first_row INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE answer (row INTEGER PRIMARY KEY, task TEXT, worker TEXT, label TEXT)",
+    ) as spill:
+        answers: list[tuple[int, str, str, str]] = []
 
-            def flush() -> None:
-                spill.executemany("INSERT OR IGNORE INTO task VALUES (?, ?)", [(a[0], a[1]) for a in answers])
-                spill.executemany("INSERT INTO answer VALUES (?, ?, ?, ?)", answers)
-                answers.clear()
+        def flush() -> None:
+            spill.executemany("INSERT OR IGNORE INTO task VALUES (?, ?)", [(a[0], a[1]) for a in answers])
+            spill.executemany("INSERT INTO answer VALUES (?, ?, ?, ?)", answers)
+            answers.clear()
 
-            for row, obj in _crowd_rows(path, opts):
-                if not isinstance(obj, dict):
-                    opts.bad(source, row, f"expected an object, got {type(obj).__name__}")
-                    continue
-                missing = [c for c in CROWD_COLUMNS if obj.get(c) in (None, "")]
-                if missing:
-                    opts.bad(source, row, f"missing field {missing[0]!r}")
-                    continue
-                answers.append((row, str(obj["task"]), str(obj["worker"]), json.dumps(obj["label"])))
-                if len(answers) >= 10_000:
-                    flush()
-            flush()
-            spill.execute("CREATE INDEX answer_task ON answer (task, row)")
-            chunk: list[SourceRecord] = []
-            rec: SourceRecord | None = None
-            query = (
-                "SELECT t.first_row, t.name, a.row, a.worker, a.label FROM task t "
-                "JOIN answer a ON a.task = t.name ORDER BY t.first_row, a.row"
-            )
-            for first_row, task, row, worker, label in spill.execute(query):
-                if rec is None or rec.external_id != task:
-                    if len(chunk) >= opts.chunk_size:
-                        yield chunk
-                        chunk = []
-                    rec = SourceRecord.from_data({"task": task}, source=source, row=first_row, external_id=task)
-                    chunk.append(rec)
-                rec.annotations.append(make_annotation(json.loads(label), origin=f"crowd:row {row}", annotator=worker))
-            if chunk:
-                yield chunk
-        finally:
-            spill.close()
+        for row, obj in _crowd_rows(path, opts):
+            if not isinstance(obj, dict):
+                opts.bad(source, row, f"expected an object, got {type(obj).__name__}")
+                continue
+            missing = [c for c in CROWD_COLUMNS if obj.get(c) in (None, "")]
+            if missing:
+                opts.bad(source, row, f"missing field {missing[0]!r}")
+                continue
+            answers.append((row, str(obj["task"]), str(obj["worker"]), json.dumps(obj["label"])))
+            if len(answers) >= 10_000:
+                flush()
+        flush()
+        spill.execute("CREATE INDEX answer_task ON answer (task, row)")
+        chunk: list[SourceRecord] = []
+        rec: SourceRecord | None = None
+        query = (
+            "SELECT t.first_row, t.name, a.row, a.worker, a.label FROM task t "
+            "JOIN answer a ON a.task = t.name ORDER BY t.first_row, a.row"
+        )
+        for first_row, task, row, worker, label in spill.execute(query):
+            if rec is None or rec.external_id != task:
+                if len(chunk) >= opts.chunk_size:
+                    yield chunk
+                    chunk = []
+                rec = SourceRecord.from_data({"task": task}, source=source, row=first_row, external_id=task)
+                chunk.append(rec)
+            rec.annotations.append(make_annotation(json.loads(label), origin=f"crowd:row {row}", annotator=worker))
+        if chunk:
+            yield chunk
 
 
 def write_crowd(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
