@@ -32,7 +32,7 @@ class _Compiled:
     def __init__(self, stmt: Select[Any] | Update, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
         if compiled.positiontup is None or any(b.expanding for b in compiled.binds.values()):
-            raise ValueError("FastSelect needs a positional, non-expanding statement")
+            raise ValueError("storage.fast needs a positional, non-expanding statement")
         self.sql: str = compiled.string
         self.binds: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
         for name in compiled.positiontup:
@@ -62,59 +62,61 @@ def _bind(c: _Compiled, params: Mapping[str, Any]) -> list[Any]:
     return args
 
 
-class FastSelect:
-    """A SELECT run on the SQLite driver directly (see the module docstring); ``first`` and
-    ``all`` return rows with attribute and index access, as Core's rows do."""
+class _Fast:
+    """A statement compiled on first use on SQLite and run on the driver's cursor."""
 
     __slots__ = ("_compiled", "stmt")
 
-    def __init__(self, stmt: Select[Any]) -> None:
+    def __init__(self, stmt: Select[Any] | Update) -> None:
         self.stmt = stmt
         self._compiled: _Compiled | None = None
 
-    def _prepared(self, conn: Connection) -> _Compiled | None:
+    def _driver(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any] | None:
+        """The compiled form and the driver's cursor after running it, or None off SQLite."""
         if conn.dialect.name != "sqlite":
             return None
         if self._compiled is None:
             self._compiled = _Compiled(self.stmt, conn.dialect)
-        return self._compiled
+        c = self._compiled
+        return c, conn.connection.dbapi_connection.execute(c.sql, _bind(c, params))  # type: ignore[union-attr]
 
-    def _run(self, conn: Connection, c: _Compiled, params: Mapping[str, Any]) -> Any:
-        return conn.connection.dbapi_connection.execute(c.sql, _bind(c, params))  # type: ignore[union-attr]
+
+class FastSelect(_Fast):
+    """A SELECT run on the SQLite driver directly (see the module docstring); ``first`` and
+    ``all`` return rows with attribute and index access, as Core's rows do."""
+
+    __slots__ = ()
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        c = self._prepared(conn)
-        if c is None:
+        ran = self._driver(conn, params)
+        if ran is None:
             return conn.execute(self.stmt, dict(params)).first()
-        raw = self._run(conn, c, params).fetchone()
+        c, cursor = ran
+        raw = cursor.fetchone()
         return None if raw is None else c.row(raw)
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
-        c = self._prepared(conn)
-        if c is None:
+        ran = self._driver(conn, params)
+        if ran is None:
             return list(conn.execute(self.stmt, dict(params)).all())
-        return [c.row(raw) for raw in self._run(conn, c, params).fetchall()]
+        c, cursor = ran
+        return [c.row(raw) for raw in cursor.fetchall()]
 
 
-class FastUpdate:
+class FastUpdate(_Fast):
     """An UPDATE run on the SQLite driver directly; :meth:`run` returns the number of rows matched."""
 
-    __slots__ = ("_compiled", "stmt")
+    __slots__ = ()
 
     def __init__(self, stmt: Update) -> None:
         table = stmt.table
         columns = getattr(table, "c", ())
         if any(col.onupdate is not None or col.server_onupdate is not None for col in columns):
             raise ValueError(f"FastUpdate: table {table} has onupdate columns that Core would set")
-        self.stmt = stmt
-        self._compiled: _Compiled | None = None
+        super().__init__(stmt)
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
-        if conn.dialect.name != "sqlite":
+        ran = self._driver(conn, params)
+        if ran is None:
             return int(conn.execute(self.stmt, dict(params)).rowcount)
-        if self._compiled is None:
-            self._compiled = _Compiled(self.stmt, conn.dialect)
-        cursor = conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-            self._compiled.sql, _bind(self._compiled, params)
-        )
-        return int(cursor.rowcount)
+        return int(ran[1].rowcount)
