@@ -561,41 +561,58 @@ def list_consensus(
     return page, (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-def iter_export_records(db: Database, actor: Actor, project_id: int, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every item of a project with its consensus and annotations, in item order, streamed in batches."""
+def _export_batches(
+    db: Database, actor: Actor, project_id: int, batch: int, *, as_text: bool
+) -> Iterator[tuple[list[Any], dict[int, list[dict[str, Any]]]]]:
+    """The project's items in task order, ``batch`` at a time, each batch with its tasks' active
+    annotations: rows ``(task id, item id, external id, data, consensus label, confidence, gold)``.
+
+    ``as_text``: ``data`` and the label come as the JSON text the database holds. Permission is
+    checked when the first batch is asked for.
+    """
     with db.transaction(write=False) as s:
         require_role(s, actor, project_id, CONSENSUS_ROLES)
+    data, label = (cast(Item.data, Text), cast(Consensus.label, Text)) if as_text else (Item.data, Consensus.label)
+    # On SQLite "project_id + 0" keeps the planner on the primary key (a range scan from the
+    # cursor); with the (project_id, item_id) index it re-reads and sorts the whole project per page.
+    in_project = (Task.project_id + 0 if db.is_sqlite else Task.project_id) == project_id
     after = 0
     while True:
         with db.transaction(write=False) as s:
             rows = list(
                 s.execute(
-                    select(Task.id, Item.id, Item.external_id, Item.data, Consensus.label, Consensus.confidence,
-                           Task.is_gold)
+                    select(Task.id, Item.id, Item.external_id, data, label, Consensus.confidence, Task.is_gold)
                     .join(Item, Item.id == Task.item_id)
                     .outerjoin(Consensus, Consensus.task_id == Task.id)
-                    .where(Task.project_id == project_id, Task.id > after, Item.sensitivity <= actor.clearance)
+                    .where(in_project, Task.id > after, Item.sensitivity <= actor.clearance)
                     .order_by(Task.id)
                     .limit(batch)
                 )
             )
             if not rows:
                 return
-            task_ids = [r[0] for r in rows]
             anns: dict[int, list[dict[str, Any]]] = {}
+            # by task id range (the primary key order of this page); tasks of the range that are not
+            # on the page are never looked up
             for tid, name, value, origin, created in s.execute(
                 select(Annotation.task_id, User.name, Annotation.value, Annotation.origin, Annotation.created_at)
                 .outerjoin(User, User.id == Annotation.user_id)
-                .where(Annotation.task_id.in_(task_ids), Annotation.status == "active")
+                .where(Annotation.task_id.between(rows[0][0], rows[-1][0]), Annotation.status == "active")
                 .order_by(Annotation.id)
             ):
                 anns.setdefault(tid, []).append(
                     {"annotator": name, "value": value, "origin": origin, "created_at": iso(created)}
                 )
+        yield rows, anns
+        after = rows[-1][0]
+
+
+def iter_export_records(db: Database, actor: Actor, project_id: int, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every item of a project with its consensus and annotations, in item order, streamed in batches."""
+    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=False):
         for tid, iid, ext, data, lab, conf, gold in rows:
             yield {"id": iid, "external_id": ext, "data": data, "label": lab, "confidence": conf,
                    "gold": bool(gold), "annotations": anns.get(tid, [])}
-        after = rows[-1][0]
 
 
 def iter_export_lines(db: Database, actor: Actor, project_id: int, *, batch: int = 10_000) -> Iterator[str]:
@@ -605,38 +622,9 @@ def iter_export_lines(db: Database, actor: Actor, project_id: int, *, batch: int
     database holds (no decode and re-encode per item: most of an export's CPU). Permission is
     checked when the first line is asked for.
     """
-    with db.transaction(write=False) as s:
-        require_role(s, actor, project_id, CONSENSUS_ROLES)
     dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
     string = json.encoder.encode_basestring  # type: ignore[attr-defined]
-    # On SQLite "project_id + 0" keeps the planner on the primary key (a range scan from the
-    # cursor); with the (project_id, item_id) index it re-reads and sorts the whole project per page.
-    in_project = (Task.project_id + 0 if db.is_sqlite else Task.project_id) == project_id
-    after = 0
-    while True:
-        with db.transaction(write=False) as s:
-            rows = s.execute(
-                select(Task.id, Item.id, Item.external_id, cast(Item.data, Text), cast(Consensus.label, Text),
-                       Consensus.confidence, Task.is_gold)
-                .join(Item, Item.id == Task.item_id)
-                .outerjoin(Consensus, Consensus.task_id == Task.id)
-                .where(in_project, Task.id > after, Item.sensitivity <= actor.clearance)
-                .order_by(Task.id)
-                .limit(batch)
-            ).all()
-            if not rows:
-                return
-            anns: dict[int, list[dict[str, Any]]] = {}
-            first, last = rows[0][0], rows[-1][0]
-            for tid, name, value, origin, created in s.execute(
-                select(Annotation.task_id, User.name, Annotation.value, Annotation.origin, Annotation.created_at)
-                .outerjoin(User, User.id == Annotation.user_id)
-                .where(Annotation.task_id.between(first, last), Annotation.status == "active")
-                .order_by(Annotation.id)
-            ):
-                anns.setdefault(tid, []).append(
-                    {"annotator": name, "value": value, "origin": origin, "created_at": iso(created)}
-                )
+    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=True):
         for tid, iid, ext, data, label, conf, gold in rows:
             task_anns = anns.get(tid)
             yield (
@@ -645,4 +633,3 @@ def iter_export_lines(db: Database, actor: Actor, project_id: int, *, batch: int
                 f'"confidence": {"null" if conf is None else dumps(conf)}, "gold": {"true" if gold else "false"}, '
                 f'"annotations": {dumps(task_anns) if task_anns else "[]"}}}'
             )
-        after = rows[-1][0]
