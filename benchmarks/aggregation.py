@@ -186,6 +186,81 @@ def fmt_s(x: float) -> str:
 
 
 # ------------------------------------------------------------------------------ real data
+GOLD_SHARE = 0.1  # share of a set's gold tasks given to ``aggregate(gold=...)``
+GOLD_DRAWS = 3
+GOLD_METHODS = ["ds", "onecoin", "mace", "auto"]
+
+
+def gold_calibration(table: pa.Table, gold: dict[str, str], free: dict[str, Any]) -> dict[str, float]:
+    """ECE and accuracy on held-out gold tasks when ``GOLD_SHARE`` of the gold is given as ``gold=``.
+
+    ``GOLD_DRAWS`` seeded draws of the given tasks; every figure is measured on the gold tasks *not*
+    given, and ``free:*`` is the gold-free run scored on the same tasks. ``floor`` is the ECE that
+    a perfectly calibrated ``ds`` confidence would still show on that many tasks (200 simulated
+    outcomes drawn from the confidences themselves): the sampling noise of the metric.
+    """
+    tasks = np.array(sorted(gold), dtype=object)
+    sums: dict[str, list[float]] = {}
+    for draw in range(GOLD_DRAWS):
+        rng = np.random.default_rng([2026, draw])
+        given = set(rng.choice(tasks, size=max(int(GOLD_SHARE * tasks.size), 1), replace=False).tolist())
+        for m in GOLD_METHODS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                res = aggregate(table, method=m, random_state=0, gold={t: gold[t] for t in given})
+            for key, r in ((m, res), (f"free:{m}", free[m])):
+                held = np.array([t in gold and t not in given for t in r.task_ids.tolist()])
+                truth = np.array([gold[t] for t in r.task_ids[held].tolist()], dtype=object)
+                correct = r.label_values[held].astype(object) == truth
+                conf = r.confidence_values[held]
+                sums.setdefault(f"ece:{key}", []).append(ece(conf, correct))
+                sums.setdefault(f"acc:{key}", []).append(float(correct.mean()))
+                if key == "free:ds":
+                    sim = np.random.default_rng([7, draw])
+                    floor = [ece(conf, sim.random(conf.size) < conf) for _ in range(200)]
+                    sums.setdefault("floor", []).append(float(np.mean(floor)))
+        sums.setdefault("n_given", []).append(float(len(given)))
+    return {k: float(np.mean(v)) for k, v in sums.items()}
+
+
+def gold_calibration_section(cal: dict[str, dict[str, float]]) -> list[str]:
+    names = list(cal)
+    if not names:
+        return []
+    rows = []
+    for n in names:
+        c = cal[n]
+        rows.append(
+            [n, f"{c['n_given']:.0f}", fmt_pct(c["floor"])]
+            + [f"{fmt_pct(c[f'ece:free:{m}'])} → {fmt_pct(c[f'ece:{m}'])}" for m in GOLD_METHODS]
+            + [f"{fmt_pct(c['acc:free:ds'])} → {fmt_pct(c['acc:ds'])}"]
+        )
+    mean = {k: float(np.mean([cal[n][k] for n in names])) for k in cal[names[0]]}
+    rows.append(
+        ["**mean**", "", fmt_pct(mean["floor"])]
+        + [f"**{fmt_pct(mean[f'ece:free:{m}'])} → {fmt_pct(mean[f'ece:{m}'])}**" for m in GOLD_METHODS]
+        + [f"{fmt_pct(mean['acc:free:ds'])} → {fmt_pct(mean['acc:ds'])}"]
+    )
+    over = [n for n in names if cal[n]["ece:ds"] > 0.05]
+    return [
+        f"### Real data sets: calibration with {int(100 * GOLD_SHARE)}% of the gold tasks given as `gold=` (%)",
+        "",
+        f"{GOLD_DRAWS} seeded draws per set of {int(100 * GOLD_SHARE)}% of its gold tasks (column `given`, mean) "
+        "passed as `gold=`; ECE and accuracy are measured on the *other* gold tasks, gold-free → with gold, "
+        "both on those same tasks. With at least 20 gold tasks the posterior temperature is fitted on the "
+        "gold tasks' out-of-fold posteriors instead of on held-out answers. `floor`: mean ECE of a perfectly "
+        "calibrated confidence on that many tasks (sampling noise of the metric).",
+        "",
+        md_table(["data set", "given", "floor", *[f"ECE {m}" for m in GOLD_METHODS], "accuracy ds"], rows),
+        "",
+        f"- Mean ECE of `ds` with {int(100 * GOLD_SHARE)}% gold: {fmt_pct(mean['ece:ds'])}% "
+        f"(gold-free on the same tasks: {fmt_pct(mean['ece:free:ds'])}%); sets above 5%: "
+        + (", ".join(f"{n} {fmt_pct(cal[n]['ece:ds'])} (floor {fmt_pct(cal[n]['floor'])})" for n in over) or "none")
+        + ".",
+        "",
+    ]
+
+
 def real_data(use_ck: bool) -> str:
     root = benchdata_dir() / "crowd"
     sets = sorted(p for p in root.iterdir() if (p / "answers.csv").exists()) if root.exists() else []
@@ -194,14 +269,17 @@ def real_data(use_ck: bool) -> str:
     acc: dict[str, dict[str, float]] = {}
     secs: dict[str, dict[str, float]] = {}
     eces: dict[str, dict[str, float]] = {}
+    gold_cal: dict[str, dict[str, float]] = {}
     for d in sets:
         print("real:", d.name, flush=True)
         table = read_answers(d / "answers.csv")
         with (d / "gold.csv").open(newline="") as fh:
             gold = {r["task"]: r["label"] for r in csv.DictReader(fh)}
         acc[d.name], secs[d.name], eces[d.name] = {}, {}, {}
+        free: dict[str, Any] = {}
         for m in OURS:
             res, s = ours_on(table, m)
+            free[m] = res
             tasks = res.task_ids.tolist()
             mask = np.array([t in gold for t in tasks])
             truth = np.array([gold[t] for t in res.task_ids[mask].tolist()], dtype=object)
@@ -209,6 +287,7 @@ def real_data(use_ck: bool) -> str:
             acc[d.name][m] = float(correct.mean())
             secs[d.name][m] = s
             eces[d.name][m] = ece(res.confidence_values[mask], correct)
+        gold_cal[d.name] = gold_calibration(table, gold, free)
         if use_ck:
             ck = cached_crowdkit(d.name) if CK_REAL_CACHE else None
             if ck is None:
@@ -243,6 +322,7 @@ def real_data(use_ck: bool) -> str:
     erows.append(["**mean**", *[f"**{fmt_pct(mean_ece[m])}**" for m in OURS]])
     out += ["### Real data sets: expected calibration error of `confidence` on gold tasks (%)", ""]
     out += [md_table(["data set", *OURS], erows), ""]
+    out += gold_calibration_section(gold_cal)
     if use_ck:
         diffs = [(n, acc[n]["ds"] - acc[n]["ck:DawidSkene"]) for n in names]
         worst = min(diffs, key=lambda x: x[1])

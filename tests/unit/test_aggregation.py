@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 
 from veracity.errors import ConvergenceWarning, InvalidInputError
 from veracity.quality import Responses, aggregate, infer_truth
 from veracity.quality.aggregation import AGGREGATORS, DawidSkene, MajorityVote
+from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
+from veracity.quality.aggregation._em import gold_temperature_and_score
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "crowd_bluebirds"
 METHODS = list(AGGREGATORS)
@@ -177,6 +181,83 @@ def test_gold_label_outside_answers_widens_classes() -> None:
         assert res.classes.tolist() == ["a", "b"]
         assert res.labels[2] == "b"
         assert res.probas.shape == (2, 2)
+
+
+def shared_mistakes_crowd(n: int = 1500, k: int = 3, seed: int = 0) -> tuple[Responses, np.ndarray]:
+    """30% of the tasks have a decoy label that most workers pick: the crowd agrees on a wrong answer."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    decoy = (truth + rng.integers(1, k, n)) % k
+    hard = rng.random(n) < 0.3
+    t = np.repeat(np.arange(n), 5)
+    w = rng.integers(0, 40, t.size)
+    fooled = hard[t] & (rng.random(t.size) < 0.55)
+    right = rng.random(t.size) < 0.85
+    lab = np.where(fooled, decoy[t], np.where(right, truth[t], (truth[t] + rng.integers(1, k, t.size)) % k))
+    return Responses.from_codes(t, w, lab, n_tasks=n, n_workers=40, n_classes=k), truth
+
+
+def calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(
+        sum(abs(conf[which == b].mean() - correct[which == b].mean()) * (which == b).sum() for b in np.unique(which))
+        / conf.size
+    )
+
+
+@pytest.mark.parametrize("method", ["ds", "onecoin", "mace", "auto"])
+def test_gold_tasks_calibrate_the_confidence(method: str) -> None:
+    """Shared mistakes make the crowd over-confident; 100 gold tasks bring the confidence back to the truth."""
+    responses, truth = shared_mistakes_crowd()
+    gold = np.arange(100)
+    rest = np.arange(100, responses.n_tasks)
+    free = aggregate(responses, method=method, random_state=0)
+    anchored = aggregate(responses, method=method, random_state=0, gold=(gold, truth[gold]))
+    ece_free = calibration_error(free.confidence_values[rest], free.label_idx[rest] == truth[rest])
+    ece_gold = calibration_error(anchored.confidence_values[rest], anchored.label_idx[rest] == truth[rest])
+    assert ece_free > 0.1
+    assert ece_gold < 0.6 * ece_free
+    assert anchored.extras["temperature_source"] == "gold"
+    assert anchored.extras["temperature"] > 1.0  # softened
+    assert (anchored.label_idx[gold] == truth[gold]).all()
+    assert np.allclose(anchored.probas[gold].max(axis=1), 1.0)
+
+
+def test_few_gold_tasks_leave_the_temperature_to_the_answers() -> None:
+    responses, truth = shared_mistakes_crowd()
+    few = np.arange(GOLD_CALIBRATION_MIN // 2)
+    res = aggregate(responses, method="ds", random_state=0, gold=(few, truth[few]))
+    assert res.extras["temperature_source"] == "answers"
+    auto = aggregate(responses, method="auto", random_state=0, gold=(few, truth[few]))
+    assert auto.extras["temperature"] == 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.3, 5.0), st.integers(2, 6), st.integers(0, 2**32 - 1), st.sampled_from(["log", "brier"]))
+def test_gold_temperature_recovers_the_true_temperature(tau: float, k: int, seed: int, loss: str) -> None:
+    """Labels drawn from softmax(z / tau): the fitted temperature is close to tau (both losses are proper)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=3.0, size=(6000, k))
+    p = np.exp(z / tau - (z / tau).max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    labels = (rng.random(z.shape[0])[:, None] > np.cumsum(p, axis=1)).sum(axis=1).clip(max=k - 1)
+    fitted, score = gold_temperature_and_score(z, labels, loss=loss)  # type: ignore[arg-type]
+    assert abs(np.log(fitted / tau)) < 0.2
+    assert score <= 0.0
+
+
+def test_gold_temperature_matches_scipy() -> None:
+    rng = np.random.default_rng(5)
+    z = rng.normal(scale=4.0, size=(500, 4))
+    labels = rng.integers(0, 4, 500)
+
+    def nll(log_tau: float) -> float:
+        return float(-log_softmax(z / np.exp(log_tau), axis=1)[np.arange(500), labels].sum())
+
+    ref = minimize_scalar(nll, bounds=(np.log(0.25), np.log(50.0)), method="bounded", options={"xatol": 1e-8})
+    ours, score = gold_temperature_and_score(z, labels)
+    assert abs(np.log(ours) - ref.x) < 1e-3
+    assert score == pytest.approx(-ref.fun / 500, rel=1e-6)
 
 
 # ---------------------------------------------------------------- determinism and invariance

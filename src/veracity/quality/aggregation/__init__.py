@@ -95,7 +95,11 @@ def aggregate(
         :class:`~veracity.quality.aggregation.AutoAggregator`).
     gold : mapping task -> label, (tasks, labels) pair, or table with task, label columns
         Known labels: they anchor the worker-skill estimates (semi-supervised EM) and are
-        returned unchanged with confidence 1. Gold for tasks nobody answered is ignored.
+        returned unchanged with confidence 1. Gold for tasks nobody answered is ignored. With at
+        least 20 answered gold tasks, ``ds``, ``onecoin``, ``mace`` and ``auto`` also calibrate
+        ``confidence`` on them: the posterior temperature is fitted to the gold tasks'
+        out-of-fold posteriors instead of to held-out answers (``extras["temperature_source"]``),
+        which corrects the over-confidence that shared mistakes of the crowd cause.
     classes : sequence, optional
         The full label set (for labels nobody used); defaults to the answered labels.
     random_state : int, Generator or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,39 @@ from veracity.quality.aggregation._em import (
     best_temperature_and_score,
     build_shards,
     fit_confusion_em,
+    gold_temperature_and_score,
     softmax_rows,
 )
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, IntArray, RandomState
 
-__all__ = ["ConfusionEMAggregator"]
+__all__ = ["GOLD_CALIBRATION_MIN", "Calibration", "ConfusionEMAggregator"]
 
 _CALIBRATION_STEPS = 2  # EM steps per fold when refitting for calibration
+#: Held-out gold tasks (with answers) from which the posterior temperature is fitted on gold
+#: rather than on held-out answers (see ``ConfusionEMAggregator._cross_fit_temperature``).
+GOLD_CALIBRATION_MIN = 20
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Outcome of the posterior temperature fit.
+
+    ``source`` is ``"gold"`` (fitted on held-out gold tasks), ``"answers"`` (on held-out answers)
+    or ``"none"``; ``score`` is the mean held-out log-likelihood per gold task or per answer.
+    ``gold_idx`` and ``gold_logits`` are the gold tasks with answers and their out-of-fold,
+    untempered log-posteriors from their answers alone (also kept when the answers decide).
+    """
+
+    temperature: float
+    source: str
+    score: float
+    gold_idx: IntArray
+    gold_logits: FloatArray
+
+    @classmethod
+    def identity(cls) -> Calibration:
+        return cls(1.0, "none", float("nan"), np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
 
 
 def _subset(responses: Responses, mask: np.ndarray) -> Responses:
@@ -101,29 +127,42 @@ class ConfusionEMAggregator(BaseAggregator):
 
     def _cross_fit_temperature(
         self, responses: Responses, fit: EMFit, model: Any, rng: np.random.Generator, gold_idx: IntArray
-    ) -> tuple[float, float]:
-        """Temperature fitted on held-out answers with the tasks split in two folds.
+    ) -> Calibration:
+        """Temperature of the posteriors, fitted out of sample with the tasks split in two folds.
 
         For each fold, the worker parameters are refitted on the *other* fold's tasks (a few EM
-        steps warm-started from the full fit, so no M-step sees the held-out answers) and the
-        held-out answers are scored with :func:`best_temperature_and_score`. No gold labels are
-        used. Returns the temperature and the mean held-out log-likelihood per answer.
+        steps warm-started from the full fit, so no M-step sees the held-out fold's answers or
+        gold labels). The held-out fold then gives two kinds of evidence:
+
+        - its answers on non-gold tasks, each predicted from the rest of its task's answers and
+          scored with :func:`best_temperature_and_score` (no gold needed);
+        - its gold tasks, whose posteriors from their answers alone are scored against their gold
+          labels with :func:`gold_temperature_and_score`.
+
+        With at least :data:`GOLD_CALIBRATION_MIN` such gold tasks the temperature is fitted on
+        them: held-out answers only measure agreement with the crowd, which overstates accuracy
+        when workers share their mistakes, while gold measures agreement with the truth.
+        Otherwise the answers decide.
         """
         n_t = responses.n_tasks
         if n_t < 4 or responses.n_responses < 20:
-            return 1.0, float("nan")
+            return Calibration.identity()
         fold = rng.integers(0, 2, size=n_t)
         is_gold = np.zeros(n_t, dtype=bool)
         is_gold[gold_idx] = True
         gold_label = self._gold_label
+        on_gold = is_gold[responses.task_idx]
+        answered_gold = np.zeros(n_t, dtype=bool)
+        answered_gold[responses.task_idx[on_gold]] = True
         k = responses.n_classes
         loo_parts, own_parts = [], []
+        gold_parts: list[tuple[IntArray, IntArray, FloatArray]] = []
         per_fold = 25_000
         for f in (0, 1):
             on_fold = fold[responses.task_idx] == f
-            train, test = ~on_fold, on_fold & ~is_gold[responses.task_idx]
+            train, test = ~on_fold, on_fold & ~on_gold
             if not train.any() or not test.any():
-                return 1.0, float("nan")
+                return Calibration.identity()
             sub = _subset(responses, train)
             g_keep = fold[gold_idx] != f
             shards = build_shards(sub, n_shards=1, gold_idx=gold_idx[g_keep], gold_label=gold_label[g_keep])
@@ -139,29 +178,52 @@ class ConfusionEMAggregator(BaseAggregator):
                 warn=False,
                 final_logits=False,
             )
+            params = (_flat(part.log_conf), part.log_prior)
             held = _subset(responses, test)
-            logits = build_shards(held, n_shards=1)[0].logits(_flat(part.log_conf), part.log_prior)
+            logits = build_shards(held, n_shards=1)[0].logits(*params)
             idx = np.flatnonzero(test)
             if idx.size > per_fold:
                 idx = np.sort(rng.choice(idx, size=per_fold, replace=False))
             own = part.log_conf[responses.worker_idx[idx], :, responses.label[idx]]
             loo_parts.append(logits[responses.task_idx[idx]] - own)
             own_parts.append(own)
-        return best_temperature_and_score(np.concatenate(loo_parts), np.concatenate(own_parts))
+            out = ~g_keep & answered_gold[gold_idx]
+            if out.any():
+                gold_logits = build_shards(_subset(responses, on_fold & on_gold), n_shards=1)[0].logits(*params)
+                gold_parts.append((gold_idx[out], gold_label[out], gold_logits[gold_idx[out]]))
+        g_idx = np.concatenate([g[0] for g in gold_parts]) if gold_parts else np.zeros(0, dtype=np.int64)
+        g_logits = np.concatenate([g[2] for g in gold_parts]) if gold_parts else np.zeros((0, k))
+        if g_idx.size >= GOLD_CALIBRATION_MIN:
+            g_label = np.concatenate([g[1] for g in gold_parts])
+            tau, score = gold_temperature_and_score(g_logits, g_label)
+            source = "gold"
+        else:
+            tau, score = best_temperature_and_score(np.concatenate(loo_parts), np.concatenate(own_parts))
+            source = "answers"
+        return Calibration(tau, source, score, g_idx, g_logits)
 
     def result_from_fit(self, responses: Responses, fit: EMFit, model: Any, gold_idx: IntArray) -> AggregationResult:
         """Posteriors (temperature-calibrated when ``calibrate``), labels and worker skills."""
         rng = check_random_state(self.random_state)
         logits = fit.logits
         label_idx = argmax_lowest(logits)
-        tau, heldout = 1.0, float("nan")
+        cal = Calibration.identity()
         if self.calibrate:
-            tau, heldout = self._cross_fit_temperature(responses, fit, model, rng, gold_idx)
+            cal = self._cross_fit_temperature(responses, fit, model, rng, gold_idx)
+        tau = cal.temperature
         probas: FloatArray = softmax_rows(logits / tau) if logits.size else logits
+        gold_held = softmax_rows(cal.gold_logits / tau) if cal.gold_idx.size else cal.gold_logits
         conf = np.exp(fit.log_conf)
         prior = np.exp(fit.log_prior)
         accuracy = np.einsum("wkk,k->w", conf, prior)
-        extras = {"temperature": tau, "heldout_loglik": heldout, **getattr(model, "extras", {})}
+        extras = {
+            "temperature": tau,
+            "temperature_source": cal.source,
+            "heldout_loglik": cal.score,
+            # out-of-fold posteriors of gold tasks from their answers alone (auto calibrates its pool on them)
+            "gold_heldout": (cal.gold_idx, gold_held),
+            **getattr(model, "extras", {}),
+        }
         return AggregationResult(
             method=self.method,
             task_ids=responses.task_ids,

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -351,6 +351,41 @@ def best_temperature_and_score(loo_logits: FloatArray, own_log: FloatArray) -> t
 
     best = golden_minimize(neg_ll, math.log(0.25), math.log(50.0), xatol=5e-4)
     return math.exp(best), -neg_ll(best) / loo_logits.shape[0]
+
+
+def gold_temperature_and_score(
+    logits: FloatArray, labels: IntArray, *, loss: Literal["log", "brier"] = "log"
+) -> tuple[float, float]:
+    """Temperature ``tau`` that best predicts known true classes from ``softmax(logits / tau)``.
+
+    Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017,
+    arXiv:1706.04599) fitted on gold tasks: ``loss="log"`` minimises the negative log-likelihood
+    of ``labels``; ``loss="brier"`` the Brier score, which stays bounded when a posterior puts
+    (almost) no mass on a gold label, so that one such task cannot decide the fit. Same search as
+    :func:`best_temperature_and_score`. Also returns the mean log-likelihood per item at ``tau``.
+    """
+    if logits.shape[0] == 0:
+        return 1.0, 0.0
+    z0 = logits - _row_max(logits)[:, None]
+    rows = np.arange(z0.shape[0])
+
+    def tempered(log_tau: float) -> FloatArray:
+        z = z0 / math.exp(log_tau)
+        z -= _row_max(z)[:, None]
+        return z
+
+    def neg_ll(log_tau: float) -> float:
+        z = tempered(log_tau)
+        return -float((z[rows, labels] - np.log(_row_sum(np.exp(z)))).sum())
+
+    def brier(log_tau: float) -> float:
+        p = np.exp(tempered(log_tau))
+        p /= _row_sum(p)[:, None]
+        p[rows, labels] -= 1.0
+        return float(np.einsum("ij,ij->", p, p))
+
+    best = golden_minimize(neg_ll if loss == "log" else brier, math.log(0.25), math.log(50.0), xatol=5e-4)
+    return math.exp(best), -neg_ll(best) / logits.shape[0]
 
 
 def fit_temperature(

@@ -5,16 +5,57 @@ from __future__ import annotations
 import numpy as np
 
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest
-from veracity.quality.aggregation._em import softmax_rows
+from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
+from veracity.quality.aggregation._em import gold_temperature_and_score, softmax_rows
 from veracity.quality.aggregation.dawid_skene import DawidSkene
 from veracity.quality.aggregation.mace import MACE
 from veracity.quality.aggregation.majority_vote import WeightedMajorityVote
 from veracity.quality.responses import Responses
-from veracity.types import Executor, IntArray, RandomState
+from veracity.types import Executor, FloatArray, IntArray, RandomState
 
 __all__ = ["AutoAggregator"]
 
 _WEIGHTS = (0.5, 0.25, 0.25)  # ds, mace, wmv
+
+
+def _pool(probas: list[FloatArray]) -> FloatArray:
+    """Weighted sum of the components' log-probabilities (``_WEIGHTS`` order: ds, mace, wmv)."""
+    out = np.zeros_like(probas[0])
+    for w, p in zip(_WEIGHTS, probas, strict=True):
+        out += w * np.log(np.maximum(p, 1e-300))
+    return out
+
+
+def _gold_temperature(parts: list[AggregationResult], gold_idx: IntArray, gold_label: IntArray, n_tasks: int) -> float:
+    """Temperature of the pool fitted on gold tasks, or 1 when fewer than ``GOLD_CALIBRATION_MIN`` qualify.
+
+    Each component reports, for the gold tasks it could score, its posterior from their answers
+    alone (out of fold for the EM models, see ``ConfusionEMAggregator._cross_fit_temperature``;
+    the weighted vote's shares before the gold label is imposed). The pool of those posteriors is
+    scored against the gold labels by the Brier score: a class nobody voted for has a vote share
+    of 0, so its pooled probability is ~1e-75 and the log loss of one gold task with that label
+    would decide the temperature alone.
+    """
+    if gold_idx.size < GOLD_CALIBRATION_MIN:
+        return 1.0
+    rows = np.full(n_tasks, -1, dtype=np.int64)
+    common = np.ones(n_tasks, dtype=bool)
+    for p in parts:
+        idx, _ = p.extras.get("gold_heldout", (np.zeros(0, dtype=np.int64), None))
+        seen = np.zeros(n_tasks, dtype=bool)
+        seen[idx] = True
+        common &= seen
+    tasks = np.flatnonzero(common)
+    if tasks.size < GOLD_CALIBRATION_MIN:
+        return 1.0
+    held = []
+    for p in parts:
+        idx, values = p.extras["gold_heldout"]
+        rows[idx] = np.arange(idx.size)
+        held.append(values[rows[tasks]])
+    truth = np.full(n_tasks, -1, dtype=np.int64)
+    truth[gold_idx] = gold_label
+    return gold_temperature_and_score(_pool(held), truth[tasks], loss="brier")[0]
 
 
 class AutoAggregator(BaseAggregator):
@@ -39,7 +80,10 @@ class AutoAggregator(BaseAggregator):
     real benchmark set (the pool is more accurate on average). The 1/2-1/4-1/4 split was chosen
     among a handful of candidate weightings on the benchmark (see benchmarks/RESULTS.md).
     Worker skills and confusion matrices are Dawid-Skene's; ``extras["components"]`` keeps each
-    component's result. Gold, when given, anchors every component.
+    component's result. Gold, when given, anchors every component; with at least
+    ``GOLD_CALIBRATION_MIN`` gold tasks the pool also gets a temperature fitted on them (the
+    components' posteriors of the gold tasks from their answers alone, pooled and scored against
+    the gold labels).
 
     Parameters
     ----------
@@ -86,9 +130,9 @@ class AutoAggregator(BaseAggregator):
             MACE(**em)._fit(responses, gold_idx, gold_label),
             WeightedMajorityVote()._fit(responses, gold_idx, gold_label),
         ]
-        log_pool = sum(w * np.log(np.maximum(p.probas, 1e-300)) for w, p in zip(_WEIGHTS, parts, strict=True))
-        assert isinstance(log_pool, np.ndarray)
-        probas = softmax_rows(log_pool)
+        log_pool = _pool([p.probas for p in parts])
+        tau = _gold_temperature(parts, gold_idx, gold_label, responses.n_tasks)
+        probas = softmax_rows(log_pool / tau)
         ds = parts[0]
         return AggregationResult(
             method=self.method,
@@ -107,5 +151,7 @@ class AutoAggregator(BaseAggregator):
             extras={
                 "components": {p.method: p for p in parts},
                 "pool": "geometric mean, weights ds 1/2, mace 1/4, wmv 1/4",
+                "temperature": tau,
+                "temperature_source": "gold" if tau != 1.0 else "components",
             },
         )

@@ -300,8 +300,10 @@ class DawidSkene(ConfusionEMAggregator):
     communities : "auto" or int, default "auto"
         Number of worker communities; 0 for the population prior only.
     calibrate : bool, default True
-        Temper the posteriors so that they predict held-out answers best (no gold used); this
-        changes ``probas``/``confidence`` but never the chosen labels.
+        Temper the posteriors so that they predict held-out answers best, or, given at least
+        ``GOLD_CALIBRATION_MIN`` answered gold tasks, their gold labels (cross-fitted either way;
+        see ``ConfusionEMAggregator._cross_fit_temperature``); this changes
+        ``probas``/``confidence`` but never the chosen labels.
     random_state : int, numpy Generator or None
         Only used to subsample answers for calibration.
     executor : Executor or None

@@ -111,6 +111,8 @@ class WeightedMajorityVote(BaseAggregator):
                 label_idx = new
                 break
             label_idx = new
+        # vote shares of the gold tasks before their gold label is imposed (``auto`` calibrates on them)
+        gold_heldout = (gold_idx, probas[gold_idx].copy())
         _clamp_gold(probas, gold_idx, gold_label)
         return AggregationResult(
             method=self.method,
@@ -122,4 +124,5 @@ class WeightedMajorityVote(BaseAggregator):
             worker_accuracy=agreement_accuracy(responses, label_idx),
             worker_n_answers=worker_answer_counts(responses),
             n_iter=it,
+            extras={"gold_heldout": gold_heldout},
         )
