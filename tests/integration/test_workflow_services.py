@@ -18,7 +18,7 @@ from veracity.services import tasks as task_service
 from veracity.services.audit import verify_chain
 from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
-from veracity.storage.models import AnnotatorSkill, AuditEvent, Consensus, Task
+from veracity.storage.models import AnnotatorSkill, AuditEvent, Consensus, Project, Task
 
 SCHEMA = {"kind": "classification", "labels": ["a", "b", "c"]}
 
@@ -141,12 +141,44 @@ def test_refit_uses_the_truth_inference_engine(db: Database) -> None:
             pass
     out = quality_service.refit_project(db, pid, actor=admin)
     assert out["n_answers"] == 24 and out["method"] == "ds"
+    assert out["calibration"]["source"] == "answers" and out["calibration"]["n_gold"] == 0
     with db.transaction(write=False) as s:
         cons = list(s.execute(select(Consensus)).scalars())
         skills = {r.user_id: r for r in s.execute(select(AnnotatorSkill)).scalars()}
     assert all(c.label == "a" and c.method == "ds" for c in cons)
     assert skills[people[2].user_id].accuracy < skills[people[0].user_id].accuracy
     assert skills[people[0].user_id].confusion is not None
+
+
+def test_refit_calibrates_confidence_on_gold_tasks(db: Database) -> None:
+    """With 20+ answered gold tasks the refit's posterior temperature is fitted on them."""
+    admin = _user(db, "admin", "admin")
+    people = [_user(db, f"w{i}") for i in range(3)]
+    pid = _project(db, admin, people, overlap=3, gold_rate=1.0, consensus_method="ds")
+    gold = {f"g{i}": "abc"[i % 3] for i in range(24)}
+    project_service.import_items(db, admin, pid, [{"text": t, "gold": g} for t, g in gold.items()]
+                                 + [{"text": f"x{i}"} for i in range(12)])
+
+    def answer(person: str) -> Any:
+        # w0 is always right on gold; w1 and w2 share the same mistake on every third gold task
+        def pick(task: dict[str, Any]) -> str:
+            text = task["item"]["data"]["text"]
+            if text in gold and person != "w0" and int(text[1:]) % 3 == 0:
+                return "b"
+            return gold.get(text, "a" if int(text[1:]) % 2 else "c")
+        return pick
+
+    for person in people:
+        while _label(db, person, pid, answer(person.name)) is not None:
+            pass
+    out = quality_service.refit_project(db, pid, actor=admin)
+    assert out["calibration"]["source"] == "gold" and out["calibration"]["n_gold"] == 24
+    with db.transaction(write=False) as s:
+        project = s.get(Project, pid)
+        assert project is not None
+        assert project.settings["last_refit"]["calibration"] == out["calibration"]
+        gold_cons = [c for c in s.execute(select(Consensus)).scalars() if c.method == "gold"]
+    assert len(gold_cons) == 24 and all(c.confidence == 1.0 for c in gold_cons)
 
 
 def test_label_issue_flagging_keep_and_fix(db: Database) -> None:

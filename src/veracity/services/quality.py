@@ -312,14 +312,19 @@ def refit_project(db: Database, project_id: int, *, method: str | None = None,
             row.confusion = None if res.confusions is None else np.round(res.confusions[w], 4).tolist()
             row.method, row.updated_at = method, now()
         settings = dict(project.settings or {})
-        settings["last_refit"] = {"at": now().isoformat(), "method": method, "n_answers": len(data["label"])}
+        # where the confidences' temperature came from: gold tasks, held-out answers, or none
+        calibration = {"source": str(res.extras.get("temperature_source", "none")),
+                       "temperature": round(float(res.extras.get("temperature", 1.0)), 6),
+                       "n_gold": len(data["gold_t"])}
+        settings["last_refit"] = {"at": now().isoformat(), "method": method, "n_answers": len(data["label"]),
+                                  "calibration": calibration}
         if res.priors is not None:  # the class prior of the incremental posterior (_log_class_prior)
             settings["last_refit"]["class_prior"] = np.round(res.priors, 6).tolist()
         if settings.get("pause_below_information") is not None:
             settings["paused_annotators"] = _paused(settings, res, counts, data["user_ids"])
         project.settings = settings
         return {"project_id": project_id, "method": method, "n_answers": len(data["label"]),
-                "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"])}
+                "n_tasks": len(data["task_ids"]), "n_workers": len(data["user_ids"]), "calibration": calibration}
 
 
 def _paused(settings: dict[str, Any], res: Any, counts: np.ndarray, user_ids: list[int]) -> list[int]:
