@@ -155,6 +155,53 @@ def test_incremental_posterior_uses_the_refitted_class_prior(db: Database) -> No
     assert conf == pytest.approx(expected, rel=1e-6)
 
 
+def test_incremental_posterior_uses_the_refitted_temperature(db: Database) -> None:
+    admin = _user(db, "admin", "admin")
+    w0, w1 = _user(db, "w0"), _user(db, "w1")
+    pid = _project(db, admin, [w0, w1], overlap=1, consensus_method="ds")
+    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(5)])
+    for value in ["a", "b", "c", "a"]:
+        task = task_service.next_task(db, w0, pid)
+        assert task is not None
+        task_service.submit_annotation(db, w0, task["task_id"], value)
+    quality_service.refit_project(db, pid)
+    prior = [0.5, 0.3, 0.2]
+    with db.transaction() as s:
+        project = s.get(Project, pid)
+        assert project is not None
+        refit = project.settings["last_refit"]
+        assert refit["calibration"]["source"] in ("answers", "none")
+        # prior and temperature set by hand, so that the expected posterior does not depend on the fit
+        project.settings = {**project.settings, "last_refit": {
+            **refit, "class_prior": prior, "calibration": {**refit["calibration"], "temperature": 2.5}}}
+    task = task_service.next_task(db, w1, pid)  # w1 is unknown to the refit: one-coin at 0.7
+    assert task is not None
+    task_service.submit_annotation(db, w1, task["task_id"], "c")
+    logits = (np.log(prior) + np.log([0.15, 0.15, 0.7])) / 2.5
+    post = np.exp(logits - logits.max())
+    expected = float(post.max() / post.sum())
+    assert expected < 0.5  # untempered, "c" would get 0.2 * 0.7 / (0.075 + 0.045 + 0.14) = 0.54
+    with db.transaction(write=False) as s:
+        conf = s.execute(select(Consensus.confidence).where(Consensus.task_id == task["task_id"])).scalar_one()
+    assert conf == pytest.approx(expected, rel=1e-6)
+
+
+def test_adaptive_projects_temper_only_from_gold(db: Database) -> None:
+    """Labels of adaptively stopped items agree more than skill explains: no answer-fitted temperature."""
+    admin = _user(db, "admin", "admin")
+    people = [_user(db, f"w{i}") for i in range(3)]
+    pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=3, target_confidence=0.9,
+                   consensus_method="ds")
+    project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(30)])
+    for person in people:
+        while (task := task_service.next_task(db, person, pid)) is not None:
+            i = int(task["item"]["external_id"])
+            value = SCHEMA["labels"][(i + (person.name == "w2" and i % 4 == 0)) % 3]
+            task_service.submit_annotation(db, person, task["task_id"], value)
+    out = quality_service.refit_project(db, pid)
+    assert out["calibration"] == {"source": "none", "temperature": 1.0, "n_gold": 0}
+
+
 def test_started_items_are_served_before_new_ones_least_confident_first(db: Database) -> None:
     admin = _user(db, "admin", "admin")
     people = [_user(db, f"w{i}") for i in range(4)]

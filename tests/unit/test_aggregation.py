@@ -232,6 +232,27 @@ def test_few_gold_tasks_leave_the_temperature_to_the_answers() -> None:
     assert auto.extras["temperature"] == 1.0
 
 
+@pytest.mark.parametrize("method", ["ds", "onecoin", "mace", "auto"])
+def test_calibrate_gold_tempers_only_from_gold(method: str) -> None:
+    responses, truth = shared_mistakes_crowd()
+    raw = aggregate(responses, method=method, random_state=0, calibrate=False)
+    none = aggregate(responses, method=method, random_state=0, calibrate="gold")
+    np.testing.assert_allclose(none.probas, raw.probas, atol=1e-12)  # no gold: left as fitted
+    gold = np.arange(100)
+    some = aggregate(responses, method=method, random_state=0, calibrate="gold", gold=(gold, truth[gold]))
+    full = aggregate(responses, method=method, random_state=0, calibrate=True, gold=(gold, truth[gold]))
+    np.testing.assert_allclose(some.probas, full.probas, atol=1e-12)  # enough gold: the same as True
+    assert some.extras["temperature"] > 1.0
+
+
+@pytest.mark.parametrize("method", ["ds", "glad", "auto"])
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_calibrate_rejects_other_values(method: str, bad: object) -> None:
+    responses, _ = small_crowd(n_tasks=50)
+    with pytest.raises(InvalidInputError, match="calibrate"):
+        aggregate(responses, method=method, calibrate=bad)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.floats(0.3, 5.0), st.integers(2, 6), st.integers(0, 2**32 - 1), st.sampled_from(["log", "brier"]))
 def test_gold_temperature_recovers_the_true_temperature(tau: float, k: int, seed: int, loss: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from veracity.errors import InvalidInputError
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest, worker_answer_counts
 from veracity.quality._validation import check_positive, check_random_state
 from veracity.quality.aggregation._em import (
@@ -22,12 +24,21 @@ from veracity.quality.aggregation._em import (
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, IntArray, RandomState
 
-__all__ = ["GOLD_CALIBRATION_MIN", "Calibration", "ConfusionEMAggregator"]
+__all__ = ["GOLD_CALIBRATION_MIN", "Calibrate", "Calibration", "ConfusionEMAggregator", "check_calibrate"]
 
 _CALIBRATION_STEPS = 2  # EM steps per fold when refitting for calibration
 #: Held-out gold tasks (with answers) from which the posterior temperature is fitted on gold
 #: rather than on held-out answers (see ``ConfusionEMAggregator._cross_fit_temperature``).
 GOLD_CALIBRATION_MIN = 20
+#: ``calibrate`` of the aggregators: ``True`` (gold when there is enough, else held-out answers),
+#: ``"gold"`` (gold only, else none) or ``False``.
+Calibrate = bool | Literal["gold"]
+
+
+def check_calibrate(value: Any) -> None:
+    """Reject anything but ``True``, ``False`` and ``"gold"`` (``1``/``0`` included)."""
+    if not (isinstance(value, bool) or value == "gold"):
+        raise InvalidInputError(f"calibrate must be True, False or 'gold', got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class ConfusionEMAggregator(BaseAggregator):
         n_iter: int = 100,
         tol: float = 1e-5,
         smoothing: float = 0.01,
-        calibrate: bool = True,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,
@@ -105,6 +116,7 @@ class ConfusionEMAggregator(BaseAggregator):
             check_positive("n_iter", self.n_iter)
         check_positive("tol", self.tol, allow_zero=True)
         check_positive("smoothing", self.smoothing, allow_zero=True)
+        check_calibrate(self.calibrate)
         model = self._model(responses)
         shards = build_shards(responses, n_shards=self._n_shards(), gold_idx=gold_idx, gold_label=gold_label)
         fit = fit_confusion_em(
@@ -210,6 +222,8 @@ class ConfusionEMAggregator(BaseAggregator):
         cal = Calibration.identity()
         if self.calibrate:
             cal = self._cross_fit_temperature(responses, fit, model, rng, gold_idx)
+            if self.calibrate == "gold" and cal.source != "gold":
+                cal = dataclasses.replace(cal, temperature=1.0, source="none", score=float("nan"))
         tau = cal.temperature
         probas: FloatArray = softmax_rows(logits / tau) if logits.size else logits
         gold_held = softmax_rows(cal.gold_logits / tau) if cal.gold_idx.size else cal.gold_logits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest
-from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
+from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN, Calibrate, check_calibrate
 from veracity.quality.aggregation._em import gold_temperature_and_score, softmax_rows
 from veracity.quality.aggregation.dawid_skene import DawidSkene
 from veracity.quality.aggregation.mace import MACE
@@ -87,8 +87,10 @@ class AutoAggregator(BaseAggregator):
 
     Parameters
     ----------
-    n_iter, tol, random_state, executor, n_shards
-        Passed to the EM components.
+    n_iter, tol, calibrate, random_state, executor, n_shards
+        Passed to the EM components (``calibrate`` as in
+        :class:`~veracity.quality.aggregation.DawidSkene`; ``False`` also skips the pool's gold
+        temperature).
 
     Examples
     --------
@@ -106,21 +108,25 @@ class AutoAggregator(BaseAggregator):
         *,
         n_iter: int = 100,
         tol: float = 1e-5,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,
     ) -> None:
         self.n_iter = n_iter
         self.tol = tol
+        self.calibrate = calibrate
         self.random_state = random_state
         self.executor = executor
         self.n_shards = n_shards
         self.result_ = None
 
     def _fit(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> AggregationResult:
+        check_calibrate(self.calibrate)
         em = {
             "n_iter": self.n_iter,
             "tol": self.tol,
+            "calibrate": self.calibrate,
             "random_state": self.random_state,
             "executor": self.executor,
             "n_shards": self.n_shards,
@@ -131,7 +137,7 @@ class AutoAggregator(BaseAggregator):
             WeightedMajorityVote()._fit(responses, gold_idx, gold_label),
         ]
         log_pool = _pool([p.probas for p in parts])
-        tau = _gold_temperature(parts, gold_idx, gold_label, responses.n_tasks)
+        tau = _gold_temperature(parts, gold_idx, gold_label, responses.n_tasks) if self.calibrate else 1.0
         probas = softmax_rows(log_pool / tau)
         ds = parts[0]
         return AggregationResult(

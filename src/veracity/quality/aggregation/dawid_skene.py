@@ -12,7 +12,7 @@ from veracity.errors import InvalidInputError
 from veracity.quality._optimize import golden_minimize
 from veracity.quality._validation import check_positive
 from veracity.quality.aggregation._community import CommunityPrior, select_communities
-from veracity.quality.aggregation._confusion import ConfusionEMAggregator
+from veracity.quality.aggregation._confusion import Calibrate, ConfusionEMAggregator
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, RandomState
 
@@ -299,11 +299,13 @@ class DawidSkene(ConfusionEMAggregator):
         positive integer.
     communities : "auto" or int, default "auto"
         Number of worker communities; 0 for the population prior only.
-    calibrate : bool, default True
+    calibrate : bool or "gold", default True
         Temper the posteriors so that they predict held-out answers best, or, given at least
         ``GOLD_CALIBRATION_MIN`` answered gold tasks, their gold labels (cross-fitted either way;
         see ``ConfusionEMAggregator._cross_fit_temperature``); this changes
-        ``probas``/``confidence`` but never the chosen labels.
+        ``probas``/``confidence`` but never the chosen labels. ``"gold"`` tempers only from gold:
+        for answers collected adaptively (more labels where the first ones disagreed), held-out
+        answers are not like the kept ones, and the answer-fitted temperature is wrong.
     random_state : int, numpy Generator or None
         Only used to subsample answers for calibration.
     executor : Executor or None
@@ -351,7 +353,7 @@ class DawidSkene(ConfusionEMAggregator):
         smoothing: float = 0.01,
         prior_strength: float | str | tuple[float, float] = "auto",
         communities: int | str = "auto",
-        calibrate: bool = True,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,
@@ -452,7 +454,7 @@ class OneCoinDawidSkene(ConfusionEMAggregator):
         tol: float = 1e-5,
         smoothing: float = 0.01,
         prior_strength: float = 2.0,
-        calibrate: bool = True,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,

@@ -10,6 +10,7 @@ from scipy.special import logsumexp
 from veracity.errors import ConvergenceWarning
 from veracity.quality._base import AggregationResult, BaseAggregator, argmax_lowest, worker_answer_counts
 from veracity.quality._validation import check_random_state
+from veracity.quality.aggregation._confusion import Calibrate, check_calibrate
 from veracity.quality.aggregation._em import fit_temperature, softmax_rows
 from veracity.quality.responses import Responses
 from veracity.types import FloatArray, IntArray, RandomState
@@ -40,7 +41,8 @@ class GLAD(BaseAggregator):
         Prior means of ability and log-easiness.
     m_step_iter : int, default 3
         Newton rounds (ability, then easiness) per M-step.
-    calibrate, random_state : as :class:`~veracity.quality.aggregation.DawidSkene`.
+    calibrate, random_state : as :class:`~veracity.quality.aggregation.DawidSkene`; GLAD calibrates on
+        held-out answers only, so ``calibrate="gold"`` leaves its posteriors untempered.
 
     References
     ----------
@@ -64,7 +66,7 @@ class GLAD(BaseAggregator):
         alpha_prior: float = 1.0,
         b_prior: float = 1.0,
         m_step_iter: int = 3,
-        calibrate: bool = True,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
     ) -> None:
         self.n_iter = n_iter
@@ -77,6 +79,7 @@ class GLAD(BaseAggregator):
         self.result_ = None
 
     def _fit(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> AggregationResult:
+        check_calibrate(self.calibrate)
         k = responses.n_classes
         n_w, n_t = responses.n_workers, responses.n_tasks
         t, w, lab = responses.task_idx, responses.worker_idx, responses.label
@@ -148,7 +151,7 @@ class GLAD(BaseAggregator):
         logits = logits_of(alpha, b, prior)
         label_idx = argmax_lowest(logits)
         tau = 1.0
-        if self.calibrate:
+        if self.calibrate is True:  # GLAD has no gold calibration: "gold" leaves the posteriors as they are
             beta = np.exp(b)
 
             def own(idx: IntArray) -> FloatArray:

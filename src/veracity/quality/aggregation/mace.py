@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from veracity.quality.aggregation._confusion import ConfusionEMAggregator
+from veracity.quality.aggregation._confusion import Calibrate, ConfusionEMAggregator
 from veracity.quality.responses import Responses
 from veracity.types import Executor, FloatArray, RandomState
 
@@ -85,7 +85,7 @@ class MACE(ConfusionEMAggregator):
         smoothing: float = 0.01,
         alpha: float = 2.0,
         beta: float = 1.0,
-        calibrate: bool = True,
+        calibrate: Calibrate = True,
         random_state: RandomState = None,
         executor: Executor | None = None,
         n_shards: int | None = None,
