@@ -283,8 +283,11 @@ def main(argv: list[str] | None = None) -> None:
         "final consensus against the truth over all items (items still in review count with their consensus).\n"
         f"- Consensus method: `{args.method}`. The stopping posterior between refits is the model's posterior "
         "with the last refit's class prior and each annotator's refitted confusion matrix (one-coin at accuracy "
-        "0.7 for annotators not yet refitted); after each refit the stopping rule runs again on the open items "
-        "with the refitted posterior. Started items are served before new ones, least confident first.\n\n"
+        "0.7 for annotators not yet refitted), tempered like the refit; after each refit the stopping rule runs "
+        "again on the open items with the refitted posterior. Projects with adaptive redundancy temper only from "
+        "gold tasks (`calibrate=\"gold\"`; there are none here, so the temperature is 1): fitted on held-out "
+        "labels, it came out at 0.25-0.5, because the labels kept on stopped items agree by selection. Started "
+        "items are served before new ones, least confident first.\n\n"
         f"<details><summary>Per seed</summary>\n\n{seed_table}\n\n</details>\n\n"
         "Rerun: `python benchmarks/adaptive.py` (add `--jobs 2` to run seeds in parallel)."
     )

@@ -26,8 +26,10 @@ def _pool(probas: list[FloatArray]) -> FloatArray:
     return out
 
 
-def _gold_temperature(parts: list[AggregationResult], gold_idx: IntArray, gold_label: IntArray, n_tasks: int) -> float:
-    """Temperature of the pool fitted on gold tasks, or 1 when fewer than ``GOLD_CALIBRATION_MIN`` qualify.
+def _gold_temperature(
+    parts: list[AggregationResult], gold_idx: IntArray, gold_label: IntArray, n_tasks: int
+) -> float | None:
+    """Temperature of the pool fitted on gold tasks; None when fewer than ``GOLD_CALIBRATION_MIN`` qualify.
 
     Each component reports, for the gold tasks it could score, its posterior from their answers
     alone (out of fold for the EM models, see ``ConfusionEMAggregator._cross_fit_temperature``;
@@ -37,7 +39,7 @@ def _gold_temperature(parts: list[AggregationResult], gold_idx: IntArray, gold_l
     would decide the temperature alone.
     """
     if gold_idx.size < GOLD_CALIBRATION_MIN:
-        return 1.0
+        return None
     rows = np.full(n_tasks, -1, dtype=np.int64)
     common = np.ones(n_tasks, dtype=bool)
     for p in parts:
@@ -47,7 +49,7 @@ def _gold_temperature(parts: list[AggregationResult], gold_idx: IntArray, gold_l
         common &= seen
     tasks = np.flatnonzero(common)
     if tasks.size < GOLD_CALIBRATION_MIN:
-        return 1.0
+        return None
     held = []
     for p in parts:
         idx, values = p.extras["gold_heldout"]
@@ -137,8 +139,8 @@ class AutoAggregator(BaseAggregator):
             WeightedMajorityVote()._fit(responses, gold_idx, gold_label),
         ]
         log_pool = _pool([p.probas for p in parts])
-        tau = _gold_temperature(parts, gold_idx, gold_label, responses.n_tasks) if self.calibrate else 1.0
-        probas = softmax_rows(log_pool / tau)
+        tau = _gold_temperature(parts, gold_idx, gold_label, responses.n_tasks) if self.calibrate else None
+        probas = softmax_rows(log_pool / (tau or 1.0))
         ds = parts[0]
         return AggregationResult(
             method=self.method,
@@ -157,7 +159,7 @@ class AutoAggregator(BaseAggregator):
             extras={
                 "components": {p.method: p for p in parts},
                 "pool": "geometric mean, weights ds 1/2, mace 1/4, wmv 1/4",
-                "temperature": tau,
-                "temperature_source": "gold" if tau != 1.0 else "components",
+                "temperature": tau or 1.0,
+                "temperature_source": "gold" if tau is not None else "components",
             },
         )
