@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -125,64 +125,58 @@ def test_refit_stops_open_items_that_the_full_model_puts_at_the_target(db: Datab
     assert task_service.next_task(db, people[2], pid) is None  # nothing left to label
 
 
-def test_incremental_posterior_uses_the_refitted_class_prior(db: Database) -> None:
+def _newcomer_confidence(db: Database, first: list[str], override: Callable[[dict[str, Any]], dict[str, Any]]) -> float:
+    """w0 labels ``first``, a refit runs, ``override`` rewrites its ``last_refit`` settings, and then w1 (whom
+    the refit has not seen: one-coin at 0.7) labels a new item "c"; returns that item's stored confidence."""
     admin = _user(db, "admin", "admin")
     w0, w1 = _user(db, "w0"), _user(db, "w1")
     pid = _project(db, admin, [w0, w1], overlap=1, consensus_method="ds")
-    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(5)])
-    for value in ["a", "a", "a", "b"]:
+    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(len(first) + 1)])
+    for value in first:
         task = task_service.next_task(db, w0, pid)
         assert task is not None
         task_service.submit_annotation(db, w0, task["task_id"], value)
     quality_service.refit_project(db, pid)
-    prior = [0.8, 0.15, 0.05]
     with db.transaction() as s:
         project = s.get(Project, pid)
         assert project is not None
-        stored = project.settings["last_refit"]["class_prior"]
-        assert len(stored) == 3 and math.isclose(sum(stored), 1.0, abs_tol=1e-4)
-        # a skewed prior, set by hand so that the expected posterior does not depend on the fit
-        project.settings = {**project.settings, "last_refit": {**project.settings["last_refit"],
-                                                               "class_prior": prior}}
-    task = task_service.next_task(db, w1, pid)  # w1 is unknown to the refit: one-coin at 0.7
+        project.settings = {**project.settings, "last_refit": override(project.settings["last_refit"])}
+    task = task_service.next_task(db, w1, pid)
     assert task is not None
     task_service.submit_annotation(db, w1, task["task_id"], "c")
+    with db.transaction(write=False) as s:
+        return float(s.execute(select(Consensus.confidence).where(Consensus.task_id == task["task_id"])).scalar_one())
+
+
+def test_incremental_posterior_uses_the_refitted_class_prior(db: Database) -> None:
+    prior = [0.8, 0.15, 0.05]
+
+    def skew(refit: dict[str, Any]) -> dict[str, Any]:
+        stored = refit["class_prior"]
+        assert len(stored) == 3 and math.isclose(sum(stored), 1.0, abs_tol=1e-4)
+        # a skewed prior, set by hand so that the expected posterior does not depend on the fit
+        return {**refit, "class_prior": prior}
+
+    conf = _newcomer_confidence(db, ["a", "a", "a", "b"], skew)
     post = np.array(prior) * np.array([0.15, 0.15, 0.7])
     expected = float(post.max() / post.sum())  # 0.8 * 0.15 / (0.12 + 0.0225 + 0.035) = 0.676, for "a"
     assert expected < 0.7  # without the prior, the label "c" alone would give 0.7
-    with db.transaction(write=False) as s:
-        conf = s.execute(select(Consensus.confidence).where(Consensus.task_id == task["task_id"])).scalar_one()
     assert conf == pytest.approx(expected, rel=1e-6)
 
 
 def test_incremental_posterior_uses_the_refitted_temperature(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    w0, w1 = _user(db, "w0"), _user(db, "w1")
-    pid = _project(db, admin, [w0, w1], overlap=1, consensus_method="ds")
-    project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(5)])
-    for value in ["a", "b", "c", "a"]:
-        task = task_service.next_task(db, w0, pid)
-        assert task is not None
-        task_service.submit_annotation(db, w0, task["task_id"], value)
-    quality_service.refit_project(db, pid)
     prior = [0.5, 0.3, 0.2]
-    with db.transaction() as s:
-        project = s.get(Project, pid)
-        assert project is not None
-        refit = project.settings["last_refit"]
+
+    def temper(refit: dict[str, Any]) -> dict[str, Any]:
         assert refit["calibration"]["source"] in ("answers", "none")
         # prior and temperature set by hand, so that the expected posterior does not depend on the fit
-        project.settings = {**project.settings, "last_refit": {
-            **refit, "class_prior": prior, "calibration": {**refit["calibration"], "temperature": 2.5}}}
-    task = task_service.next_task(db, w1, pid)  # w1 is unknown to the refit: one-coin at 0.7
-    assert task is not None
-    task_service.submit_annotation(db, w1, task["task_id"], "c")
+        return {**refit, "class_prior": prior, "calibration": {**refit["calibration"], "temperature": 2.5}}
+
+    conf = _newcomer_confidence(db, ["a", "b", "c", "a"], temper)
     logits = (np.log(prior) + np.log([0.15, 0.15, 0.7])) / 2.5
     post = np.exp(logits - logits.max())
     expected = float(post.max() / post.sum())
     assert expected < 0.5  # untempered, "c" would get 0.2 * 0.7 / (0.075 + 0.045 + 0.14) = 0.54
-    with db.transaction(write=False) as s:
-        conf = s.execute(select(Consensus.confidence).where(Consensus.task_id == task["task_id"])).scalar_one()
     assert conf == pytest.approx(expected, rel=1e-6)
 
 
