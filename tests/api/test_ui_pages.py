@@ -12,7 +12,7 @@ from sqlalchemy import select
 from veracity.services import Actor
 from veracity.services import projects as project_service
 from veracity.services.users import create_user
-from veracity.storage.models import Annotation, Assignment
+from veracity.storage.models import Annotation, Assignment, Project
 from veracity.web.routers.ui_charts import bar_chart, heat_map, line_chart
 from veracity.web.routers.ui_markdown import render_markdown
 
@@ -188,6 +188,22 @@ async def test_dashboard_review_and_issue_pages(api: Any) -> None:
     assert sorted(rows) == ["ann", "bob"]
     assert sorted(re.search(r"(\d+)% <span", v).group(1) for v in rows.values()) == ["0", "100"]  # type: ignore[union-attr]
     assert "2.0 s" in html  # median time per item
+    assert "Consensus model" not in html  # no full refit yet
+    from veracity.services import quality as quality_service
+
+    quality_service.refit_project(api.db, pid)
+    html = (await api.client.get(f"/projects/{pid}/dashboard")).text
+    refitted = r"Consensus model: <strong>mv</strong> over 2 labels, refitted \d{4}-\d\d-\d\d \d\d:\d\d UTC"
+    assert re.search(refitted, html)
+    assert "Confidence not tempered." in html  # vote shares
+    with api.db.transaction() as s:
+        project = s.get(Project, pid)
+        refit = project.settings["last_refit"]
+        calibration = {"source": "gold", "temperature": 2.5, "n_gold": 24}
+        project.settings = {**project.settings, "last_refit": {**refit, "method": "ds", "calibration": calibration}}
+    html = (await api.client.get(f"/projects/{pid}/dashboard")).text
+    assert "Consensus model: <strong>ds</strong>" in html
+    assert "Confidence calibrated on 24 gold items (temperature 2.50)." in html
     r = await api.client.get(f"/projects/{pid}/review")
     assert r.status_code == 200 and "50% confidence" in r.text and 'value="correct:&#34;dog&#34;"' in r.text
     r = await api.client.get(f"/projects/{pid}/issues")

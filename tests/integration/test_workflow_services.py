@@ -16,6 +16,7 @@ from veracity.services import quality as quality_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.audit import verify_chain
+from veracity.services.dashboard import project_dashboard
 from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import AnnotatorSkill, AuditEvent, Consensus, Project, Task
@@ -179,6 +180,7 @@ def test_refit_calibrates_confidence_on_gold_tasks(db: Database) -> None:
         assert project.settings["last_refit"]["calibration"] == out["calibration"]
         gold_cons = [c for c in s.execute(select(Consensus)).scalars() if c.method == "gold"]
     assert len(gold_cons) == 24 and all(c.confidence == 1.0 for c in gold_cons)
+    assert project_dashboard(db, admin, pid).refit["calibration"] == out["calibration"]
 
 
 def test_label_issue_flagging_keep_and_fix(db: Database) -> None:

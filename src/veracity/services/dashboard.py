@@ -43,6 +43,8 @@ class Dashboard:
     leaderboard: list[dict[str, Any]]
     confusion: dict[str, dict[str, Any]] = field(default_factory=dict)
     suspect: int = 0
+    #: the last full refit: method, time, labels and where its confidences' temperature came from
+    refit: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +152,8 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
             )
         }
         paused = set((project.settings or {}).get("paused_annotators") or ())
+        last = (project.settings or {}).get("last_refit") or {}
+        refit = {k: last[k] for k in ("at", "method", "n_answers", "calibration") if k in last}
         skills = {
             uid: acc
             for uid, acc in s.execute(
@@ -219,11 +223,11 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
 
     info = {"id": project.id, "name": project.name, "kind": kind, "labels": labels, "overlap": project.overlap,
             "gold_rate": project.gold_rate, "colors": dict(schema.get("colors") or {}),
-            "description": project.description}
+            "description": project.description, "target_confidence": project.target_confidence}
     return Dashboard(
         project=info, progress=progress, queue=queue, label_distribution=distribution,
         agreement=_agreement(per_task, n_bins), leaderboard=leaderboard,
-        confusion=dict(sorted(confusion.items())), suspect=queue["flagged"],
+        confusion=dict(sorted(confusion.items())), suspect=queue["flagged"], refit=refit,
     )
 
 
