@@ -1,6 +1,6 @@
 """Align and decide: Veracity against alibi-detect and MAPIE, side by side in one run.
 
-    .venv/bin/python benchmarks/align_decide.py [--quick] [--skip-drift] [--skip-conformal]
+    .venv/bin/python benchmarks/align_decide.py [--quick] [--phase PHASE]   # PHASE: see --help
 
 Peers live in their own venvs (gitignored, created from the requirements files when missing) and
 run in subprocesses of this same file (``--peer alibi|mapie``), so that numpy<2/TensorFlow never
@@ -22,6 +22,10 @@ meet the project venv:
    (cross-validated probabilities; rows renormalised), 50/50 calibration/test over seeded random
    splits, coverage 90% and 95%: mean and worst-split coverage, mean set size, empty-set rate,
    worst class coverage, coverage per difficulty bin (quintiles of 1 - max p), median CPU seconds per split.
+3. Decision policy. The same probabilities and splits through ``DecisionPolicy`` with and without
+   ``calibration="temperature"``: fitted temperature, expected calibration error of the test
+   items' probabilities, LAC set size and coverage, and the auto-accept rate and error at a 0.9
+   threshold (Veracity only: the peers have no decision policy).
 
 Generated data goes to ``benchmarks/_work/align_decide`` (gitignored).
 """
@@ -586,6 +590,69 @@ def conformal_benchmark(n_splits: int, *, reuse_peer: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _measured(path: Path, what: str = "this part") -> str:
+    """When a cached part was written (parts are measured in separate runs and assembled by ``report``)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    return f"_{what} measured {stamp}_"
+
+
+POLICY_COVERAGE = 0.9
+POLICY_THRESHOLD = 0.9
+
+
+def policy_benchmark(n_splits: int) -> str:
+    """``DecisionPolicy`` with and without temperature recalibration on the conformal data sets."""
+    from benchmarks._results import md_table
+    from veracity.decide import DecisionPolicy, decide, expected_calibration_error
+
+    data = load_benchdata()
+    if not data:
+        return "Decision policy: no benchmark data found (set $VERACITY_BENCHDATA)."
+    rows = []
+    for ds, (probs, labels) in data.items():
+        n = probs.shape[0]
+        half = n // 2
+        for calibration in ("none", "temperature"):
+            policy = DecisionPolicy(coverage=POLICY_COVERAGE, threshold=POLICY_THRESHOLD, calibration=calibration)
+            got: dict[str, list[float]] = {k: [] for k in ("t", "ece", "size", "cov", "auto", "err", "secs")}
+            for s in range(n_splits):
+                perm = np.random.default_rng([7, s]).permutation(n)
+                cal, test = perm[:half], perm[half:]
+                t0 = time.process_time()
+                predictor = policy.fit(probs[cal], labels[cal])
+                out = decide(probs[test], predictor, policy)
+                got["secs"].append(time.process_time() - t0)
+                y = labels[test]
+                p_used = predictor.calibrate(probs[test])
+                got["t"].append(predictor.to_dict()["temperature"] or 1.0)
+                got["ece"].append(expected_calibration_error(p_used, y))
+                got["size"].append(float(out.sets.sum(axis=1).mean()))
+                got["cov"].append(float(out.sets[np.arange(y.size), y].mean()))
+                got["auto"].append(out.automation_rate)
+                acc = out.accepted
+                got["err"].append(float(np.mean(out.top_label[acc] != y[acc])) if acc.any() else float("nan"))
+            rows.append([
+                ds, calibration, f"{np.mean(got['t']):.2f}", f"{100 * np.mean(got['ece']):.2f}",
+                f"{np.mean(got['size']):.3f}", f"{np.mean(got['cov']):.4f} / {np.min(got['cov']):.4f}",
+                f"{100 * np.mean(got['auto']):.1f}", f"{100 * np.nanmean(got['err']):.2f}",
+                f"{1000 * np.median(got['secs']):.1f}",
+            ])
+        print(f"policy {ds} done", flush=True)
+    head = ["data", "calibration", "temperature", "ECE %", "mean set size", "coverage mean / worst",
+            "auto-accepted %", "error of auto-accepted %", "median CPU ms/split"]
+    return "\n".join([
+        f"`DecisionPolicy(coverage={POLICY_COVERAGE}, score=\"lac\", threshold={POLICY_THRESHOLD})` on the same "
+        f"{n_splits} seeded 50/50 splits, with `calibration=\"none\"` (the model's probabilities as given) and "
+        "`\"temperature\"` (temperature scaling fitted on the calibration half, then the conformal quantile on the "
+        "recalibrated probabilities of the same half). ECE: top-label expected calibration error (15 bins) of the "
+        "test half's probabilities as the policy uses them. An item is auto-accepted when its set is one label and "
+        "its probability is at least the threshold; the error is that of the accepted items. CPU time: fit and "
+        "decide, per split.",
+        "",
+        md_table(head, rows),
+    ])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--peer", choices=["alibi", "mapie"], help=argparse.SUPPRESS)
@@ -601,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="few trials and splits (smoke run, RESULTS.md untouched)")
     ap.add_argument(
         "--phase",
-        choices=["all", "drift-veracity", "drift-alibi", "conformal", "report"],
+        choices=["all", "drift-veracity", "drift-alibi", "conformal", "policy", "report"],
         default="all",
         help="run one part and cache its results under benchmarks/_work (report: assemble RESULTS.md from them)",
     )
@@ -621,6 +688,7 @@ def main(argv: list[str] | None = None) -> None:
     ours_json = WORK / f"drift_veracity_{tag}.json"
     alibi_json = WORK / f"alibi_{tag}.json"
     conformal_md = WORK / f"conformal_{tag}.md"
+    policy_md = WORK / f"policy_{tag}.md"
     phase = args.phase
     data = drift_data(args.fpr_trials, args.power_trials) if phase in ("all", "drift-veracity", "drift-alibi") else None
     if phase in ("all", "drift-alibi"):
@@ -635,15 +703,23 @@ def main(argv: list[str] | None = None) -> None:
         ours_json.write_text(json.dumps(drift_veracity(data, args.mmd_trials)))
     if phase in ("all", "conformal"):
         conformal_md.write_text(conformal_benchmark(args.splits, reuse_peer=args.reuse_peers))
+    if phase in ("all", "policy"):
+        policy_md.write_text(policy_benchmark(args.splits))
     if phase not in ("all", "report"):
         return
     parts = []
     if ours_json.exists() and alibi_json.exists():
         parts.append(
-            "### Drift\n\n" + drift_section(json.loads(ours_json.read_text()), json.loads(alibi_json.read_text()))
+            "### Drift\n\n"
+            + drift_section(json.loads(ours_json.read_text()), json.loads(alibi_json.read_text()))
+            + f"\n\n{_measured(alibi_json, 'alibi-detect')}; {_measured(ours_json, 'Veracity')}."
         )
     if conformal_md.exists():
-        parts.append("### Conformal prediction sets\n\n" + conformal_md.read_text())
+        parts.append(f"### Conformal prediction sets\n\n{conformal_md.read_text()}\n\n{_measured(conformal_md)}.")
+    if policy_md.exists():
+        parts.append(
+            f"### Decision policy: temperature recalibration\n\n{policy_md.read_text()}\n\n{_measured(policy_md)}."
+        )
     body = "\n\n".join(parts)
     print(body)
     if not args.quick:

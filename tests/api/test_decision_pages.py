@@ -47,6 +47,7 @@ async def test_analyst_overrides_and_accepts_from_the_queue(api: Any) -> None:
     assert r.status_code == 303
     page = await api.client.get(f"/projects/{p.id}/decisions")
     assert page.status_code == 200 and "Decision queue" in page.text and "Nearest labelled examples" in page.text
+    assert "calibrated, T =" not in page.text  # the policy takes the model's probabilities as they are
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     first = re.search(r'action="/projects/\d+/decisions/(\d+)"', page.text).group(1)  # type: ignore[union-attr]
     r = await api.client.post(f"/projects/{p.id}/decisions/{first}", data={"choice": "override:bus",
@@ -60,3 +61,33 @@ async def test_analyst_overrides_and_accepts_from_the_queue(api: Any) -> None:
     assert r.status_code == 403
     queue = decision_service.decision_queue(api.db, boss, p.id)
     assert len(queue) == out["review"] - 1 and all(str(d["id"]) != first for d in queue)
+
+
+async def test_queue_shows_the_recalibrated_probabilities(api: Any) -> None:
+    create_user(api.db, "boss", "admin", password=PASSWORD)
+    boss = authenticate_password(api.db, "boss", PASSWORD)
+    p = project_service.create_project(api.db, boss, name="Vans", schema={"kind": "classification",
+                                                                         "labels": ["car", "bus"]})
+    project_service.import_items(api.db, boss, p.id, [{"id": f"v{i}", "text": f"vehicle {i}"} for i in range(40)])
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 40)
+    said = np.where(rng.random(40) < 0.75, truth, 1 - truth)  # says 0.95 and is right 75% of the time
+    item_service.import_predictions(api.db, boss, p.id, [
+        {"external_id": f"v{i}", "probabilities": [0.95, 0.05] if said[i] == 0 else [0.05, 0.95]} for i in range(40)
+    ], model="m")
+    for _ in range(30):
+        task = task_service.next_task(api.db, boss, p.id)
+        assert task is not None
+        i = int(task["item"]["external_id"][1:])
+        task_service.submit_annotation(api.db, boss, task["task_id"], ["car", "bus"][truth[i]])
+    decision_service.set_policy(api.db, boss, p.id, {"coverage": 0.8, "threshold": 0.9, "calibration": "temperature"})
+    out = decision_service.run_decisions(api.db, boss, p.id, model="m")
+    assert out["review"] == 10
+    form = await api.client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    await api.client.post("/login", data={"username": "boss", "password": PASSWORD, "csrf_token": token})
+    page = (await api.client.get(f"/projects/{p.id}/decisions")).text
+    t = out["estimate"]["temperature"]
+    assert f"(calibrated, T = {t:.2f})" in page and t > 1
+    shown = [float(v) for v in re.findall(r"</span> (0\.\d{3})</td>", page)]
+    assert len(shown) == 2 and max(shown) < 0.9  # 0.950 before recalibration

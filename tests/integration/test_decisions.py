@@ -86,9 +86,48 @@ def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None
         made = s.get(Decision, first["id"])
     assert [a.value for a in overrides] == ["fox"]
     assert made is not None and made.final_label == "fox" and made.model_version == "3"
-    assert made.policy == {"coverage": 0.9, "score": "lac", "threshold": 0.8, "class_conditional": False}
+    assert made.policy == {"coverage": 0.9, "score": "lac", "threshold": 0.8, "class_conditional": False,
+                           "calibration": "none"}
+    assert made.inputs["fitted"]["temperature"] is None and made.inputs["fitted"]["n_calibration"] == 60
     actions = [e["action"] for e in list_events(db, limit=500)]
     assert actions.count("decision.override") == 1 and actions.count("decision.escalate") == 1
     assert actions.count("decision.auto_accept") == out["accepted"]
     assert verify_chain(db).ok
     assert res.imported == 120
+
+
+def test_temperature_calibration_tempers_an_overconfident_model(db: Database) -> None:
+    """A model that says 0.97 and is right 70% of the time: the policy recalibrates before it decides."""
+    _, token = create_user(db, "boss", "admin")
+    boss = authenticate_token(db, token)
+    p = project_service.create_project(db, boss, name="T", schema={"kind": "classification", "labels": LABELS})
+    rng = np.random.default_rng(2)
+    n = 200
+    truth = rng.integers(0, 3, size=n)
+    said = np.where(rng.random(n) < 0.7, truth, (truth + rng.integers(1, 3, size=n)) % 3)
+    probs = np.full((n, 3), 0.015)
+    probs[np.arange(n), said] = 0.97
+    project_service.import_items(db, boss, p.id, [{"id": f"x{i}", "text": f"item {i}"} for i in range(n)])
+    item_service.import_predictions(db, boss, p.id, [{"external_id": f"x{i}", "probabilities": probs[i].tolist()}
+                                                     for i in range(n)], model="net")
+    for _ in range(120):
+        task = task_service.next_task(db, boss, p.id)
+        assert task is not None
+        task_service.submit_annotation(db, boss, task["task_id"], LABELS[truth[int(task["item"]["external_id"][1:])]])
+    with pytest.raises(InvalidInputError, match="calibration"):
+        decision_service.set_policy(db, boss, p.id, {"calibration": "platt"})
+    decision_service.set_policy(db, boss, p.id, {"coverage": 0.8, "threshold": 0.9, "calibration": "temperature"})
+    out = decision_service.run_decisions(db, boss, p.id, model="net")
+    assert out["calibration"] == 120 and out["decided"] == 80
+    assert out["estimate"]["temperature"] > 2  # softened
+    assert out["accepted"] == 0  # calibrated, nothing is 90% sure: an analyst sees every item
+    assert out["estimate"]["automation_rate"] == 0 and out["estimate"]["error_rate"] is None  # stored as JSON null
+    queue = decision_service.decision_queue(db, boss, p.id, limit=100)
+    assert len(queue) == 80
+    first = queue[0]
+    assert max(first["model_probabilities"].values()) == pytest.approx(0.97)
+    assert 0.6 < max(first["probabilities"].values()) < 0.8  # close to the 70% it is right
+    assert first["temperature"] == pytest.approx(out["estimate"]["temperature"])
+    events = [e for e in list_events(db, limit=500) if e["action"] == "decision.queue"]
+    assert len(events) == 80 and events[0]["payload"]["fitted"]["temperature"] == first["temperature"]
+    assert verify_chain(db).ok

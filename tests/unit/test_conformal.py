@@ -237,8 +237,11 @@ def test_decide_accepts_only_confident_singletons() -> None:
 
 
 def test_policy_round_trip_and_validation() -> None:
-    p = DecisionPolicy(coverage=0.95, score="aps", threshold=0.5, class_conditional=True)
+    p = DecisionPolicy(coverage=0.95, score="aps", threshold=0.5, class_conditional=True, calibration="temperature")
     assert DecisionPolicy.from_dict(p.to_dict()) == p
+    assert DecisionPolicy.from_dict({"coverage": 0.9}).calibration == "none"  # policies stored before the field
+    with pytest.raises(InvalidInputError, match="calibration"):
+        DecisionPolicy(calibration="isotonic").validate()
     with pytest.raises(InvalidInputError, match="threshold"):
         DecisionPolicy(threshold=1.5).validate()
     with pytest.raises(InvalidInputError, match="unknown"):
@@ -259,6 +262,39 @@ def test_risk_coverage_curve() -> None:
     assert held.automation_rate[0] <= 1.0
     assert held.error_per_item[0] <= 0.1 + 0.03  # singletons miss at most 1 - coverage on average
     assert held.to_dict()["thresholds"][0] == 0.0
+
+
+def overconfident(n: int, k: int, seed: int, sharpen: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z); the model reports softmax(sharpen * z)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=1.5, size=(n, k))
+    true = np.exp(z - z.max(axis=1, keepdims=True))
+    true /= true.sum(axis=1, keepdims=True)
+    labels = np.minimum((rng.random(n)[:, None] > np.cumsum(true, axis=1)).sum(axis=1), k - 1)
+    said = np.exp(sharpen * (z - z.max(axis=1, keepdims=True)))
+    return said / said.sum(axis=1, keepdims=True), labels
+
+
+def test_temperature_policy_makes_the_threshold_honest() -> None:
+    """On an over-confident model, the accepted items' confidence matches their accuracy only after recalibration."""
+    probs, labels = overconfident(6000, 5, 3)
+    cal, test = slice(0, 3000), slice(3000, None)
+    raw = DecisionPolicy(coverage=0.9, threshold=0.8)
+    tempered = DecisionPolicy(coverage=0.9, threshold=0.8, calibration="temperature")
+    p_raw, p_cal = raw.fit(probs[cal], labels[cal]), tempered.fit(probs[cal], labels[cal])
+    assert p_raw.calibrator is None and p_cal.to_dict()["temperature"] == pytest.approx(3.0, rel=0.15)
+    for policy, predictor, honest in ((raw, p_raw, False), (tempered, p_cal, True)):
+        out = decide(probs[test], predictor, policy)
+        right = float(np.mean(out.top_label[out.accepted] == labels[test][out.accepted]))
+        gap = float(out.confidence[out.accepted].mean()) - right
+        assert (abs(gap) < 0.03) is honest and (gap > 0.05) is not honest
+        curve = risk_coverage_curve(probs[test], labels[test], predictor)
+        assert curve.coverage >= 0.88
+        assert curve.at(0.8)["automation_rate"] == pytest.approx(out.automation_rate)
+    # the calibrated model's sets are no larger at the same coverage
+    assert p_cal.predict_sets(probs[test]).sum(1).mean() <= p_raw.predict_sets(probs[test]).sum(1).mean() + 0.02
+    # a plain SplitConformal is still accepted and takes the probabilities as given
+    assert np.array_equal(decide(probs[test], p_raw.conformal, raw).outcome, decide(probs[test], p_raw, raw).outcome)
 
 
 def _reference_lac(

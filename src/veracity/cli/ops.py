@@ -169,12 +169,16 @@ def decide_policy(
     score: Annotated[str, typer.Option(help="lac, aps or raps.")] = "lac",
     threshold: Annotated[float, typer.Option(help="Top-label probability needed to auto-accept.")] = 0.0,
     class_conditional: Annotated[bool, typer.Option(help="Per-class (Mondrian) coverage.")] = False,
+    calibration: Annotated[
+        str, typer.Option(help="none, or temperature: recalibrate the model's probabilities on the trusted items.")
+    ] = "none",
     db: DbOption = None,
 ) -> None:
     """Set a project's decision policy."""
     database = _open(db)
     view = project_service.find_project(database, SYSTEM, project)
-    policy = {"coverage": coverage, "score": score, "threshold": threshold, "class_conditional": class_conditional}
+    policy = {"coverage": coverage, "score": score, "threshold": threshold, "class_conditional": class_conditional,
+              "calibration": calibration}
     console.print(json.dumps(decision_service.set_policy(database, SYSTEM, view.id, policy)))
 
 

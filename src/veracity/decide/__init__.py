@@ -20,9 +20,11 @@ from veracity.decide.calibration import (
 from veracity.decide.conformal import SCORES, SetEvaluation, SplitConformal, conformal_quantile, evaluate_sets
 from veracity.decide.policy import (
     ACCEPT,
+    CALIBRATIONS,
     REVIEW,
     DecisionPolicy,
     Decisions,
+    PolicyPredictor,
     RiskCoverageCurve,
     decide,
     risk_coverage_curve,
@@ -30,11 +32,13 @@ from veracity.decide.policy import (
 
 __all__ = [
     "ACCEPT",
+    "CALIBRATIONS",
     "REVIEW",
     "SCORES",
     "DecisionPolicy",
     "Decisions",
     "IsotonicCalibrator",
+    "PolicyPredictor",
     "ReliabilityDiagram",
     "RiskCoverageCurve",
     "SetEvaluation",

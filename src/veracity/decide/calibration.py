@@ -108,8 +108,14 @@ class TemperatureScaling:
         """Calibrated probabilities (n, k) for ``probs`` (n, k)."""
         if not hasattr(self, "temperature_"):
             raise _not_fitted(self)
-        p = check_probs(probs)
-        return special.softmax(_log_probs(p) / self.temperature_, axis=1)
+        return self.apply(probs, self.temperature_)
+
+    @staticmethod
+    def apply(probs: Any, temperature: float) -> FloatArray:
+        """``probs`` (n, k) at a given ``temperature`` (e.g. one stored from an earlier fit)."""
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise InvalidInputError(f"temperature must be > 0, got {temperature!r}")
+        return special.softmax(_log_probs(check_probs(probs)) / float(temperature), axis=1)
 
     def fit_transform(self, probs: Any, labels: Any) -> FloatArray:
         """Fit on ``probs``/``labels`` and return the calibrated ``probs``."""

@@ -9,6 +9,11 @@ probability of that label is at least ``threshold``; anything else goes to a per
 set. With a set-valued rule the accepted items' error rate is bounded through the set's coverage:
 a singleton set misses the true label for at most ``1 - coverage`` of all items on average.
 
+With ``calibration="temperature"`` the policy first fits temperature scaling (Guo et al. 2017) on
+the same labelled items, so that the threshold applies to calibrated probabilities even when the
+model's are over-confident, and the conformal sets are built on them (as in Angelopoulos et al.
+2021, arXiv:2009.14193): for a 100-class model this gives smaller sets at the same coverage.
+
 References
 ----------
 R. El-Yaniv, Y. Wiener, "On the Foundations of Noise-free Selective Classification", JMLR 11, 2010
@@ -25,14 +30,28 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.decide._checks import check_labels, check_probs, check_unit_interval
+from veracity.decide.calibration import TemperatureScaling
 from veracity.decide.conformal import SCORES, ScoreName, SplitConformal
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, IntArray, RandomState
 
-__all__ = ["ACCEPT", "REVIEW", "DecisionPolicy", "Decisions", "RiskCoverageCurve", "decide", "risk_coverage_curve"]
+__all__ = [
+    "ACCEPT",
+    "CALIBRATIONS",
+    "REVIEW",
+    "DecisionPolicy",
+    "Decisions",
+    "PolicyPredictor",
+    "RiskCoverageCurve",
+    "decide",
+    "risk_coverage_curve",
+]
 
 ACCEPT = "accept"
 REVIEW = "review"
+#: Values of ``DecisionPolicy.calibration``.
+CALIBRATIONS = ("none", "temperature")
+_FIELDS = ("coverage", "score", "threshold", "class_conditional", "calibration")
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,12 @@ class DecisionPolicy:
         Minimum probability of the top label for auto-accept, in [0, 1].
     class_conditional : bool
         Calibrate per class (Mondrian) so that coverage holds for every class.
+    calibration : {"none", "temperature"}
+        ``"temperature"``: recalibrate the model's probabilities by temperature scaling fitted on
+        the calibration items before the sets and the threshold use them. One parameter fitted on
+        the items that also set the conformal quantile: the coverage guarantee then holds up to
+        that one parameter's fit (negligible beyond a few hundred items); ``"none"`` (default)
+        takes the probabilities as calibrated already.
 
     Examples
     --------
@@ -67,6 +92,7 @@ class DecisionPolicy:
     score: ScoreName = "lac"
     threshold: float = 0.0
     class_conditional: bool = False
+    calibration: str = "none"
 
     def validate(self) -> DecisionPolicy:
         """Return ``self`` after checking every field (raises :class:`InvalidInputError`)."""
@@ -74,6 +100,10 @@ class DecisionPolicy:
         check_unit_interval("threshold", self.threshold, open_low=False, open_high=False)
         if self.score not in SCORES:
             raise InvalidInputError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise InvalidInputError(
+                f"calibration must be one of {', '.join(map(repr, CALIBRATIONS))}, got {self.calibration!r}"
+            )
         return self
 
     def predictor(self, *, random_state: RandomState = None) -> SplitConformal:
@@ -83,9 +113,14 @@ class DecisionPolicy:
             self.coverage, score=self.score, class_conditional=self.class_conditional, random_state=random_state
         )
 
-    def fit(self, cal_probs: Any, cal_labels: Any, *, random_state: RandomState = None) -> SplitConformal:
-        """Fit this policy's conformal predictor on held-out probabilities and true labels."""
-        return self.predictor(random_state=random_state).fit(cal_probs, cal_labels)
+    def fit(self, cal_probs: Any, cal_labels: Any, *, random_state: RandomState = None) -> PolicyPredictor:
+        """Fit this policy's calibration and conformal predictor on held-out probabilities and true labels."""
+        self.validate()
+        p = check_probs(cal_probs, name="cal_probs")
+        calibrator = TemperatureScaling().fit(p, cal_labels) if self.calibration == "temperature" else None
+        if calibrator is not None:
+            p = calibrator.transform(p)
+        return PolicyPredictor(calibrator, self.predictor(random_state=random_state).fit(p, cal_labels))
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a JSON-ready dict (stored with every decision)."""
@@ -94,10 +129,43 @@ class DecisionPolicy:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecisionPolicy:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(data) - {"coverage", "score", "threshold", "class_conditional"}
+        unknown = set(data) - set(_FIELDS)
         if unknown:
             raise InvalidInputError(f"unknown decision policy fields: {', '.join(sorted(unknown))}")
         return cls(**data).validate()
+
+
+@dataclass(frozen=True)
+class PolicyPredictor:
+    """A fitted policy: the probability calibration (or None) and the conformal predictor on top.
+
+    ``predict_sets`` and :func:`decide` calibrate the probabilities first, so callers pass the
+    model's raw outputs.
+    """
+
+    calibrator: TemperatureScaling | None
+    conformal: SplitConformal
+
+    def calibrate(self, probs: Any) -> FloatArray:
+        """The probabilities the policy works with: ``probs`` recalibrated, or as given."""
+        return self.calibrator.transform(probs) if self.calibrator is not None else check_probs(probs)
+
+    def predict_sets(self, probs: Any) -> npt.NDArray[np.bool_]:
+        """Conformal prediction sets (never empty) of the recalibrated ``probs``."""
+        return self.conformal.predict_sets(self.calibrate(probs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was fitted, for the record: the temperature (if any) and the conformal threshold."""
+        q = np.asarray(self.conformal.quantile_, dtype=np.float64)
+        return {
+            "temperature": None if self.calibrator is None else float(self.calibrator.temperature_),
+            "quantile": float(q) if q.ndim == 0 else [float(v) for v in q],
+            "n_calibration": int(self.conformal.n_calibration_),
+        }
+
+
+def _calibrated(probs: Any, predictor: PolicyPredictor | SplitConformal) -> FloatArray:
+    return predictor.calibrate(probs) if isinstance(predictor, PolicyPredictor) else check_probs(probs)
 
 
 @dataclass(frozen=True)
@@ -144,15 +212,17 @@ class Decisions:
         ]
 
 
-def decide(probs: Any, predictor: SplitConformal, policy: DecisionPolicy) -> Decisions:
+def decide(probs: Any, predictor: PolicyPredictor | SplitConformal, policy: DecisionPolicy) -> Decisions:
     """Route each item: accept a single-label set whose confidence clears the threshold, else review.
 
     Parameters
     ----------
     probs : array-like of float, shape (n_items, n_classes)
-        Calibrated model probabilities for the items to decide on.
-    predictor : SplitConformal
-        Fitted conformal predictor (e.g. ``policy.fit(cal_probs, cal_labels)``).
+        Model probabilities for the items to decide on (recalibrated by ``predictor`` when it is
+        a :class:`PolicyPredictor` with a calibrator; a plain :class:`SplitConformal` takes them
+        as calibrated).
+    predictor : PolicyPredictor or SplitConformal
+        Fitted predictor (e.g. ``policy.fit(cal_probs, cal_labels)``).
     policy : DecisionPolicy
         Threshold (and, for the record, coverage and score) to apply.
 
@@ -161,8 +231,8 @@ def decide(probs: Any, predictor: SplitConformal, policy: DecisionPolicy) -> Dec
     Decisions
     """
     policy.validate()
-    p = check_probs(probs)
-    sets = predictor.predict_sets(p)
+    p = _calibrated(probs, predictor)
+    sets = (predictor.conformal if isinstance(predictor, PolicyPredictor) else predictor).predict_sets(p)
     top = np.argmax(p, axis=1).astype(np.int64)
     conf = p[np.arange(p.shape[0]), top]
     accept = (sets.sum(axis=1) == 1) & sets[np.arange(p.shape[0]), top] & (conf >= policy.threshold)
@@ -222,7 +292,7 @@ class RiskCoverageCurve:
 def risk_coverage_curve(
     probs: Any,
     labels: Any,
-    predictor: SplitConformal | None = None,
+    predictor: PolicyPredictor | SplitConformal | None = None,
     *,
     thresholds: Any = None,
 ) -> RiskCoverageCurve:
@@ -237,9 +307,10 @@ def risk_coverage_curve(
         Calibrated probabilities.
     labels : array-like of int, shape (n_items,)
         True classes.
-    predictor : SplitConformal, optional
-        Fitted conformal predictor; items are accepted only when their set is a single label. Without
-        it, the plain selective-classification curve (accept when confidence >= threshold).
+    predictor : PolicyPredictor or SplitConformal, optional
+        Fitted predictor; items are accepted only when their set is a single label, and a
+        :class:`PolicyPredictor` recalibrates ``probs`` first. Without it, the plain
+        selective-classification curve (accept when confidence >= threshold).
     thresholds : array-like of float, optional
         Thresholds to evaluate (default: 101 points from 0 to 1).
 
@@ -255,7 +326,7 @@ def risk_coverage_curve(
     >>> c.automation_rate.tolist(), c.error_rate.tolist()
     ([1.0, 0.6666666666666666], [0.3333333333333333, 0.0])
     """
-    p = check_probs(probs)
+    p = check_probs(probs) if predictor is None else _calibrated(probs, predictor)
     y = check_labels(labels, p.shape[1], p.shape[0])
     n = p.shape[0]
     if n == 0:
@@ -267,7 +338,7 @@ def risk_coverage_curve(
     eligible = np.ones(n, dtype=bool)
     coverage = float("nan")
     if predictor is not None:
-        sets = predictor.predict_sets(p)
+        sets = (predictor.conformal if isinstance(predictor, PolicyPredictor) else predictor).predict_sets(p)
         eligible = (sets.sum(axis=1) == 1) & sets[np.arange(n), top]
         coverage = float(sets[np.arange(n), y].mean())
     # Sort eligible confidences once; a threshold accepts the eligible items with conf >= t.

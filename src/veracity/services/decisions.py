@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from veracity.decide import DecisionPolicy, decide, risk_coverage_curve
+from veracity.decide import DecisionPolicy, TemperatureScaling, decide, risk_coverage_curve
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError
 from veracity.services._common import iso, now
 from veracity.services.actors import Actor
@@ -111,7 +111,8 @@ def run_decisions(
         cal_probs = np.asarray([probs_by_task[t][1] for t in cal], dtype=np.float64)
         cal_labels = np.asarray([trusted[t] for t in cal])
         predictor = policy.fit(cal_probs, cal_labels, random_state=random_state)
-        estimate = _estimate(policy, cal_probs, cal_labels, random_state)
+        fitted = predictor.to_dict()
+        estimate = {**_estimate(policy, cal_probs, cal_labels, random_state), "temperature": fitted["temperature"]}
         settings = dict(project.settings or {})
         settings["decision_estimate"] = {"model": model, **estimate}
         project.settings = settings
@@ -129,7 +130,8 @@ def run_decisions(
             accepted += int(auto)
             dec = Decision(
                 project_id=project_id, item_id=item_of[tid], prediction_id=pred_id, model_name=model,
-                model_version=version, inputs={"task_id": tid}, prediction_set=pset, probabilities=probs,
+                model_version=version, inputs={"task_id": tid, "fitted": fitted}, prediction_set=pset,
+                probabilities=probs,
                 policy=policy.to_dict(), outcome=str(out.outcome[j]), status="decided" if auto else "pending",
                 action="auto" if auto else None, final_label=top if auto else None,
                 decided_at=now() if auto else None,
@@ -139,7 +141,8 @@ def run_decisions(
             append_event(s, actor=actor.name, action=f"decision.{'auto_accept' if auto else 'queue'}",
                          object_type="decision", object_id=dec.id,
                          payload={"item_id": dec.item_id, "model": model, "model_version": version, "set": pset,
-                                  "top": top, "confidence": float(out.confidence[j]), "policy": policy.to_dict()})
+                                  "top": top, "confidence": float(out.confidence[j]), "policy": policy.to_dict(),
+                                  "fitted": fitted})
         return {"calibration": len(cal), "decided": len(todo), "accepted": accepted, "review": len(todo) - accepted,
                 "automation_rate": accepted / len(todo), "estimate": estimate}
 
@@ -152,7 +155,9 @@ def _estimate(policy: DecisionPolicy, probs: np.ndarray, labels: np.ndarray, see
     fit, held = order[:half], order[half:]
     predictor = policy.fit(probs[fit], labels[fit], random_state=seed)
     curve = risk_coverage_curve(probs[held], labels[held], predictor)
-    return {**curve.at(policy.threshold), "n_heldout": int(held.size)}
+    # no item accepted at the threshold: the error rate is undefined (None; JSON has no NaN)
+    at = {k: (v if np.isfinite(v) else None) for k, v in curve.at(policy.threshold).items()}
+    return {**at, "n_heldout": int(held.size)}
 
 
 def decision_queue(db: Database, actor: Actor, project_id: int, *, status: str = "pending",
@@ -200,14 +205,24 @@ def decision_queue(db: Database, actor: Actor, project_id: int, *, status: str =
                 dist = np.linalg.norm(vectors - np.asarray(dec.probabilities), axis=1)
                 order = [int(i) for i in np.argsort(dist, kind="stable") if meta[int(i)]["item_id"] != item.id]
                 evidence = [{**meta[i], "distance": float(dist[i])} for i in order[:n_evidence]]
+            temperature = ((dec.inputs or {}).get("fitted") or {}).get("temperature")
             out.append({
                 "id": dec.id, "item": {"id": item.id, "external_id": item.external_id, "data": item.data},
                 "model": dec.model_name, "model_version": dec.model_version, "set": dec.prediction_set,
-                "probabilities": dict(zip(classes, dec.probabilities or [], strict=False)),
+                "probabilities": dict(zip(classes, _tempered(dec.probabilities or [], temperature), strict=False)),
+                "model_probabilities": dict(zip(classes, dec.probabilities or [], strict=False)),
+                "temperature": temperature,
                 "policy": dec.policy, "outcome": dec.outcome, "status": dec.status, "evidence": evidence,
                 "created_at": iso(dec.created_at),
             })
         return out
+
+
+def _tempered(probs: list[float], temperature: float | None) -> list[float]:
+    """What the policy worked with: the model's probabilities, recalibrated when it fitted a temperature."""
+    if not probs or not temperature:
+        return list(probs)
+    return TemperatureScaling.apply(np.asarray([probs], dtype=np.float64), float(temperature))[0].tolist()
 
 
 def record_decision(db: Database, actor: Actor, decision_id: int, action: str, *, label: str | None = None,

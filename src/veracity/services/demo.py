@@ -208,5 +208,6 @@ def _model_outputs(db: Database, admin: Actor, project_id: int, truth: dict[int,
     quality_service.refit_project(db, project_id, method="ds")
     item_service.import_predictions(db, admin, project_id, records, model="sentiment-bert", model_version="demo-1")
     quality_service.flag_label_issues(db, admin, project_id)
-    decision_service.set_policy(db, admin, project_id, {"coverage": 0.9, "score": "aps", "threshold": 0.8})
+    decision_service.set_policy(db, admin, project_id, {"coverage": 0.9, "score": "aps", "threshold": 0.8,
+                                                       "calibration": "temperature"})
     decision_service.run_decisions(db, admin, project_id, model="sentiment-bert", trusted_confidence=0.8)

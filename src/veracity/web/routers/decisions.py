@@ -17,13 +17,15 @@ router = APIRouter(prefix="/api/v1", tags=["decisions"])
 class PolicyIn(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"coverage": 0.9, "score": "aps", "threshold": 0.8,
-                                         "class_conditional": False}]}
+                                         "class_conditional": False, "calibration": "temperature"}]}
     )
 
     coverage: float = Field(0.9, gt=0, lt=1)
     score: str = "lac"
     threshold: float = Field(0.0, ge=0, le=1)
     class_conditional: bool = False
+    calibration: str = Field("none", description="none, or temperature: recalibrate the model's probabilities "
+                             "by temperature scaling on the trusted items first")
 
 
 class RunIn(BaseModel):
