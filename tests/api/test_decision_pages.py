@@ -48,6 +48,11 @@ async def test_analyst_overrides_and_accepts_from_the_queue(api: Any) -> None:
     page = await api.client.get(f"/projects/{p.id}/decisions")
     assert page.status_code == 200 and "Decision queue" in page.text and "Nearest labelled examples" in page.text
     assert "calibrated, T =" not in page.text  # the policy takes the model's probabilities as they are
+    policy = page.text[page.text.index('id="policy-h"'):]
+    assert "accepted without review when its probability is at least 0.90" in policy
+    est = out["estimate"]
+    assert f"<strong>{100 * est['automation_rate']:.0f}%</strong> of items accepted without review" in policy
+    assert policy.count('<svg class="chart line"') == 2  # the risk-coverage curve: share accepted, error
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     first = re.search(r'action="/projects/\d+/decisions/(\d+)"', page.text).group(1)  # type: ignore[union-attr]
     r = await api.client.post(f"/projects/{p.id}/decisions/{first}", data={"choice": "override:bus",

@@ -58,6 +58,10 @@ def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None
     assert out["accepted"] + out["review"] == 60 and out["review"] >= 10  # the unsure fifth is queued
     est = out["estimate"]
     assert est["n_heldout"] == 30 and 0.5 <= est["automation_rate"] <= 0.9 and est["error_rate"] <= 0.1
+    curve = est["curve"]
+    assert curve["thresholds"][0] == 0.0 and curve["thresholds"][-1] == 1.0 and len(curve["thresholds"]) == 21
+    assert all(a >= b for a, b in zip(curve["automation_rate"], curve["automation_rate"][1:], strict=False))
+    assert curve["automation_rate"][curve["thresholds"].index(0.8)] == est["automation_rate"]
     assert decision_service.run_decisions(db, boss, p.id, model="net")["decided"] == 0
 
     queue = decision_service.decision_queue(db, analyst, p.id)

@@ -147,6 +147,10 @@ def run_decisions(
                 "automation_rate": accepted / len(todo), "estimate": estimate}
 
 
+#: Thresholds of the stored risk-coverage curve (plus the policy's own).
+_CURVE_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
+
+
 def _estimate(policy: DecisionPolicy, probs: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
     """Expected automation and error rates of the policy, honestly: fit on one half of the trusted
     items, measure the risk-coverage curve on the other half, read it at the policy's threshold."""
@@ -154,10 +158,13 @@ def _estimate(policy: DecisionPolicy, probs: np.ndarray, labels: np.ndarray, see
     half = labels.size // 2
     fit, held = order[:half], order[half:]
     predictor = policy.fit(probs[fit], labels[fit], random_state=seed)
-    curve = risk_coverage_curve(probs[held], labels[held], predictor)
+    grid = np.union1d(_CURVE_THRESHOLDS, [policy.threshold])  # the policy's threshold read exactly
+    curve = risk_coverage_curve(probs[held], labels[held], predictor, thresholds=grid)
     # no item accepted at the threshold: the error rate is undefined (None; JSON has no NaN)
     at = {k: (v if np.isfinite(v) else None) for k, v in curve.at(policy.threshold).items()}
-    return {**at, "n_heldout": int(held.size)}
+    points = curve.to_dict()
+    return {**at, "n_heldout": int(held.size), "coverage": points["coverage"],
+            "curve": {k: points[k] for k in ("thresholds", "automation_rate", "error_rate")}}
 
 
 def decision_queue(db: Database, actor: Actor, project_id: int, *, status: str = "pending",
