@@ -502,6 +502,13 @@ def test_demo_lands_on_a_dashboard_with_data_and_loads_nothing_from_outside(
     screenshot(page, "dashboard")
 
     pid = page.url.rsplit("/", 2)[-2]
+    page.goto(f"{live_server}/projects/{pid}/decisions")
+    expect(page.get_by_role("heading", name="Decision queue")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Probability \(calibrated, T = \d\.\d\d\)"))).to_be_visible()
+    policy = page.get_by_role("region", name="Policy")
+    expect(policy).to_contain_text("accepted without review")
+    expect(policy.locator("svg.chart")).to_have_count(2)
+    screenshot(page, "decisions")
     for path in ("/", f"/projects/{pid}/label", f"/projects/{pid}/review", f"/projects/{pid}/issues",
                  "/projects/new", "/projects/2/label", "/projects/2/dashboard"):
         page.goto(f"{live_server}{path}")
