@@ -6,7 +6,9 @@ benchmarks/RESULTS.md). Options: ``--quick`` (real data sets and the 100k crowd 
 
 * Real data sets: ``$VERACITY_BENCHDATA/crowd/*`` (or ``../shared/benchdata/crowd``), accuracy on
   the gold tasks, seconds, and the expected calibration error (ECE, 15 equal-width bins) of
-  ``confidence`` on the gold tasks.
+  ``confidence`` on the gold tasks; then the same with 10% of each set's gold tasks passed as
+  ``gold=`` (3 seeded draws), scored on the other gold tasks, with the ECE a perfectly calibrated
+  confidence would show on that many tasks.
 * Synthetic crowds from :mod:`benchmarks.synthetic_crowd` (seeded): 3,000 workers, 8 classes,
   5 answers per task, 10% spammers; 20k / 200k / 2M tasks = 100k / 1M / 10M answers. The
   Bayes-optimal accuracy uses the generator's true confusion matrices and class prior.
