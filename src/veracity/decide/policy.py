@@ -164,8 +164,16 @@ class PolicyPredictor:
         }
 
 
-def _calibrated(probs: Any, predictor: PolicyPredictor | SplitConformal) -> FloatArray:
-    return predictor.calibrate(probs) if isinstance(predictor, PolicyPredictor) else check_probs(probs)
+def _probs_and_sets(
+    probs: Any, predictor: PolicyPredictor | SplitConformal
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """The probabilities a predictor works with (recalibrated by a :class:`PolicyPredictor`, as
+    given to a plain :class:`SplitConformal`) and their prediction sets."""
+    if isinstance(predictor, PolicyPredictor):
+        p = predictor.calibrate(probs)
+        return p, predictor.conformal.predict_sets(p)
+    p = check_probs(probs)
+    return p, predictor.predict_sets(p)
 
 
 @dataclass(frozen=True)
@@ -231,8 +239,7 @@ def decide(probs: Any, predictor: PolicyPredictor | SplitConformal, policy: Deci
     Decisions
     """
     policy.validate()
-    p = _calibrated(probs, predictor)
-    sets = (predictor.conformal if isinstance(predictor, PolicyPredictor) else predictor).predict_sets(p)
+    p, sets = _probs_and_sets(probs, predictor)
     top = np.argmax(p, axis=1).astype(np.int64)
     conf = p[np.arange(p.shape[0]), top]
     accept = (sets.sum(axis=1) == 1) & sets[np.arange(p.shape[0]), top] & (conf >= policy.threshold)
@@ -326,7 +333,7 @@ def risk_coverage_curve(
     >>> c.automation_rate.tolist(), c.error_rate.tolist()
     ([1.0, 0.6666666666666666], [0.3333333333333333, 0.0])
     """
-    p = check_probs(probs) if predictor is None else _calibrated(probs, predictor)
+    p, sets = (check_probs(probs), None) if predictor is None else _probs_and_sets(probs, predictor)
     y = check_labels(labels, p.shape[1], p.shape[0])
     n = p.shape[0]
     if n == 0:
@@ -337,8 +344,7 @@ def risk_coverage_curve(
     wrong = top != y
     eligible = np.ones(n, dtype=bool)
     coverage = float("nan")
-    if predictor is not None:
-        sets = (predictor.conformal if isinstance(predictor, PolicyPredictor) else predictor).predict_sets(p)
+    if sets is not None:
         eligible = (sets.sum(axis=1) == 1) & sets[np.arange(n), top]
         coverage = float(sets[np.arange(n), y].mean())
     # Sort eligible confidences once; a threshold accepts the eligible items with conf >= t.
