@@ -43,6 +43,7 @@ from benchmarks._results import benchdata_dir, md_table, write_section
 from benchmarks.synthetic_crowd import bayes_posterior, make_crowd
 from veracity.errors import ConvergenceWarning
 from veracity.quality import aggregate
+from veracity.quality.aggregation import GOLD_CALIBRATION_MIN
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "aggregation"
@@ -249,9 +250,9 @@ def gold_calibration_section(cal: dict[str, dict[str, float]]) -> list[str]:
         "",
         f"{GOLD_DRAWS} seeded draws per set of {int(100 * GOLD_SHARE)}% of its gold tasks (column `given`, mean) "
         "passed as `gold=`; ECE and accuracy are measured on the *other* gold tasks, gold-free → with gold, "
-        "both on those same tasks. With at least 20 gold tasks the posterior temperature is fitted on the "
-        "gold tasks' out-of-fold posteriors instead of on held-out answers. `floor`: mean ECE of a perfectly "
-        "calibrated confidence on that many tasks (sampling noise of the metric).",
+        f"both on those same tasks. With at least {GOLD_CALIBRATION_MIN} gold tasks the posterior temperature is "
+        "fitted on the gold tasks' out-of-fold posteriors instead of on held-out answers. `floor`: mean ECE of a "
+        "perfectly calibrated confidence on that many tasks (sampling noise of the metric).",
         "",
         md_table(["data set", "given", "floor", *[f"ECE {m}" for m in GOLD_METHODS], "accuracy ds"], rows),
         "",

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from veracity.quality.aggregation import GOLD_CALIBRATION_MIN
 from veracity.services._common import as_utc, canonical_json, now
 from veracity.services.actors import Actor
 from veracity.services.label_schemas import label_key, labels_of
@@ -43,7 +44,8 @@ class Dashboard:
     leaderboard: list[dict[str, Any]]
     confusion: dict[str, dict[str, Any]] = field(default_factory=dict)
     suspect: int = 0
-    #: the last full refit: method, time, labels and where its confidences' temperature came from
+    #: the last full refit (method, time, labels, where its confidences' temperature came from) and
+    #: ``gold_needed``, the answered gold tasks a refit needs to calibrate on them
     refit: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +156,7 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
         paused = set((project.settings or {}).get("paused_annotators") or ())
         last = (project.settings or {}).get("last_refit") or {}
         refit = {k: last[k] for k in ("at", "method", "n_answers", "calibration") if k in last}
+        refit["gold_needed"] = GOLD_CALIBRATION_MIN  # answered gold tasks that calibrate the confidence
         skills = {
             uid: acc
             for uid, acc in s.execute(

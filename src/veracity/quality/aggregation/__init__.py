@@ -14,6 +14,7 @@ import numpy as np
 from veracity.errors import InvalidInputError
 from veracity.quality._base import AggregationResult, BaseAggregator, Gold
 from veracity.quality._validation import as_responses, check_choice
+from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
 from veracity.quality.aggregation.auto import AutoAggregator
 from veracity.quality.aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
 from veracity.quality.aggregation.glad import GLAD
@@ -25,6 +26,7 @@ from veracity.types import Executor, RandomState
 __all__ = [
     "AGGREGATORS",
     "GLAD",
+    "GOLD_CALIBRATION_MIN",
     "MACE",
     "AggregationResult",
     "AutoAggregator",
