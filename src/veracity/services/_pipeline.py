@@ -61,6 +61,12 @@ def _label_json(value: Any) -> str:
 _json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
+def item_row(r: SourceRecord, key: int) -> ItemRow:
+    """The :data:`ItemRow` of record ``r`` whose content hash has the key ``key`` (``hash_keys``)."""
+    return (r.external_id, r.data_json or canonical_json(r.data), r.content_hash, key, r.source, r.row,
+            r.meta.get("sensitivity", 0))
+
+
 def item_rows(chunk: list[SourceRecord]) -> RowChunk:
     """The ``items`` rows and label rows of a chunk (:data:`ItemRow`, :data:`LabelRow`).
 
@@ -68,18 +74,7 @@ def item_rows(chunk: list[SourceRecord]) -> RowChunk:
     (``meta["parked_annotations"]``, status ``parked``, the reason appended to the origin).
     """
     keys = hash_keys([r.content_hash for r in chunk])
-    items: list[ItemRow] = [
-        (
-            r.external_id,
-            r.data_json or canonical_json(r.data),
-            r.content_hash,
-            key,
-            r.source,
-            r.row,
-            r.meta.get("sensitivity", 0),
-        )
-        for r, key in zip(chunk, keys, strict=True)
-    ]
+    items = [item_row(r, key) for r, key in zip(chunk, keys, strict=True)]
     labels: list[LabelRow] = []
     add = labels.append
     for i, rec in enumerate(chunk):

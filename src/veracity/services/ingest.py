@@ -62,7 +62,6 @@ from veracity.services import _pipeline
 from veracity.services._bulk import (
     IMPORT_ITEM_COLUMNS,
     IMPORT_LABEL_COLUMNS,
-    ITEM_COLUMNS,
     TASK_COLUMNS,
     existing_hashes,
     gc_paused,
@@ -70,7 +69,7 @@ from veracity.services._bulk import (
     prefetched,
 )
 from veracity.services._common import canonical_json, iso, now
-from veracity.services._pipeline import ItemRow, LabelRow, item_rows, rows_in_process
+from veracity.services._pipeline import ItemRow, LabelRow, item_row, item_rows, rows_in_process
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import validate_value
@@ -511,26 +510,13 @@ def _store_chunk(
     created = now()
     # Raw executemany (SQLite) or COPY (PostgreSQL) with the canonical JSON computed for the hash:
     # no ORM and no per-row bind processing (services._bulk.insert_rows).
-    ds_id, batch_id = report.dataset_id, report.batch_id
     item_ids = insert_rows(
         s,
         "items",
-        ITEM_COLUMNS,
-        [
-            (
-                ds_id,
-                r.external_id,
-                r.data_json or canonical_json(r.data),
-                r.content_hash,
-                key,
-                r.source,
-                r.row,
-                batch_id,
-                r.meta.get("sensitivity", 0),
-            )
-            for r, key in zip(unique, keys, strict=True)
-        ],
+        IMPORT_ITEM_COLUMNS,
+        [item_row(r, key) for r, key in zip(unique, keys, strict=True)],
         created_at=created,
+        fixed={"dataset_id": report.dataset_id, "batch_id": report.batch_id},
     )
     project_id, schema_version, target = project_info
     task_ids = insert_rows(
