@@ -21,13 +21,16 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner, Result
+
+if TYPE_CHECKING:
+    from veracity.storage import Database
 
 # Named per test process, so that several runs can share one server without dropping each other's.
 TEMPLATE_DB = f"veracity_template_{os.getpid()}"
@@ -155,6 +158,16 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """URL of a fresh, migrated database; each test runs once per backend."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A :class:`Database` on ``db_url`` (both backends), disposed after the test."""
+    from veracity.storage import Database
+
+    database = Database(db_url)
+    yield database
+    database.dispose()
 
 
 class VeracityCliRunner(CliRunner):

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
+from _accounts import new_user
 from veracity.errors import InvalidInputError
 from veracity.services import Actor
 from veracity.services import projects as project_service
 from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
 from veracity.services.dashboard import project_dashboard
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import Consensus, Project, Task
 
 SCHEMA = {"kind": "classification", "labels": ["a", "b", "c"]}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
-def _user(db: Database, name: str, role: str = "annotator") -> Actor:
-    _, token = create_user(db, name, role)
-    return authenticate_token(db, token)
 
 
 def _project(db: Database, admin: Actor, members: list[Actor], **kw: Any) -> int:
@@ -59,8 +47,8 @@ def test_seeded_project_stops_at_the_target_and_within_min_and_max(db: Database)
     """
     lo, hi, target = 2, 5, 0.9
     rng = np.random.default_rng(7)
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(8)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(8)]
     accuracy = [0.9, 0.9, 0.85, 0.85, 0.8, 0.8, 0.4, 0.34]  # the last two are close to chance
     pid = _project(db, admin, people, overlap=lo, min_labels=lo, max_labels=hi, target_confidence=target,
                    consensus_method="ds")
@@ -105,8 +93,8 @@ def test_seeded_project_stops_at_the_target_and_within_min_and_max(db: Database)
 
 
 def test_refit_stops_open_items_that_the_full_model_puts_at_the_target(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(3)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(3)]
     pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=5, target_confidence=0.95,
                    consensus_method="ds")
     project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(6)])
@@ -128,8 +116,8 @@ def test_refit_stops_open_items_that_the_full_model_puts_at_the_target(db: Datab
 def _newcomer_confidence(db: Database, first: list[str], override: Callable[[dict[str, Any]], dict[str, Any]]) -> float:
     """w0 labels ``first``, a refit runs, ``override`` rewrites its ``last_refit`` settings, and then w1 (whom
     the refit has not seen: one-coin at 0.7) labels a new item "c"; returns that item's stored confidence."""
-    admin = _user(db, "admin", "admin")
-    w0, w1 = _user(db, "w0"), _user(db, "w1")
+    admin = new_user(db, "admin", "admin")
+    w0, w1 = new_user(db, "w0"), new_user(db, "w1")
     pid = _project(db, admin, [w0, w1], overlap=1, consensus_method="ds")
     project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(len(first) + 1)])
     for value in first:
@@ -182,8 +170,8 @@ def test_incremental_posterior_uses_the_refitted_temperature(db: Database) -> No
 
 def test_adaptive_projects_temper_only_from_gold(db: Database) -> None:
     """Labels of adaptively stopped items agree more than skill explains: no answer-fitted temperature."""
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(3)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(3)]
     pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=3, target_confidence=0.9,
                    consensus_method="ds")
     project_service.import_items(db, admin, pid, [{"id": str(i), "text": f"x{i}"} for i in range(30)])
@@ -197,8 +185,8 @@ def test_adaptive_projects_temper_only_from_gold(db: Database) -> None:
 
 
 def test_started_items_are_served_before_new_ones_least_confident_first(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(4)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(4)]
     pid = _project(db, admin, people, overlap=2, min_labels=2, max_labels=4, target_confidence=0.99,
                    consensus_method="mv")
     project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(4)])
@@ -224,9 +212,9 @@ def test_refit_pauses_an_uninformative_annotator_and_only_them(db: Database) -> 
     spammer: 1/3 accuracy, like chance, but a plain accuracy floor would not catch a constant answer
     on a skewed set). After the refit only the spammer is listed and served nothing more.
     """
-    admin = _user(db, "admin", "admin")
-    good = [_user(db, f"g{i}") for i in range(3)]
-    spammer = _user(db, "spam")
+    admin = new_user(db, "admin", "admin")
+    good = [new_user(db, f"g{i}") for i in range(3)]
+    spammer = new_user(db, "spam")
     pid = _project(db, admin, [*good, spammer], overlap=4, consensus_method="ds",
                    settings={"pause_below_information": 0.05, "pause_min_answers": 10})
     n_items = 30
@@ -250,7 +238,7 @@ def test_refit_pauses_an_uninformative_annotator_and_only_them(db: Database) -> 
 
 
 def test_pause_settings_are_checked(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
+    admin = new_user(db, "admin", "admin")
     with pytest.raises(InvalidInputError, match="pause_below_information"):
         project_service.create_project(db, admin, name="P", schema=SCHEMA, settings={"pause_below_information": 1.5})
     with pytest.raises(InvalidInputError, match="pause_min_answers"):

@@ -14,22 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from _accounts import new_user
 from veracity.errors import InvalidInputError, PermissionDeniedError
 from veracity.ingest.records import content_hash, hash_key
 from veracity.services import Actor
 from veracity.services import projects as project_service
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import Annotation, Item, Task
 
 SCHEMA = {"kind": "classification", "labels": ["a", "b"], "input": "text"}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
@@ -39,8 +32,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def _setup(db: Database) -> tuple[Actor, int]:
-    _, token = create_user(db, "boss", "admin")
-    admin = authenticate_token(db, token)
+    admin = new_user(db, "boss", "admin")
     return admin, project_service.create_project(db, admin, name="P", schema=SCHEMA).id
 
 
@@ -148,8 +140,7 @@ def test_export_lines_are_the_export_records_as_json(db: Database) -> None:
     from veracity.services import tasks as task_service
 
     admin, pid = _setup(db)
-    _, token = create_user(db, "ann", "annotator")
-    ann = authenticate_token(db, token)
+    ann = new_user(db, "ann", "annotator")
     project_service.add_member(db, admin, pid, "ann", "annotator")
     records: list[dict[str, object]] = [
         {"id": f"r{i}", "text": f"t{i} é \u2028 \"q\"", "n": i / 3, "nested": {"b": [1, None], "a": True}}

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sqlalchemy import select
 
+from _accounts import new_user
 from veracity.errors import ConflictError, InvalidInputError
 from veracity.services import decisions as decision_service
 from veracity.services import items as item_service
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
 from veracity.services.audit import list_events, verify_chain
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import Annotation, Decision
 
 LABELS = ["cat", "dog", "fox"]
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
 def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None:
-    _, token = create_user(db, "boss", "admin")
-    boss = authenticate_token(db, token)
-    _, token = create_user(db, "ana", "reviewer")
-    analyst = authenticate_token(db, token)
+    boss = new_user(db, "boss", "admin")
+    analyst = new_user(db, "ana", "reviewer")
     p = project_service.create_project(db, boss, name="D", schema={"kind": "classification", "labels": LABELS})
     project_service.add_member(db, boss, p.id, "ana", "reviewer")
     rng = np.random.default_rng(5)
@@ -102,8 +91,7 @@ def test_policy_routes_confident_items_and_queues_the_rest(db: Database) -> None
 
 def test_temperature_calibration_tempers_an_overconfident_model(db: Database) -> None:
     """A model that says 0.97 and is right 70% of the time: the policy recalibrates before it decides."""
-    _, token = create_user(db, "boss", "admin")
-    boss = authenticate_token(db, token)
+    boss = new_user(db, "boss", "admin")
     p = project_service.create_project(db, boss, name="T", schema={"kind": "classification", "labels": LABELS})
     rng = np.random.default_rng(2)
     n = 200

@@ -6,35 +6,20 @@ On PostgreSQL the same calls go through Core, so the comparison there checks the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from veracity.services import Actor
+from _accounts import new_user_and_token
 from veracity.services import projects as project_service
 from veracity.services import quality as quality_service
 from veracity.services import tasks as task_service
 from veracity.services import users as user_service
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.fast import FastSelect
 from veracity.storage.models import Prediction, Task
 
 SCHEMA = {"kind": "classification", "labels": ["a", "b", "c"]}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
-def _user(db: Database, name: str, role: str = "annotator") -> tuple[Actor, str]:
-    _, token = create_user(db, name, role)
-    return authenticate_token(db, token), token
 
 
 def _same(db: Database, fast: FastSelect, params: dict[str, Any]) -> int:
@@ -56,9 +41,9 @@ def _same(db: Database, fast: FastSelect, params: dict[str, Any]) -> int:
 
 
 def test_hot_statements_match_core(db: Database) -> None:
-    admin, _ = _user(db, "admin", "admin")
-    ann, token = _user(db, "ann")
-    other, _ = _user(db, "other")
+    admin, _ = new_user_and_token(db, "admin", "admin")
+    ann, token = new_user_and_token(db, "ann")
+    other, _ = new_user_and_token(db, "other")
     p = project_service.create_project(db, admin, name="P", schema=SCHEMA, overlap=2, gold_rate=0.0,
                                        consensus_method="ds", settings={"show_prelabels": True})
     for person in (ann, other):
@@ -101,8 +86,8 @@ def test_hot_updates_match_core(db: Database) -> None:
     the two rows equal, and report the same row counts (also for a row that does not exist)."""
     from veracity.storage.models import Consensus
 
-    admin, _ = _user(db, "admin", "admin")
-    ann, _ = _user(db, "ann")
+    admin, _ = new_user_and_token(db, "admin", "admin")
+    ann, _ = new_user_and_token(db, "ann")
     p = project_service.create_project(db, admin, name="P", schema=SCHEMA, overlap=3, consensus_method="ds")
     project_service.add_member(db, admin, p.id, ann.name, "annotator")
     project_service.import_items(db, admin, p.id, [{"id": f"i{i}", "text": f"x{i}"} for i in range(4)])

@@ -19,13 +19,6 @@ from veracity.storage import Database
 from veracity.storage.models import ImportBatch, Item, ItemLabel
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
 @pytest.fixture(params=["thread", "process"])
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen[Any]]]:
     """Run the test with the in-thread reader and with the worker process (threshold 0); the workers started."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,27 +10,14 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from _accounts import new_user
 from veracity.errors import InvalidInputError, PermissionDeniedError
 from veracity.ingest import Ontology, read_source
-from veracity.services import Actor
 from veracity.services import ingest as ingest_service
 from veracity.services import projects as project_service
 from veracity.services.audit import verify_chain
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import Annotation, Consensus, ImportBatch, Item, Task
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
-def _user(db: Database, name: str, role: str) -> Actor:
-    _, token = create_user(db, name, role)
-    return authenticate_token(db, token)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:
@@ -103,7 +89,7 @@ def test_skip_bad_writes_rejected_rows_to_a_side_file(db: Database, tmp_path: Pa
 
 
 def test_project_import_with_ontology_stores_labels_and_parks_unmapped(db: Database, tmp_path: Path) -> None:
-    admin = _user(db, "root", "admin")
+    admin = new_user(db, "root", "admin")
     project = project_service.create_project(
         db, admin, name="sentiment", schema={"kind": "classification", "labels": ["pos", "neg"]}
     )
@@ -139,7 +125,7 @@ def test_project_import_with_ontology_stores_labels_and_parks_unmapped(db: Datab
 
 
 def test_crowd_answers_keep_their_annotators(db: Database, tmp_path: Path) -> None:
-    admin = _user(db, "root", "admin")
+    admin = new_user(db, "root", "admin")
     project_service.create_project(db, admin, name="p", schema={"kind": "classification", "labels": ["a", "b"]})
     src = tmp_path / "answers.csv"
     src.write_text("worker,task,label\nw1,t1,a\nw2,t1,b\nw1,t2,a\n")
@@ -150,14 +136,14 @@ def test_crowd_answers_keep_their_annotators(db: Database, tmp_path: Path) -> No
 
 
 def test_annotators_cannot_import(db: Database, tmp_path: Path) -> None:
-    ann = _user(db, "ann", "annotator")
+    ann = new_user(db, "ann", "annotator")
     src = _jsonl(tmp_path / "x.jsonl", [{"text": "a"}])
     with pytest.raises(PermissionDeniedError):
         ingest_service.import_source(db, src, dataset="d", actor=ann)
 
 
 def test_versions_are_frozen_and_diffed(db: Database, tmp_path: Path) -> None:
-    admin = _user(db, "root", "admin")
+    admin = new_user(db, "root", "admin")
     project_service.create_project(db, admin, name="p", schema={"kind": "classification", "labels": ["a", "b"]})
     first = _jsonl(tmp_path / "one.jsonl", [{"id": "x", "text": "x", "label": "a"}, {"id": "y", "text": "y"}])
     ingest_service.import_source(db, first, dataset="", project="p", actor=admin)
@@ -254,7 +240,7 @@ def test_near_duplicate_clusters_of_a_dataset(db: Database, tmp_path: Path) -> N
 
 
 def test_coco_into_a_boxes_project_and_export_project(db: Database, tmp_path: Path) -> None:
-    admin = _user(db, "root", "admin")
+    admin = new_user(db, "root", "admin")
     project = project_service.create_project(db, admin, name="det", schema={"kind": "boxes", "labels": ["cat", "dog"]})
     folder = tmp_path / "src"
     (folder / "images").mkdir(parents=True)
@@ -289,7 +275,7 @@ def test_sensitivity_marking_is_kept_out_of_the_data(db: Database, tmp_path: Pat
     with db.transaction(write=False) as s:
         items = list(s.execute(select(Item).order_by(Item.id)).scalars())
     assert [(i.data, i.sensitivity) for i in items] == [({"text": "public"}, 0), ({"text": "secret"}, 3)]
-    viewer = _user(db, "vic", "viewer")
+    viewer = new_user(db, "vic", "viewer")
     out = tmp_path / "v.jsonl"
     ingest_service.export_dataset(db, "s", "jsonl", out, actor=viewer)  # clearance 0
     assert [json.loads(line)["data"]["text"] for line in out.read_text().splitlines()] == ["public"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from _accounts import new_user
 from veracity.errors import ConflictError, InvalidInputError, PermissionDeniedError, SchemaValidationError
 from veracity.services import Actor
 from veracity.services import items as item_service
@@ -17,23 +17,10 @@ from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.audit import verify_chain
 from veracity.services.dashboard import project_dashboard
-from veracity.services.users import authenticate_token, create_user
 from veracity.storage import Database
 from veracity.storage.models import AnnotatorSkill, AuditEvent, Consensus, Project, Task
 
 SCHEMA = {"kind": "classification", "labels": ["a", "b", "c"]}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
-
-def _user(db: Database, name: str, role: str = "annotator") -> Actor:
-    _, token = create_user(db, name, role)
-    return authenticate_token(db, token)
 
 
 def _project(db: Database, admin: Actor, members: list[Actor], **kw: Any) -> int:
@@ -53,8 +40,8 @@ def _label(db: Database, actor: Actor, pid: int, answer: Any) -> dict[str, Any] 
 
 
 def test_review_accept_reject_correct_and_no_self_review(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    a1, a2, rev = _user(db, "a1"), _user(db, "a2"), _user(db, "rev", "reviewer")
+    admin = new_user(db, "admin", "admin")
+    a1, a2, rev = new_user(db, "a1"), new_user(db, "a2"), new_user(db, "rev", "reviewer")
     pid = _project(db, admin, [a1, a2, rev], overlap=2)
     project_service.import_items(db, admin, pid, [{"text": f"t{i}"} for i in range(3)])
     for _ in range(3):
@@ -84,7 +71,7 @@ def test_review_accept_reject_correct_and_no_self_review(db: Database) -> None:
     assert review_service.review_queue(db, rev, pid) == []
     # the rejected task goes to fresh annotators, not back to a1/a2
     assert task_service.next_task(db, a2, pid) is None
-    a3 = _user(db, "a3")
+    a3 = new_user(db, "a3")
     project_service.add_member(db, admin, pid, "a3", "annotator")
     got = task_service.next_task(db, a3, pid)
     assert got is not None and got["task_id"] == t2
@@ -92,8 +79,8 @@ def test_review_accept_reject_correct_and_no_self_review(db: Database) -> None:
 
 
 def test_gold_tasks_are_hidden_and_scored(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    good, bad = _user(db, "good"), _user(db, "bad")
+    admin = new_user(db, "admin", "admin")
+    good, bad = new_user(db, "good"), new_user(db, "bad")
     pid = _project(db, admin, [good, bad], overlap=1, gold_rate=1.0)
     project_service.import_items(db, admin, pid, [{"text": "g1", "gold": "b"}, {"text": "g2", "gold": "c"},
                                                   {"text": "plain"}])
@@ -113,8 +100,8 @@ def test_gold_tasks_are_hidden_and_scored(db: Database) -> None:
 
 
 def test_adaptive_redundancy_stops_early_and_sends_uncertain_items_to_review(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"p{i}") for i in range(6)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"p{i}") for i in range(6)]
     pid = _project(db, admin, people, overlap=1, min_labels=2, max_labels=4, target_confidence=0.9,
                    consensus_method="wmv")
     project_service.import_items(db, admin, pid, [{"text": "easy"}, {"text": "hard"}])
@@ -132,8 +119,8 @@ def test_adaptive_redundancy_stops_early_and_sends_uncertain_items_to_review(db:
 
 
 def test_refit_uses_the_truth_inference_engine(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(3)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(3)]
     pid = _project(db, admin, people, overlap=3, consensus_method="ds")
     project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(8)])
     answers = {"w0": "a", "w1": "a", "w2": "b"}
@@ -153,8 +140,8 @@ def test_refit_uses_the_truth_inference_engine(db: Database) -> None:
 
 def test_refit_calibrates_confidence_on_gold_tasks(db: Database) -> None:
     """With 20+ answered gold tasks the refit's posterior temperature is fitted on them."""
-    admin = _user(db, "admin", "admin")
-    people = [_user(db, f"w{i}") for i in range(3)]
+    admin = new_user(db, "admin", "admin")
+    people = [new_user(db, f"w{i}") for i in range(3)]
     pid = _project(db, admin, people, overlap=3, gold_rate=1.0, consensus_method="ds")
     gold = {f"g{i}": "abc"[i % 3] for i in range(24)}
     project_service.import_items(db, admin, pid, [{"text": t, "gold": g} for t, g in gold.items()]
@@ -184,8 +171,8 @@ def test_refit_calibrates_confidence_on_gold_tasks(db: Database) -> None:
 
 
 def test_label_issue_flagging_keep_and_fix(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    ann, rev = _user(db, "ann"), _user(db, "rev", "reviewer")
+    admin = new_user(db, "admin", "admin")
+    ann, rev = new_user(db, "ann"), new_user(db, "rev", "reviewer")
     pid = _project(db, admin, [ann, rev], overlap=1)
     res = project_service.import_items(db, admin, pid, [{"id": f"i{i}", "text": f"x{i}"} for i in range(30)])
     for _ in range(30):
@@ -212,8 +199,8 @@ def test_label_issue_flagging_keep_and_fix(db: Database) -> None:
 
 
 def test_quota_assignment_undo_and_filters(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    ann, other = _user(db, "ann"), _user(db, "other")
+    admin = new_user(db, "admin", "admin")
+    ann, other = new_user(db, "ann"), new_user(db, "other")
     pid = _project(db, admin, [other], overlap=1)
     project_service.add_member(db, admin, pid, "ann", "annotator", quota=2)
     res = project_service.import_items(db, admin, pid, [{"text": f"hello {i}"} for i in range(5)])
@@ -240,8 +227,8 @@ def test_quota_assignment_undo_and_filters(db: Database) -> None:
 
 
 def test_leases_expire_and_return_the_slot(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
-    a1, a2 = _user(db, "a1"), _user(db, "a2")
+    admin = new_user(db, "admin", "admin")
+    a1, a2 = new_user(db, "a1"), new_user(db, "a2")
     pid = _project(db, admin, [a1, a2], overlap=1)
     project_service.import_items(db, admin, pid, [{"text": "only"}])
     task = task_service.next_task(db, a1, pid, lease_seconds=0)
@@ -254,7 +241,7 @@ def test_leases_expire_and_return_the_slot(db: Database) -> None:
 
 
 def test_predictions_are_checked_and_shown_as_prelabels(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
+    admin = new_user(db, "admin", "admin")
     pid = _project(db, admin, [], overlap=1)
     project_service.import_items(db, admin, pid, [{"id": "x", "text": "x"}])
     with pytest.raises(InvalidInputError, match=r"index 0\.probabilities"):
@@ -269,7 +256,7 @@ def test_predictions_are_checked_and_shown_as_prelabels(db: Database) -> None:
 
 
 def test_audit_chain_detects_tampering(db: Database) -> None:
-    admin = _user(db, "admin", "admin")
+    admin = new_user(db, "admin", "admin")
     _project(db, admin, [], name="One")
     _project(db, admin, [], name="Two")
     report = verify_chain(db)
@@ -286,8 +273,8 @@ def test_concurrent_labels_for_one_task_are_all_counted(db: Database) -> None:
     task's counters and in its consensus (the submit locks the task row on PostgreSQL)."""
     import threading
 
-    admin = _user(db, "admin", "admin")
-    crowd = [_user(db, f"a{i}") for i in range(4)]
+    admin = new_user(db, "admin", "admin")
+    crowd = [new_user(db, f"a{i}") for i in range(4)]
     pid = _project(db, admin, crowd, overlap=4)
     project_service.import_items(db, admin, pid, [{"text": "only"}])
     leases = [task_service.next_task(db, a, pid) for a in crowd]
@@ -323,8 +310,8 @@ def test_submit_checks_role_lease_and_value_in_order(db: Database) -> None:
     """The one-statement submit keeps the answers of the checks it replaced."""
     from veracity.errors import NotFoundError
 
-    admin = _user(db, "admin", "admin")
-    a1, a2, viewer = _user(db, "a1"), _user(db, "a2"), _user(db, "v1", "viewer")
+    admin = new_user(db, "admin", "admin")
+    a1, a2, viewer = new_user(db, "a1"), new_user(db, "a2"), new_user(db, "v1", "viewer")
     pid = _project(db, admin, [a1, a2], overlap=2)
     project_service.add_member(db, admin, pid, viewer.name, "viewer")
     project_service.import_items(db, admin, pid, [{"text": "x"}])
@@ -333,7 +320,7 @@ def test_submit_checks_role_lease_and_value_in_order(db: Database) -> None:
     tid = task["task_id"]
     with pytest.raises(NotFoundError, match="task 999999 not found"):
         task_service.submit_annotation(db, a1, 999_999, "a")
-    outsider = _user(db, "out")
+    outsider = new_user(db, "out")
     with pytest.raises(NotFoundError, match=f"project {pid} not found"):
         task_service.submit_annotation(db, outsider, tid, "a")
     with pytest.raises(PermissionDeniedError, match="viewer"):
@@ -357,8 +344,8 @@ def test_submit_checks_role_lease_and_value_in_order(db: Database) -> None:
 def test_background_refit_runs_exactly_when_enough_labels_are_new(db: Database) -> None:
     """maybe_refit (called once per label) refits at the 25th label, then at the 50th, and counts
     the project's labels only when a refit could be due."""
-    admin = _user(db, "admin", "admin")
-    a1 = _user(db, "a1")
+    admin = new_user(db, "admin", "admin")
+    a1 = new_user(db, "a1")
     pid = _project(db, admin, [a1], consensus_method="ds")
     project_service.import_items(db, admin, pid, [{"text": f"x{i}"} for i in range(60)])
     refits: list[int] = []
