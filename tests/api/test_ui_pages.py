@@ -168,6 +168,36 @@ async def test_submit_skip_undo_endpoints(api: Any) -> None:
     assert [tuple(x) for x in statuses] == [("withdrawn", 1200)]
 
 
+async def test_labels_from_the_screen_start_the_consensus_refit(api: Any) -> None:
+    """As with the REST API, the 25th label submitted on the labelling screen of a ``ds`` project
+    refits its consensus model (``quality.maybe_refit`` runs after the response); the 24th does not."""
+    boss = person(api, "boss", "manager")
+    person(api, "ann", "annotator")
+    view = project_service.create_project(api.db, boss, name="Refit", schema=SCHEMA, consensus_method="ds")
+    project_service.import_items(api.db, boss, view.id, [{"text": f"animal {i}"} for i in range(30)])
+    project_service.add_member(api.db, boss, view.id, "ann", "annotator")
+    token = await sign_in(api, "ann")
+    base = f"/ui/api/projects/{view.id}"
+    headers = {"x-csrf-token": token, "accept": "application/json"}
+    task = (await api.client.post(f"{base}/ahead", headers=headers, json={"holding": []})).json()["next"]
+
+    def last_refit() -> Any:
+        with api.db.transaction(write=False) as s:
+            project = s.get(Project, view.id)
+            assert project is not None
+            return (project.settings or {}).get("last_refit")
+
+    for n in range(1, 26):
+        r = await api.client.post(f"{base}/submit", headers=headers,
+                                  json={"task_id": task["task_id"], "value": "cat" if n % 3 else "dog"})
+        assert r.status_code == 200, r.text
+        task = r.json()["next"]
+        if n == 24:
+            assert last_refit() is None
+    refit = last_refit()
+    assert refit is not None and refit["method"] == "ds" and refit["n_answers"] == 25
+
+
 async def test_dashboard_review_and_issue_pages(api: Any) -> None:
     from veracity.services import tasks as task_service
 

@@ -11,17 +11,18 @@ import itertools
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from veracity.errors import InvalidInputError
 from veracity.services import dashboard as dashboard_service
 from veracity.services import projects as project_service
+from veracity.services import quality as quality_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
 from veracity.services.label_schemas import labels_of
-from veracity.web.deps import DB, AppSettings, CurrentActor
+from veracity.web.deps import DB, AppSettings, CurrentActor, run_hot
 from veracity.web.routers.ui_charts import bar_chart, colour_for, heat_map, line_chart, stacked_bar
 from veracity.web.routers.ui_markdown import render_markdown
 
@@ -125,22 +126,35 @@ class TaskRef(BaseModel):
 
 
 @router.post("/ui/api/projects/{project_id}/submit")
-def submit_and_next(
-    project_id: int, body: SubmitIn, db: DB, actor: CurrentActor, settings: AppSettings
-) -> dict[str, Any]:
+async def submit_and_next(
+    project_id: int, body: SubmitIn, db: DB, actor: CurrentActor, settings: AppSettings, background: BackgroundTasks
+) -> Response:
     """Store a label, then lease and return the next task beyond those the screen ``holding`` already
-    shows or buffers (``next`` is null when none is left)."""
-    saved = task_service.submit_annotation(
+    shows or buffers (``next`` is null when none is left).
+
+    The labelling hot path, as in the REST API: each of the two calls is its own transaction (on
+    SQLite on the event loop when it can, see ``run_hot``), and a new label may start a background
+    refit of the project's consensus model (``quality.maybe_refit``).
+    """
+    saved = await run_hot(db, lambda: task_service.submit_annotation(
         db, actor, body.task_id, body.value, idempotency_key=body.idempotency_key, duration_ms=body.duration_ms
-    )
-    nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
-    return {"saved": saved.to_dict(), "next": nxt}
+    ))
+    if saved.created and saved.consensus_method != "mv":  # majority vote has no model to refit
+        background.add_task(quality_service.maybe_refit, db, saved.project_id)
+    nxt = await run_hot(db, lambda: task_service.next_task(
+        db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds
+    ))
+    return JSONResponse({"saved": saved.to_dict(), "next": nxt}, background=background)
 
 
 @router.post("/ui/api/projects/{project_id}/skip")
-def skip_and_next(project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
-    task_service.skip_task(db, actor, body.task_id)
-    nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
+async def skip_and_next(
+    project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings
+) -> dict[str, Any]:
+    await run_hot(db, lambda: task_service.skip_task(db, actor, body.task_id))
+    nxt = await run_hot(db, lambda: task_service.next_task(
+        db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds
+    ))
     return {"next": nxt}
 
 
