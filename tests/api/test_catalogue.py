@@ -13,13 +13,10 @@ import pytest
 from PIL import Image
 
 from veracity.errors import InvalidInputError
-from veracity.services import Actor
 from veracity.services import ingest as ingest_service
-from veracity.services.users import create_user
 
 pytestmark = pytest.mark.anyio
 
-PASSWORD = "pw-1234"
 FOX = "The quick brown fox jumps over the lazy dog by the river bank at dawn"
 ROWS = [
     {"id": "fox-1", "text": FOX + "."},
@@ -30,11 +27,6 @@ ROWS = [
 ]
 
 
-def person(api: Any, name: str, role: str, clearance: int = 0) -> Actor:
-    view, token = create_user(api.db, name, role, password=PASSWORD, clearance=clearance)
-    api.tokens[name] = token
-    return Actor(view.id, view.name, view.role, view.clearance)
-
 
 def import_rows(api: Any, tmp_path: Path, rows: list[dict[str, Any]], name: str = "reviews") -> Path:
     src = tmp_path / f"{name.replace('/', '_')}.jsonl"
@@ -43,17 +35,9 @@ def import_rows(api: Any, tmp_path: Path, rows: list[dict[str, Any]], name: str 
     return src
 
 
-async def sign_in(api: Any, name: str) -> None:
-    api.client.cookies.clear()
-    page = await api.client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token
-    r = await api.client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert r.status_code == 303, r.text
-
 
 async def test_catalogue_lists_datasets_with_items_versions_and_batches(api: Any, tmp_path: Path) -> None:
-    person(api, "vera", "viewer")
+    api.person("vera", "viewer")
     src = import_rows(api, tmp_path, ROWS)
     ingest_service.create_version(api.db, "reviews", note="first cut")
     r = await api.client.get("/api/v1/datasets", headers=api.auth("vera"))
@@ -106,7 +90,7 @@ async def test_duplicates_endpoint_clusters_near_texts_and_lists_reported_exact_
 
 
 async def test_lineage_endpoint_matches_the_service(api: Any, tmp_path: Path) -> None:
-    person(api, "vera", "viewer")
+    api.person("vera", "viewer")
     import_rows(api, tmp_path, [{"id": "x", "text": "labelled", "label": "pos"}])
     r = await api.client.get("/api/v1/datasets/reviews/items", headers=api.auth("vera"))
     item_id = r.json()[0]["item_id"]
@@ -122,8 +106,8 @@ async def test_lineage_endpoint_matches_the_service(api: Any, tmp_path: Path) ->
 
 
 async def test_annotators_cannot_read_the_catalogue_and_clearance_hides_items(api: Any, tmp_path: Path) -> None:
-    person(api, "ann", "annotator", clearance=5)
-    person(api, "low", "viewer", clearance=0)
+    api.person("ann", "annotator", clearance=5)
+    api.person("low", "viewer", clearance=0)
     import_rows(api, tmp_path, ROWS)
     item_id = (await api.client.get("/api/v1/datasets/reviews/items", headers=api.auth("admin"))).json()[0]["item_id"]
     for path in ("/api/v1/datasets", "/api/v1/datasets/reviews", "/api/v1/datasets/reviews/items",
@@ -145,12 +129,12 @@ async def test_annotators_cannot_read_the_catalogue_and_clearance_hides_items(ap
 
 
 async def test_catalogue_screens_show_datasets_duplicates_and_lineage(api: Any, tmp_path: Path) -> None:
-    person(api, "vera", "viewer")
-    person(api, "ann", "annotator")
+    api.person("vera", "viewer")
+    api.person("ann", "annotator")
     src = import_rows(api, tmp_path, ROWS)
     ingest_service.create_version(api.db, "reviews")
     ingest_service.create_version(api.db, "reviews")
-    await sign_in(api, "vera")
+    await api.sign_in("vera")
     r = await api.client.get("/")
     assert 'href="/datasets"' in r.text
     r = await api.client.get("/datasets")
@@ -167,7 +151,7 @@ async def test_catalogue_screens_show_datasets_duplicates_and_lineage(api: Any, 
     assert r.status_code == 200
     for fact in (str(src.resolve()), "Row / line", ingest_service.IMPORTER_VERSION, "v1:", "v2:"):
         assert fact in r.text, fact
-    await sign_in(api, "ann")
+    await api.sign_in("ann")
     r = await api.client.get("/")
     assert 'href="/datasets"' not in r.text
     for path in ("/datasets", "/datasets/reviews", "/datasets/reviews/duplicates", f"/items/{item_id}"):
@@ -176,7 +160,7 @@ async def test_catalogue_screens_show_datasets_duplicates_and_lineage(api: Any, 
 
 
 async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_path: Path) -> None:
-    person(api, "vera", "viewer")
+    api.person("vera", "viewer")
     folder = tmp_path / "pics"
     folder.mkdir()
     Image.new("RGB", (16, 16), (200, 30, 30)).save(folder / "red.png")
@@ -191,7 +175,7 @@ async def test_item_images_are_served_only_from_the_import_folder(api: Any, tmp_
                                 {"id": "link", "image": str(rows_dir / "link.png")},
                                 {"id": "dots", "image": str(rows_dir / ".." / "secret.png")},
                                 {"id": "beside", "image": str(rows_dir / "beside.png")}], name="sneaky")
-    await sign_in(api, "vera")
+    await api.sign_in("vera")
     pics = (await api.client.get("/api/v1/datasets/pics/items", headers=api.auth("vera"))).json()
     assert pics[0]["image"] is True
     r = await api.client.get(f"/items/{pics[0]['item_id']}/image")
@@ -219,7 +203,7 @@ def _gradient(corner: int) -> Image.Image:
 async def test_image_duplicates_open_only_files_the_server_may_serve(api: Any, tmp_path: Path) -> None:
     """Rows that merely name files (``/etc/passwd``, twins outside any image import) are not
     opened on a user's request, so the answer does not reveal whether such files exist."""
-    person(api, "vera", "viewer")
+    api.person("vera", "viewer")
     folder = tmp_path / "pics"
     folder.mkdir()
     for name, corner in (("a.png", 0), ("b.png", 9)):  # one pixel apart: one near-duplicate cluster

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from veracity.services import Actor
 from veracity.services import projects as project_service
-from veracity.services.users import create_user
 from veracity.storage.models import Annotation, Assignment, Project
 from veracity.web.routers.ui_charts import bar_chart, heat_map, line_chart
 from veracity.web.routers.ui_markdown import render_markdown
@@ -35,20 +34,6 @@ async def post_login(api: Any, **form: str) -> Any:
     return await api.client.post("/login", data={**form, "csrf_token": csrf_of(page.text)})
 
 
-async def sign_in(api: Any, name: str) -> str:
-    """Sign in through the form; returns the CSRF token of the new session."""
-    api.client.cookies.clear()
-    r = await post_login(api, username=name, password=PASSWORD)
-    assert r.status_code == 303, r.text
-    assert "httponly" in r.headers["set-cookie"].lower()
-    r = await api.client.get("/")
-    assert r.status_code == 200
-    return csrf_of(r.text)
-
-
-def person(api: Any, name: str, role: str) -> Actor:
-    view, _ = create_user(api.db, name, role, password=PASSWORD)
-    return Actor(view.id, view.name, view.role, view.clearance)
 
 
 async def make_project(api: Any, boss: Actor, n_items: int = 4, **members: str) -> int:
@@ -60,7 +45,7 @@ async def make_project(api: Any, boss: Actor, n_items: int = 4, **members: str) 
 
 
 async def test_sign_in_redirects_to_the_first_dashboard_and_pages_need_a_session(api: Any) -> None:
-    boss = person(api, "boss", "manager")
+    boss = api.person("boss", "manager")
     pid = await make_project(api, boss)
     r = await api.client.get(f"/projects/{pid}/label")
     assert r.status_code == 303 and r.headers["location"] == f"/login?next=/projects/{pid}/label"
@@ -76,8 +61,8 @@ async def test_sign_in_redirects_to_the_first_dashboard_and_pages_need_a_session
 
 
 async def test_every_form_needs_the_csrf_token(api: Any) -> None:
-    person(api, "boss", "manager")
-    token = await sign_in(api, "boss")
+    api.person("boss", "manager")
+    token = await api.sign_in("boss")
     form = {"name": "Birds", "kind": "classification", "label_name": ["crow", "owl"],
             "label_color": ["#000000", "#aa5500"], "label_hotkey": ["c", "o"], "overlap": "2", "gold_rate": "0.05",
             "instructions": "Look *closely*."}
@@ -103,10 +88,10 @@ async def test_every_form_needs_the_csrf_token(api: Any) -> None:
 
 
 async def test_label_page_renders_instructions_safely_and_leases_ahead(api: Any) -> None:
-    boss = person(api, "boss", "manager")
-    person(api, "ann", "annotator")
+    boss = api.person("boss", "manager")
+    api.person("ann", "annotator")
     pid = await make_project(api, boss, ann="annotator")
-    await sign_in(api, "ann")
+    await api.sign_in("ann")
     r = await api.client.get(f"/projects/{pid}/label")
     assert r.status_code == 200
     assert "script-src 'self'" in r.headers["content-security-policy"]  # nothing from elsewhere runs
@@ -126,10 +111,10 @@ async def test_label_page_renders_instructions_safely_and_leases_ahead(api: Any)
 
 
 async def test_submit_skip_undo_endpoints(api: Any) -> None:
-    boss = person(api, "boss", "manager")
-    person(api, "ann", "annotator")
+    boss = api.person("boss", "manager")
+    api.person("ann", "annotator")
     pid = await make_project(api, boss, n_items=4, ann="annotator")
-    token = await sign_in(api, "ann")
+    token = await api.sign_in("ann")
     await api.client.get(f"/projects/{pid}/label")
     base = f"/ui/api/projects/{pid}"
     headers = {"x-csrf-token": token, "accept": "application/json"}
@@ -171,12 +156,12 @@ async def test_submit_skip_undo_endpoints(api: Any) -> None:
 async def test_labels_from_the_screen_start_the_consensus_refit(api: Any) -> None:
     """As with the REST API, the 25th label submitted on the labelling screen of a ``ds`` project
     refits its consensus model (``quality.maybe_refit`` runs after the response); the 24th does not."""
-    boss = person(api, "boss", "manager")
-    person(api, "ann", "annotator")
+    boss = api.person("boss", "manager")
+    api.person("ann", "annotator")
     view = project_service.create_project(api.db, boss, name="Refit", schema=SCHEMA, consensus_method="ds")
     project_service.import_items(api.db, boss, view.id, [{"text": f"animal {i}"} for i in range(30)])
     project_service.add_member(api.db, boss, view.id, "ann", "annotator")
-    token = await sign_in(api, "ann")
+    token = await api.sign_in("ann")
     base = f"/ui/api/projects/{view.id}"
     headers = {"x-csrf-token": token, "accept": "application/json"}
     task = (await api.client.post(f"{base}/ahead", headers=headers, json={"holding": []})).json()["next"]
@@ -201,14 +186,14 @@ async def test_labels_from_the_screen_start_the_consensus_refit(api: Any) -> Non
 async def test_dashboard_review_and_issue_pages(api: Any) -> None:
     from veracity.services import tasks as task_service
 
-    boss = person(api, "boss", "manager")
-    ann, bob = person(api, "ann", "annotator"), person(api, "bob", "annotator")
+    boss = api.person("boss", "manager")
+    ann, bob = api.person("ann", "annotator"), api.person("bob", "annotator")
     pid = await make_project(api, boss, n_items=2, ann="annotator", bob="annotator")
     for actor, label in ((ann, "cat"), (bob, "dog")):
         task = task_service.next_task(api.db, actor, pid)
         assert task is not None
         task_service.submit_annotation(api.db, actor, task["task_id"], label, duration_ms=2000)
-    await sign_in(api, "boss")
+    await api.sign_in("boss")
     r = await api.client.get(f"/projects/{pid}/dashboard")
     assert r.status_code == 200
     html = r.text
@@ -239,7 +224,7 @@ async def test_dashboard_review_and_issue_pages(api: Any) -> None:
     r = await api.client.get(f"/projects/{pid}/issues")
     assert r.status_code == 200 and "No suspect items" in r.text
     # annotators cannot open the manager screens
-    await sign_in(api, "ann")
+    await api.sign_in("ann")
     r = await api.client.get(f"/projects/{pid}/dashboard")
     assert r.status_code == 403 and "Error 403" in r.text
 
@@ -266,8 +251,8 @@ async def test_review_of_spans_shows_each_annotators_marks(api: Any) -> None:
     from veracity.services import tasks as task_service
     from veracity.storage.models import Task
 
-    boss = person(api, "boss", "manager")
-    ann, bob = person(api, "ann", "annotator"), person(api, "bob", "annotator")
+    boss = api.person("boss", "manager")
+    ann, bob = api.person("ann", "annotator"), api.person("bob", "annotator")
     view = project_service.create_project(api.db, boss, name="Names", schema={"kind": "spans", "labels": ["who"]},
                                           overlap=2)
     project_service.import_items(api.db, boss, view.id, [{"text": "Ada met <Bob>"}])
@@ -280,7 +265,7 @@ async def test_review_of_spans_shows_each_annotators_marks(api: Any) -> None:
         task_service.submit_annotation(api.db, actor, task["task_id"], value)
     with api.db.transaction() as s:
         s.execute(Task.__table__.update().values(status="review"))
-    await sign_in(api, "boss")
+    await api.sign_in("boss")
     r = await api.client.get(f"/projects/{view.id}/review")
     assert r.status_code == 200
     assert '<mark style="--c: #0072b2" data-label="who">Ada</mark> met &lt;Bob&gt;' in r.text

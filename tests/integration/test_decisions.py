@@ -7,14 +7,14 @@ import pytest
 from sqlalchemy import select
 
 from _accounts import new_user
-from veracity.errors import ConflictError, InvalidInputError
+from veracity.errors import ConflictError, InvalidInputError, NotFoundError
 from veracity.services import decisions as decision_service
 from veracity.services import items as item_service
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
 from veracity.services.audit import list_events, verify_chain
 from veracity.storage import Database
-from veracity.storage.models import Annotation, Decision
+from veracity.storage.models import Annotation, Decision, Item
 
 LABELS = ["cat", "dog", "fox"]
 
@@ -123,3 +123,30 @@ def test_temperature_calibration_tempers_an_overconfident_model(db: Database) ->
     events = [e for e in list_events(db, limit=500) if e["action"] == "decision.queue"]
     assert len(events) == 80 and events[0]["payload"]["fitted"]["temperature"] == first["temperature"]
     assert verify_chain(db).ok
+
+
+def test_decisions_on_items_above_clearance_stay_hidden(db: Database) -> None:
+    """An analyst cleared to 0 neither sees nor, by id, decides the queued items marked 5."""
+    boss = new_user(db, "boss", "admin")
+    analyst = new_user(db, "ana", "reviewer")
+    p = project_service.create_project(db, boss, name="H", schema={"kind": "classification", "labels": LABELS})
+    project_service.add_member(db, boss, p.id, "ana", "reviewer")
+    project_service.import_items(db, boss, p.id, [{"id": f"x{i}", "text": f"item {i}", "sensitivity": 5 * (i % 2)}
+                                                  for i in range(80)])
+    probs = np.tile([0.4, 0.35, 0.25], (80, 1))  # unsure everywhere: every decision is queued
+    item_service.import_predictions(db, boss, p.id, [{"external_id": f"x{i}", "probabilities": probs[i].tolist()}
+                                                     for i in range(80)], model="net", model_version="1")
+    for n in range(20):  # labels for calibration, on items the admin (clearance 0) is served
+        task = task_service.next_task(db, boss, p.id)
+        assert task is not None
+        task_service.submit_annotation(db, boss, task["task_id"], LABELS[n % 3])
+    decision_service.set_policy(db, boss, p.id, {"coverage": 0.9, "score": "lac", "threshold": 0.99})
+    decision_service.run_decisions(db, boss, p.id, model="net")
+    queue = decision_service.decision_queue(db, analyst, p.id, limit=100)
+    with db.transaction(write=False) as s:
+        hidden = s.execute(select(Decision.id).join(Item, Item.id == Decision.item_id)
+                           .where(Item.sensitivity == 5, Decision.status == "pending")).scalars().all()
+    assert queue and hidden and not {d["id"] for d in queue} & set(hidden)
+    with pytest.raises(NotFoundError, match=f"decision {hidden[0]} not found"):
+        decision_service.record_decision(db, analyst, hidden[0], "escalate", reason="peek")
+    decision_service.record_decision(db, analyst, queue[0]["id"], "escalate", reason="unsure")

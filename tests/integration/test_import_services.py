@@ -332,3 +332,28 @@ def test_labels_without_a_project_are_kept_on_the_items(db: Database, tmp_path: 
         {"kind": "classification", "value": "positive", "annotator": None, "origin": "jsonl:row 1 field label",
          "status": "active", "import_batch": report.batch_id}
     ]
+
+
+def test_project_import_makes_gold_tasks_as_the_rest_import_does(db: Database, tmp_path: Path) -> None:
+    """A record's ``gold`` field is its known answer (a gold task), not item data, from a file as from
+    the REST import; both compute the same content hash, so the same record is a duplicate either way."""
+    admin = new_user(db, "root", "admin")
+    project = project_service.create_project(db, admin, name="g", schema={"kind": "classification",
+                                                                          "labels": ["a", "b"]}, overlap=3)
+    src = _jsonl(tmp_path / "g.jsonl", [{"id": "g1", "text": "is it a?", "gold": "a"}, {"id": "n1", "text": "plain"}])
+    report = ingest_service.import_source(db, src, dataset="", project="g", actor=admin)
+    assert report.imported == 2
+    with db.transaction(write=False) as s:
+        rows = s.execute(select(Item.external_id, Item.data, Task.is_gold, Task.gold_value, Task.target)
+                         .join(Task, Task.item_id == Item.id).order_by(Item.id)).all()
+    assert [tuple(r) for r in rows] == [("g1", {"text": "is it a?"}, True, "a", project_service.GOLD_TARGET),
+                                        ("n1", {"text": "plain"}, False, None, 3)]
+    again = project_service.import_items(db, admin, project.id, [{"id": "g1", "text": "is it a?", "gold": "a"}])
+    assert (again.imported, again.duplicates) == (0, 1)
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"text": "fine", "gold": "b"}, {"text": "what?", "gold": "c"}])
+    with pytest.raises(InvalidInputError, match=r"bad\.jsonl: row 2: gold: .*'c'"):
+        ingest_service.import_source(db, bad, dataset="", project="g", actor=admin)
+    plain = ingest_service.import_source(db, _jsonl(tmp_path / "d.jsonl", [{"text": "t", "gold": "a"}]), dataset="d")
+    assert plain.imported == 1  # no project: no gold task, the field stays data
+    with db.transaction(write=False) as s:
+        assert s.execute(select(Item.data).order_by(Item.id.desc()).limit(1)).scalar_one() == {"text": "t", "gold": "a"}

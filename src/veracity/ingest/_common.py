@@ -36,6 +36,7 @@ class ReadOptions:
     chunk_size: int = 10_000
     max_bytes: int | None = DEFAULT_MAX_BYTES
     label_field: str | None = "label"
+    gold_field: str | None = None
     required: tuple[str, ...] = ()
     on_bad_row: Callable[[BadRow], None] | None = None
     image_root: Path | None = None
@@ -124,6 +125,11 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
                 annotations.append(
                     {"kind": kind, "value": value, "annotator": None, "origin": f"{fmt}:row {row} field {field}"}
                 )
+        gold_field = opts.gold_field
+        if gold_field is not None and gold_field in data:  # a known answer, not part of the data
+            gold = data.pop(gold_field)
+            if gold is not None and gold != "":
+                meta["gold"] = gold
         ext = data.pop("id", None)
         if "sensitivity" in data:  # a marking 0-9, as the REST import takes it; not part of the data
             marking = data.pop("sensitivity")

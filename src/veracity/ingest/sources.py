@@ -160,6 +160,7 @@ def read_source(
     on_bad_row: Callable[[BadRow], None] | None = None,
     image_root: str | os.PathLike[str] | None = None,
     extract_dir: str | os.PathLike[str] | None = None,
+    gold_field: str | None = None,
 ) -> Iterator[list[SourceRecord]]:
     """Stream the records of a source in chunks.
 
@@ -188,6 +189,10 @@ def read_source(
         Paths may not leave it.
     extract_dir : path-like, optional
         Where a ``.zip`` is unpacked (default: a folder named after the archive beside it).
+    gold_field : str, optional
+        Field of flat records that carries a known true answer (a gold task of a project import,
+        as the REST import's ``gold``); it goes to ``meta["gold"]`` instead of ``data``. None (the
+        default) keeps the field in ``data``.
 
     Yields
     ------
@@ -207,6 +212,7 @@ def read_source(
         chunk_size=chunk_size,
         max_bytes=max_bytes,
         label_field=label_field,
+        gold_field=gold_field,
         required=tuple(required),
         on_bad_row=on_bad_row,
         image_root=Path(image_root) if image_root is not None else None,

@@ -6,7 +6,12 @@ import datetime as dt
 import json
 from typing import Any
 
-__all__ = ["as_utc", "canonical_json", "iso", "now"]
+from veracity.errors import InvalidInputError
+
+__all__ = ["INT32_MAX", "as_utc", "canonical_json", "check_count", "iso", "now"]
+
+#: Largest value of an ``Integer`` column (32 bits on PostgreSQL): quotas, durations, label counts.
+INT32_MAX = 2**31 - 1
 
 
 def canonical_json(value: Any) -> str:
@@ -25,3 +30,9 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
+
+
+def check_count(field: str, value: Any, *, low: int = 0, high: int = INT32_MAX) -> None:
+    """Reject ``value`` unless it is an integer (not a bool) from ``low`` to ``high``, naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(f"{field}: expected an integer from {low} to {high}, got {value!r}")

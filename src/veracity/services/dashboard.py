@@ -23,7 +23,7 @@ from veracity.services.actors import Actor
 from veracity.services.label_schemas import label_key, labels_of
 from veracity.services.projects import project_role, require_role
 from veracity.storage import Database
-from veracity.storage.models import Annotation, AnnotatorSkill, Assignment, Consensus, Task, User
+from veracity.storage.models import Annotation, AnnotatorSkill, Assignment, Consensus, Item, Task, User
 
 __all__ = ["DASHBOARD_ROLES", "Dashboard", "project_dashboard", "project_summaries"]
 
@@ -129,7 +129,11 @@ def _agreement(per_task: dict[int, list[tuple[Any, str]]], n_bins: int) -> list[
 
 
 def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: int = 10) -> Dashboard:
-    """Progress, queue sizes, label distribution, agreement, leaderboard and confusion matrices."""
+    """Progress, queue sizes, label distribution, agreement, leaderboard and confusion matrices.
+
+    Label distribution, agreement, leaderboard and confusion matrices count only items within the
+    caller's clearance; progress and queue counts cover the whole project.
+    """
     with db.transaction(write=False) as s:
         project, _ = require_role(s, actor, project_id, DASHBOARD_ROLES)
         schema = project.label_schema
@@ -139,18 +143,24 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
         queue = _queue(s, project_id)
         queue["waiting_review"] = progress["in_review"]
 
+        # Labels, gold answers and annotations only of items within the caller's clearance; the
+        # progress and queue counts above are the project's whole workload.
+        cleared = Item.sensitivity <= actor.clearance
         consensus: dict[int, tuple[str | None, int]] = {
             tid: (key, int(n))
             for tid, key, n in s.execute(
-                select(Consensus.task_id, Consensus.label_key, Consensus.n_labels).where(
-                    Consensus.project_id == project_id
-                )
+                select(Consensus.task_id, Consensus.label_key, Consensus.n_labels)
+                .join(Task, Task.id == Consensus.task_id)
+                .join(Item, Item.id == Task.item_id)
+                .where(Consensus.project_id == project_id, cleared)
             )
         }
         gold: dict[int, str] = {
             tid: canonical_json(v)
             for tid, v in s.execute(
-                select(Task.id, Task.gold_value).where(Task.project_id == project_id, Task.is_gold.is_(True))
+                select(Task.id, Task.gold_value)
+                .join(Item, Item.id == Task.item_id)
+                .where(Task.project_id == project_id, Task.is_gold.is_(True), cleared)
             )
         }
         paused = set((project.settings or {}).get("paused_annotators") or ())
@@ -167,8 +177,10 @@ def project_dashboard(db: Database, actor: Actor, project_id: int, *, n_bins: in
             select(Annotation.task_id, User.name, Annotation.user_id, Annotation.value, Annotation.created_at,
                    Annotation.duration_ms)
             .join(User, User.id == Annotation.user_id)
+            .join(Task, Task.id == Annotation.task_id)
+            .join(Item, Item.id == Task.item_id)
             .where(Annotation.project_id == project_id, Annotation.status == "active",
-                   Annotation.origin == "human")
+                   Annotation.origin == "human", cleared)
             .order_by(Annotation.id)
         ).all()
 

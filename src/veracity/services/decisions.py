@@ -26,7 +26,7 @@ from veracity.services._common import iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import labels_of
-from veracity.services.projects import require_role
+from veracity.services.projects import require_cleared, require_role
 from veracity.storage import Database
 from veracity.storage.models import Annotation, Consensus, Decision, Item, Prediction, Project, Task, User
 
@@ -241,6 +241,7 @@ def record_decision(db: Database, actor: Actor, decision_id: int, action: str, *
         dec = s.get(Decision, decision_id)
         if dec is None:
             raise NotFoundError(f"decision {decision_id} not found")
+        require_cleared(s, actor, dec.item_id, f"decision {decision_id} not found")
         project, _ = require_role(s, actor, dec.project_id, ANALYST_ROLES)
         if dec.status == "decided":
             raise ConflictError(f"decision {decision_id} was already made ({dec.action})")

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import Select, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from veracity import __version__
@@ -73,7 +73,7 @@ from veracity.services._pipeline import ItemRow, LabelRow, item_row, item_rows, 
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import validate_value
-from veracity.services.projects import iter_export_records, require_role
+from veracity.services.projects import GOLD_TARGET, iter_export_records, require_role
 from veracity.storage import Database
 from veracity.storage.models import (
     Annotation,
@@ -343,7 +343,8 @@ def import_source(
 
     def records(on_bad: Callable[[BadRow], None] | None) -> Iterator[list[SourceRecord]]:
         return read_source(
-            src, fmt, chunk_size=chunk_size, max_bytes=max_bytes, label_field=label_field, on_bad_row=on_bad
+            src, fmt, chunk_size=chunk_size, max_bytes=max_bytes, label_field=label_field, on_bad_row=on_bad,
+            gold_field="gold" if project is not None else None,  # as the REST import: a gold task's answer
         )
 
     if ontology is not None and not allow_unmapped:  # dry run: refuse before writing anything
@@ -523,7 +524,11 @@ def _store_chunk(
         s,
         "tasks",
         TASK_COLUMNS,
-        [(project_id, iid, "open", False, None, False, 1.0, target, 0, 0) for iid in item_ids],
+        [
+            (project_id, iid, "open", gold is not None, None if gold is None else canonical_json(gold), False, 1.0,
+             GOLD_TARGET if gold is not None else target, 0, 0)
+            for iid, gold in zip(item_ids, (r.meta.get("gold") for r in unique), strict=True)
+        ],
         created_at=created,
     )
     names = {a["annotator"] for r in unique for a in r.annotations if a.get("annotator")}
@@ -631,11 +636,21 @@ def _store_rows(
 
 
 def _validated(chunk: list[SourceRecord], schema: dict[str, Any], rejects: _Rejects | None) -> list[SourceRecord]:
-    """Check imported labels against the project's schema; a mismatching kind is parked, a bad value is a bad row."""
+    """Check imported labels and gold answers against the project's schema; a label of another kind
+    is parked, a bad value is a bad row."""
     out = []
     for rec in chunk:
         kept = []
         ok = True
+        if rec.meta.get("gold") is not None:
+            try:
+                validate_value(schema, rec.meta["gold"], item=rec.data, where="gold")
+            except SchemaValidationError as exc:
+                bad = BadRow(rec.source, rec.row, exc.message)
+                if rejects is None:
+                    raise InvalidInputError(bad.message(), details={"source": rec.source, "row": rec.row}) from None
+                rejects(bad)
+                continue
         for ann in rec.annotations:
             kind = ann.get("kind")
             if kind != schema["kind"]:
@@ -789,10 +804,13 @@ def _version_id(s: Session, ds: Dataset, number: int) -> int:
     return vid
 
 
-def diff_versions(db: Database, dataset: str, v1: int, v2: int, *, limit: int | None = None) -> VersionDiff:
+def diff_versions(
+    db: Database, dataset: str, v1: int, v2: int, *, limit: int | None = None, actor: Actor | None = None
+) -> VersionDiff:
     """Items added, removed, relabelled (label changed) and changed (content hash changed) from v1 to v2.
 
-    ``limit`` caps each list (None: all of them).
+    ``limit`` caps each list (None: all of them). With an ``actor``, items marked above their
+    clearance are left out (None: the local CLI, which sees everything).
     """
     out = VersionDiff(dataset, v1, v2)
     with db.transaction(write=False) as s:
@@ -804,10 +822,14 @@ def diff_versions(db: Database, dataset: str, v1: int, v2: int, *, limit: int | 
             DatasetVersionItem.content_hash,
             DatasetVersionItem.label,
         )
-        a = {r[0]: r for r in s.execute(select(*cols).where(DatasetVersionItem.version_id == id1))}
-        for iid, ext, h, label in s.execute(
-            select(*cols).where(DatasetVersionItem.version_id == id2).order_by(DatasetVersionItem.item_id)
-        ):
+        def rows(version_id: int) -> Select[Any]:
+            q = select(*cols).where(DatasetVersionItem.version_id == version_id)
+            if actor is not None:
+                q = q.join(Item, Item.id == DatasetVersionItem.item_id).where(Item.sensitivity <= actor.clearance)
+            return q.order_by(DatasetVersionItem.item_id)
+
+        a = {r[0]: r for r in s.execute(rows(id1))}
+        for iid, ext, h, label in s.execute(rows(id2)):
             old = a.pop(iid, None)
             if old is None:
                 out.added.append({"item_id": iid, "external_id": ext, "label": label})

@@ -45,6 +45,8 @@ KINDS = (
     "ranking",
 )
 _LABELLED = {"classification", "multilabel", "spans", "boxes", "polygons", "keypoints"}
+#: Most values a rating scale may have ((max - min) / step + 1): each is a label of the screens and of votes.
+MAX_RATING_STEPS = 101
 _ALIASES = {"multi-label": "multilabel", "multi_label": "multilabel", "ner": "spans", "bbox": "boxes"}
 
 
@@ -70,8 +72,13 @@ def normalise_schema(schema: Any) -> dict[str, Any]:
         out.setdefault("min", 1)
         out.setdefault("max", 5)
         out.setdefault("step", 1)
-        if not all(isinstance(out[k], int | float) for k in ("min", "max", "step")) or out["min"] >= out["max"]:
-            raise SchemaValidationError("schema.min/max/step: expected numbers with min < max")
+        lo, hi, step = (out[k] for k in ("min", "max", "step"))
+        if not all(type(v) in (int, float) and math.isfinite(v) for v in (lo, hi, step)) or lo >= hi or step <= 0:
+            raise SchemaValidationError("schema.min/max/step: expected finite numbers with min < max and step > 0")
+        if (hi - lo) / step + 1 > MAX_RATING_STEPS:
+            raise SchemaValidationError(
+                f"schema.min/max/step: expected at most {MAX_RATING_STEPS} rating values, got {lo} to {hi} by {step}"
+            )
     if kind == "spans":
         out.setdefault("field", "text")
     if "instructions" in out and not isinstance(out["instructions"], str):

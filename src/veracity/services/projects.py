@@ -24,7 +24,7 @@ from veracity.services._bulk import (
     insert_rows,
     prefetched,
 )
-from veracity.services._common import iso
+from veracity.services._common import check_count, iso
 from veracity.services.actors import PROJECT_ROLES, Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import normalise_schema, validate_value
@@ -120,7 +120,21 @@ def require_role(session: Session, actor: Actor, project_id: int, allowed: Seque
     return project, role
 
 
+def require_cleared(session: Session, actor: Actor, item_id: int, missing: str) -> None:
+    """Answer NotFound (``missing``, as for an object that does not exist) when the item is marked
+    above the actor's clearance, so that acting on it by id neither works nor reveals it."""
+    sensitivity = session.execute(select(Item.sensitivity).where(Item.id == item_id)).scalar_one_or_none()
+    if sensitivity is None or sensitivity > actor.clearance:
+        raise NotFoundError(missing)
+
+
 # --------------------------------------------------------------------------- projects
+#: Longest project name: its dataset is named ``project:<name>`` in a 200-character column.
+MAX_PROJECT_NAME = 200 - len("project:")
+#: Most labels adaptive redundancy may ask for per item (the same bound as ``overlap``).
+MAX_LABELS_PER_ITEM = 100
+
+
 def create_project(
     db: Database,
     actor: Actor,
@@ -142,12 +156,16 @@ def create_project(
     name = name.strip()
     if not name:
         raise InvalidInputError("name: expected a non-empty project name")
+    if len(name) > MAX_PROJECT_NAME:
+        raise InvalidInputError(f"name: expected at most {MAX_PROJECT_NAME} characters, got {len(name)}")
     canonical = normalise_schema(schema)
-    if not isinstance(overlap, int) or not 1 <= overlap <= 100:
-        raise InvalidInputError(f"overlap: expected an integer from 1 to 100, got {overlap!r}")
+    check_count("overlap", overlap, low=1, high=100)
     if not 0.0 <= gold_rate <= 1.0:
         raise InvalidInputError(f"gold_rate: expected a fraction from 0 to 1, got {gold_rate!r}")
     if min_labels is not None or max_labels is not None or target_confidence is not None:
+        for field, count in (("min_labels", min_labels), ("max_labels", max_labels)):
+            if count is not None:
+                check_count(field, count, low=1, high=MAX_LABELS_PER_ITEM)
         lo, hi = min_labels or 1, max_labels or max(overlap, min_labels or 1)
         if not 1 <= lo <= hi:
             raise InvalidInputError(f"min_labels/max_labels: expected 1 <= min <= max, got {lo} and {hi}")
@@ -230,6 +248,8 @@ def add_member(
     """Add (or change the role of) a project member. Managers of the project and admins may."""
     if role not in PROJECT_ROLES:
         raise InvalidInputError(f"role: expected one of {', '.join(PROJECT_ROLES)}, got {role!r}")
+    if quota is not None:
+        check_count("quota", quota)
     with db.transaction() as s:
         require_role(s, actor, project_id, ("manager",))
         user = s.execute(select(User).where(User.name == user_name)).scalar_one_or_none()

@@ -23,7 +23,7 @@ from veracity.services._common import canonical_json, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import label_key, validate_value
-from veracity.services.projects import require_role
+from veracity.services.projects import require_cleared, require_role
 from veracity.storage import Database
 from veracity.storage.models import (
     Annotation,
@@ -134,6 +134,7 @@ def review_task(
         task = s.get(Task, task_id)
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
+        require_cleared(s, actor, task.item_id, f"task {task_id} not found")
         project, _ = require_role(s, actor, task.project_id, REVIEW_ROLES)
         labelled = s.execute(
             select(Annotation.id).where(Annotation.task_id == task_id, Annotation.user_id == actor.user_id,
@@ -260,6 +261,7 @@ def resolve_label_issue(
         task = s.get(Task, task_id)
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
+        require_cleared(s, actor, task.item_id, f"task {task_id} not found")
         require_role(s, actor, task.project_id, REVIEW_ROLES)
         if not task.flagged:
             raise ConflictError(f"task {task_id} is not flagged as suspect")

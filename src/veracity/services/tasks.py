@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from veracity.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from veracity.services._common import as_utc, iso, now
+from veracity.services._common import as_utc, check_count, iso, now
 from veracity.services.actors import Actor
 from veracity.services.audit import append_event
 from veracity.services.label_schemas import validate_value
@@ -339,6 +339,8 @@ def submit_annotation(
     """Store the actor's label for a task they hold a lease on, and update the consensus."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
         raise InvalidInputError("idempotency_key: expected 1 to 128 characters")
+    if duration_ms is not None:
+        check_count("duration_ms", duration_ms)
     try:
         with db.connect() as c:
             row = _SUBMIT_CONTEXT.first(c, {"task_id": task_id, "user_id": actor.user_id})
@@ -424,6 +426,8 @@ def assign_items(db: Database, actor: Actor, project_id: int, user_name: str, it
         if res.rowcount != len(set(item_ids)):
             missing = len(set(item_ids)) - res.rowcount
             raise NotFoundError(f"item_ids: {missing} item(s) are not in project {project_id}")
+        append_event(s, actor=actor.name, action="project.assign", object_type="project", object_id=project_id,
+                     payload={"user": user_name, "n_items": int(res.rowcount)})
         return int(res.rowcount)
 
 

@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from veracity.services._common import INT32_MAX
+from veracity.services.projects import MAX_LABELS_PER_ITEM, MAX_PROJECT_NAME
+
 __all__ = [
     "AnnotationIn",
     "AssignIn",
@@ -29,13 +32,15 @@ class ProjectIn(BaseModel):
         },
     )
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_PROJECT_NAME)
     label_schema: dict[str, Any] = Field(alias="schema", description="Label schema, e.g. {kind, labels}.")
     description: str = ""
     overlap: int = Field(1, ge=1, le=100, description="Annotators per item.")
     gold_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of gold (honeypot) tasks served.")
-    min_labels: int | None = Field(None, ge=1, description="Adaptive redundancy: labels before stopping.")
-    max_labels: int | None = Field(None, ge=1, description="Adaptive redundancy: labels at most.")
+    min_labels: int | None = Field(
+        None, ge=1, le=MAX_LABELS_PER_ITEM, description="Adaptive redundancy: labels before stopping."
+    )
+    max_labels: int | None = Field(None, ge=1, le=MAX_LABELS_PER_ITEM, description="Adaptive redundancy: most labels.")
     target_confidence: float | None = Field(None, description="Adaptive redundancy: stop at this confidence.")
     consensus_method: str = Field("mv", description="Consensus method (mv, wmv, ds, onecoin, glad, mace, auto).")
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -65,7 +70,7 @@ class MemberIn(BaseModel):
 
     user: str
     role: str = Field(description="manager, reviewer, annotator or viewer")
-    quota: int | None = Field(None, ge=0, description="Most tasks this member may take in the project.")
+    quota: int | None = Field(None, ge=0, le=INT32_MAX, description="Most tasks this member may take in the project.")
 
 
 class AnnotationIn(BaseModel):
@@ -75,7 +80,7 @@ class AnnotationIn(BaseModel):
 
     value: Any = Field(description="A label value of the project's schema kind.")
     idempotency_key: str | None = Field(None, max_length=128, description="Retries with the same key store one row.")
-    duration_ms: int | None = Field(None, ge=0)
+    duration_ms: int | None = Field(None, ge=0, le=INT32_MAX)
 
 
 class ReviewIn(BaseModel):

@@ -50,8 +50,8 @@ def dataset_page(
     db: DB,
     actor: CurrentActor,
     cursor: int = Query(0, ge=0, le=MAX_ID),
-    v1: int | None = Query(None, ge=1),
-    v2: int | None = Query(None, ge=1),
+    v1: int | None = Query(None, ge=1, le=MAX_ID),
+    v2: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> Response:
     dataset = catalogue_service.dataset_detail(db, actor, name)
     items, nxt = catalogue_service.list_dataset_items(db, actor, name, after=cursor, limit=ITEMS_PER_PAGE)
@@ -59,7 +59,7 @@ def dataset_page(
     if v1 is not None and v2 is not None:
         if v1 == v2:
             raise InvalidInputError("pick two different versions to compare")
-        diff = ingest_service.diff_versions(db, name, v1, v2, limit=DIFF_LIMIT)
+        diff = ingest_service.diff_versions(db, name, v1, v2, limit=DIFF_LIMIT, actor=actor)
     return render(request, "dataset.html", {"actor": actor, "dataset": dataset, "items": items, "next_cursor": nxt,
                                             "cursor": cursor, "diff": diff, "diff_limit": DIFF_LIMIT})
 

@@ -152,8 +152,8 @@ def create_project(
     label_name: Annotated[list[str] | None, Form()] = None,
     label_color: Annotated[list[str] | None, Form()] = None,
     label_hotkey: Annotated[list[str] | None, Form()] = None,
-    rating_min: Annotated[float, Form()] = 1,
-    rating_max: Annotated[float, Form()] = 5,
+    rating_min: Annotated[float, Form()] = 1.0,
+    rating_max: Annotated[float, Form()] = 5.0,
     max_length: Annotated[str, Form()] = "",
 ) -> Response:
     names, colours, keys = label_name or [], label_color or [], label_hotkey or []

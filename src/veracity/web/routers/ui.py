@@ -21,8 +21,9 @@ from veracity.services import projects as project_service
 from veracity.services import quality as quality_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
+from veracity.services._common import INT32_MAX
 from veracity.services.label_schemas import labels_of
-from veracity.web.deps import DB, AppSettings, CurrentActor, run_hot
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id, run_hot
 from veracity.web.routers.ui_charts import bar_chart, colour_for, heat_map, line_chart, stacked_bar
 from veracity.web.routers.ui_markdown import render_markdown
 
@@ -90,7 +91,7 @@ def _parse_value(raw: str | None) -> Any:
 
 # --------------------------------------------------------------------------- labelling
 @router.get("/projects/{project_id}/label", response_class=HTMLResponse)
-def label_page(request: Request, project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> Response:
+def label_page(request: Request, project_id: Id, db: DB, actor: CurrentActor, settings: AppSettings) -> Response:
     project = project_service.get_project(db, actor, project_id)
     task = task_service.next_task(db, actor, project_id, lease_seconds=settings.lease_seconds)
     boot = {
@@ -112,22 +113,25 @@ def label_page(request: Request, project_id: int, db: DB, actor: CurrentActor, s
     )
 
 
+TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
 class SubmitIn(BaseModel):
-    task_id: int
-    holding: list[int] = Field(default_factory=list, max_length=50)
+    task_id: TaskId
+    holding: list[TaskId] = Field(default_factory=list, max_length=50)
     value: Any = None
-    duration_ms: int | None = Field(None, ge=0)
+    duration_ms: int | None = Field(None, ge=0, le=INT32_MAX)
     idempotency_key: str | None = Field(None, max_length=128)
 
 
 class TaskRef(BaseModel):
-    task_id: int
-    holding: list[int] = Field(default_factory=list, max_length=50)
+    task_id: TaskId
+    holding: list[TaskId] = Field(default_factory=list, max_length=50)
 
 
 @router.post("/ui/api/projects/{project_id}/submit")
 async def submit_and_next(
-    project_id: int, body: SubmitIn, db: DB, actor: CurrentActor, settings: AppSettings, background: BackgroundTasks
+    project_id: Id, body: SubmitIn, db: DB, actor: CurrentActor, settings: AppSettings, background: BackgroundTasks
 ) -> Response:
     """Store a label, then lease and return the next task beyond those the screen ``holding`` already
     shows or buffers (``next`` is null when none is left).
@@ -149,7 +153,7 @@ async def submit_and_next(
 
 @router.post("/ui/api/projects/{project_id}/skip")
 async def skip_and_next(
-    project_id: int, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings
+    project_id: Id, body: TaskRef, db: DB, actor: CurrentActor, settings: AppSettings
 ) -> dict[str, Any]:
     await run_hot(db, lambda: task_service.skip_task(db, actor, body.task_id))
     nxt = await run_hot(db, lambda: task_service.next_task(
@@ -159,18 +163,18 @@ async def skip_and_next(
 
 
 class Holding(BaseModel):
-    holding: list[int] = Field(default_factory=list, max_length=50)
+    holding: list[TaskId] = Field(default_factory=list, max_length=50)
 
 
 @router.post("/ui/api/projects/{project_id}/ahead")
-def lease_ahead(project_id: int, body: Holding, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
+def lease_ahead(project_id: Id, body: Holding, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     """Lease one more task beyond those the screen is ``holding`` (asked for once the page shows)."""
     nxt = task_service.next_task(db, actor, project_id, holding=body.holding, lease_seconds=settings.lease_seconds)
     return {"next": nxt}
 
 
 @router.post("/ui/api/projects/{project_id}/undo")
-def undo(project_id: int, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
+def undo(project_id: Id, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
     """Withdraw the caller's last label and return that task again, with ``previous_value``."""
     return {"next": task_service.undo_last_annotation(db, actor, project_id, lease_seconds=settings.lease_seconds)}
 
@@ -186,7 +190,7 @@ PROGRESS_COLOURS = {
 
 
 @router.get("/projects/{project_id}/dashboard", response_class=HTMLResponse)
-def dashboard_page(request: Request, project_id: int, db: DB, actor: CurrentActor) -> Response:
+def dashboard_page(request: Request, project_id: Id, db: DB, actor: CurrentActor) -> Response:
     dash = dashboard_service.project_dashboard(db, actor, project_id)
     prog = dash.progress
     charts = {
@@ -211,7 +215,7 @@ def dashboard_page(request: Request, project_id: int, db: DB, actor: CurrentActo
 
 # --------------------------------------------------------------------------- review
 @router.get("/projects/{project_id}/review", response_class=HTMLResponse)
-def review_page(request: Request, project_id: int, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
+def review_page(request: Request, project_id: Id, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
     project = project_service.get_project(db, actor, project_id)
     queue = review_service.review_queue(db, actor, project_id, limit=50)
     segments: dict[int, list[tuple[str, str | None]]] = {}
@@ -237,8 +241,8 @@ def review_page(request: Request, project_id: int, db: DB, actor: CurrentActor, 
 
 @router.post("/projects/{project_id}/review/{task_id}")
 def review_submit(
-    project_id: int,
-    task_id: int,
+    project_id: Id,
+    task_id: Id,
     db: DB,
     actor: CurrentActor,
     decision: Annotated[str, Form()],
@@ -252,7 +256,7 @@ def review_submit(
 
 # --------------------------------------------------------------------------- label issues
 @router.get("/projects/{project_id}/issues", response_class=HTMLResponse)
-def issues_page(request: Request, project_id: int, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
+def issues_page(request: Request, project_id: Id, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
     project = project_service.get_project(db, actor, project_id)
     issues = review_service.list_label_issues(db, actor, project_id, limit=200)
     return render(
@@ -271,8 +275,8 @@ def issues_page(request: Request, project_id: int, db: DB, actor: CurrentActor, 
 
 @router.post("/projects/{project_id}/issues/{task_id}")
 def issue_resolve(
-    project_id: int,
-    task_id: int,
+    project_id: Id,
+    task_id: Id,
     db: DB,
     actor: CurrentActor,
     action: Annotated[str, Form()],

@@ -11,7 +11,7 @@ from veracity.services import items as item_service
 from veracity.services import quality as quality_service
 from veracity.services import review as review_service
 from veracity.services import tasks as task_service
-from veracity.web.deps import DB, MAX_ID, CurrentActor, Id
+from veracity.web.deps import DB, MAX_ID, AppSettings, CurrentActor, Id
 from veracity.web.schemas import AssignIn, IssueResolveIn, PredictionsIn, ReviewIn
 
 router = APIRouter(prefix="/api/v1", tags=["workflow"])
@@ -61,8 +61,8 @@ def assign_items(project_id: Id, body: AssignIn, db: DB, actor: CurrentActor) ->
 
 
 @router.post("/projects/{project_id}/undo", summary="Undo the caller's last label; the task is leased again")
-def undo_last(project_id: Id, db: DB, actor: CurrentActor) -> dict[str, Any]:
-    return task_service.undo_last_annotation(db, actor, project_id)
+def undo_last(project_id: Id, db: DB, actor: CurrentActor, settings: AppSettings) -> dict[str, Any]:
+    return task_service.undo_last_annotation(db, actor, project_id, lease_seconds=settings.lease_seconds)
 
 
 @router.get("/projects/{project_id}/review", summary="Tasks waiting for review (not your own)")
