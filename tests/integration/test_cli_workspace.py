@@ -46,6 +46,12 @@ def test_bad_role_is_a_clear_error(cli_runner, tmp_path: Path) -> None:  # type:
     assert result.exit_code == 2 and "role: expected one of" in result.output
 
 
+def test_error_messages_keep_their_brackets(cli_runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Messages are printed as text, not Rich markup: a name like ``[admin]`` stays in them."""
+    result = cli_runner.run("users", "create", "[admin]", "--role", "[root]", "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert result.exit_code == 2 and "got '[root]'" in result.output
+
+
 def test_demo_is_idempotent_and_has_labels(cli_runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'demo.db'}"

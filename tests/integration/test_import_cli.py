@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from veracity.cli import app, main
@@ -99,3 +100,63 @@ def test_import_into_a_project_keeps_labels_and_annotators(db_url: str, tmp_path
     assert "crowd:row 2" in out
     code, out = _run("import", str(answers), "--db", db_url)
     assert code != 0
+
+
+def _stored(db_url: str) -> tuple[int, int, int]:
+    from sqlalchemy import func, select
+
+    from veracity.storage import Database
+    from veracity.storage.models import Dataset, ImportBatch, Item
+
+    database = Database(db_url)
+    try:
+        with database.transaction(write=False) as s:
+            return tuple(  # type: ignore[return-value]
+                s.execute(select(func.count()).select_from(m)).scalar_one() for m in (Dataset, ImportBatch, Item)
+            )
+    finally:
+        database.dispose()
+
+
+def test_bad_sources_and_options_exit_2_naming_the_file(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these stops with exit code 2 and one line naming the file (no traceback), before
+    anything is stored; the source is never overwritten."""
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "a"}\n{bad\n')
+    files = {
+        "latin.csv": b"text,label\nhello,cat\ncaf\xe9,dog\nbye,cat\n",
+        "latin_label.jsonl": b'{"text":"one","label":"a"}\n{"text":"two","label":"caf\xe9"}\n',
+        "crowd_latin.jsonl": b'{"worker":"w1","task":"t1","label":"a"}\n{"worker":"w","task":"t2","label":"caf\xe9"}\n',
+        "garbage.parquet": b"PAR1notreally",
+        "empty.jsonl": b"",
+        "latin.toml": b'[labels.cat]\nsynonyms=["caf\xe9"]\n',
+        "wrong.toml": b"[labels]\ncat = 3\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["latin.csv"], "latin.csv: row 2: not valid UTF-8"),
+        (["latin_label.jsonl"], "latin_label.jsonl: row 2: not valid UTF-8"),
+        (["crowd_latin.jsonl", "--format", "crowd"], "crowd_latin.jsonl: row 2: not valid UTF-8"),
+        (["garbage.parquet"], "garbage.parquet: not a readable Parquet file"),
+        (["empty.jsonl"], "empty.jsonl: no records"),
+        (["folder"], "folder: no records"),
+        (["good.jsonl", "--map", "latin.toml"], "latin.toml: line 2: not valid UTF-8"),
+        (["good.jsonl", "--map", "folder"], "folder: is a folder"),
+        (["good.jsonl", "--map", "wrong.toml"], "wrong.toml: label 'cat' must be a table"),
+        (["good.jsonl", "--skip-bad", "--rejected", "good.jsonl"], "is the source being imported"),
+        (["good.jsonl", "--skip-bad", "--rejected", "folder"], "folder: the file for rejected rows is a folder"),
+        (["good.jsonl", "--chunk-size", "0"], "--chunk-size must be at least 1, got 0"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, ["import", *args, "--dataset", "d", "--db", db_url])
+        out = result.output
+        assert result.exit_code == 2, (args, out)
+        assert message in " ".join(out.split()), (args, out)
+        assert "Traceback" not in out and not isinstance(result.exception, UnicodeError), args
+    assert good.read_text() == '{"text": "a"}\n{bad\n'
+    assert _stored(db_url) == (0, 0, 0)

@@ -188,3 +188,50 @@ def test_a_bulk_transaction_checks_its_batch_and_later_ones_enforce_foreign_keys
         )
     with db.transaction(write=False) as s:
         assert s.execute(select(func.count()).select_from(Item)).scalar_one() == 1
+
+
+def test_a_chunk_that_fails_after_it_was_counted_is_not_reported(
+    db: Database, tmp_path: Path, reader: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _jsonl(tmp_path / "many.jsonl", [{"text": f"t{i}", "label": "a"} for i in range(20)])
+    calls = []
+    store = ingest_service._store_rows
+
+    def failing(*args: Any) -> None:
+        store(*args)  # counted in the report, then the chunk's transaction fails
+        calls.append(1)
+        if len(calls) == 2:
+            raise StorageError("disk full")
+
+    monkeypatch.setattr(ingest_service, "_store_rows", failing)
+    with pytest.raises(StorageError, match="disk full"):
+        ingest_service.import_source(db, src, dataset="d", chunk_size=5)
+    with db.transaction(write=False) as s:
+        (batch,) = s.execute(select(ImportBatch)).scalars()
+    assert len(_items(db)) == 5 == batch.n_items == batch.report["imported"]
+    assert batch.report["labels_imported"] == 5 == len(_labels(db))
+    assert batch.report["status"] == "stopped: disk full"
+
+
+def test_sources_bad_from_the_start_create_nothing(db: Database, tmp_path: Path, reader: list[Any]) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"text":"one"}\n{"text":"two","label":"caf\xe9"}\n' + b'{"text":"more"}\n' * 5)
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n  \n")
+    with pytest.raises(InvalidInputError, match=r"latin\.jsonl: row 2: not valid UTF-8; nothing was imported"):
+        ingest_service.import_source(db, latin, dataset="d")
+    with pytest.raises(InvalidInputError, match=r"blank\.jsonl: no records"):
+        ingest_service.import_source(db, blank, dataset="d")
+    with db.transaction(write=False) as s:
+        assert s.execute(select(func.count()).select_from(ImportBatch)).scalar_one() == 0
+    assert _items(db) == []
+
+
+def test_a_bad_byte_deep_in_a_csv_loses_no_rows(db: Database, tmp_path: Path, reader: list[Any]) -> None:
+    src = tmp_path / "late.csv"
+    rows = [f"row{i},cat" for i in range(2000)] + ["caf\xe9,dog"] + [f"more{i},cat" for i in range(10)]
+    src.write_bytes(("text,label\n" + "".join(r + "\n" for r in rows)).encode("latin-1"))
+    report = ingest_service.import_source(db, src, dataset="d", skip_bad=True, chunk_size=700)
+    assert (report.imported, report.rejected) == (2010, 1)
+    assert [e["row"] for e in report.errors] == [2001]
+    assert [i[7] for i in _items(db)] == [*range(1, 2001), *range(2002, 2012)]

@@ -357,3 +357,169 @@ def test_project_import_makes_gold_tasks_as_the_rest_import_does(db: Database, t
     assert plain.imported == 1  # no project: no gold task, the field stays data
     with db.transaction(write=False) as s:
         assert s.execute(select(Item.data).order_by(Item.id.desc()).limit(1)).scalar_one() == {"text": "t", "gold": "a"}
+
+
+# --------------------------------------------------------------------------- bad sources and side files
+def _nothing_stored(db: Database) -> bool:
+    from veracity.storage.models import Dataset
+
+    return _count(db, Dataset) == 0 and _count(db, ImportBatch) == 0 and _count(db, Item) == 0
+
+
+def test_rejected_file_may_not_be_the_source_or_a_folder(db: Database, tmp_path: Path) -> None:
+    src = tmp_path / "self.jsonl"
+    src.write_text('{"text": "a"}\n{bad\n{"text": "b"}\n')
+    before = src.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(src)
+    (tmp_path / "inside").mkdir()
+    for side, reason in [
+        (src, "is the source being imported"),
+        (tmp_path / "link.jsonl", "is the source being imported"),
+        (tmp_path / "sub" / ".." / "self.jsonl", "is the source being imported"),
+        (tmp_path / "inside", "is a folder"),
+        (src / "x.jsonl", "cannot be created"),
+    ]:
+        with pytest.raises(InvalidInputError, match=reason):
+            ingest_service.import_source(db, src, dataset="d", skip_bad=True, rejected_path=side)
+    assert src.read_bytes() == before
+    assert _nothing_stored(db)
+    report = ingest_service.import_source(db, src, dataset="d", skip_bad=True, rejected_path=tmp_path / "r.jsonl")
+    assert (report.imported, report.rejected) == (2, 1)
+
+
+def test_csv_with_a_bad_byte_deep_in_it_keeps_the_rows_after_it(db: Database, tmp_path: Path) -> None:
+    src = tmp_path / "late.csv"
+    rows = [f"row{i},cat" for i in range(2000)] + ["caf\xe9,dog"] + [f"more{i},cat" for i in range(10)]
+    body = "".join(r + "\n" for r in rows)
+    src.write_bytes(b"text,label\n" + body.encode("latin-1"))
+    with pytest.raises(InvalidInputError, match=r"late\.csv: row 2001: not valid UTF-8"):
+        ingest_service.import_source(db, src, dataset="d")
+    assert _nothing_stored(db)  # the bad row is in the first chunk: nothing was created
+    report = ingest_service.import_source(db, src, dataset="d", skip_bad=True, chunk_size=500)
+    assert (report.imported, report.rejected) == (2010, 1)
+    assert report.errors == [{"source": str(src), "row": 2001, "reason": "not valid UTF-8"}]
+    assert _count(db, Item) == 2010
+
+
+@pytest.mark.parametrize("field", ["label", "id"])
+def test_non_utf8_label_or_id_is_a_bad_row_and_the_batch_tells_the_truth(
+    db: Database, tmp_path: Path, field: str
+) -> None:
+    src = tmp_path / "latin.jsonl"
+    src.write_bytes(b'{"text":"one"}\n{"text":"two","' + field.encode() + b'":"caf\xe9"}\n{"text":"three"}\n')
+    with pytest.raises(InvalidInputError, match=r"latin\.jsonl: row 2: not valid UTF-8; nothing was imported"):
+        ingest_service.import_source(db, src, dataset="d")
+    assert _nothing_stored(db)
+    with pytest.raises(InvalidInputError, match=r"row 2: not valid UTF-8; import stopped, 1 item\(s\)"):
+        ingest_service.import_source(db, src, dataset="d", chunk_size=1)
+    with db.transaction(write=False) as s:
+        (batch,) = s.execute(select(ImportBatch)).scalars()
+    assert batch.report["status"].startswith("stopped") and batch.n_items == 1 == _count(db, Item)
+    report = ingest_service.import_source(db, src, dataset="e", skip_bad=True)
+    assert (report.imported, report.rejected) == (2, 1)
+    assert report.errors == [{"source": str(src), "row": 2, "reason": "not valid UTF-8"}]
+
+
+def test_skip_bad_writes_undecodable_raw_lines_safely(db: Database, tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b'{"text":"ok"}\n{"text":"caf\xe9",}\n{"text":"ok2"}\n')
+    report = ingest_service.import_source(db, src, dataset="d", skip_bad=True)
+    assert (report.imported, report.rejected) == (2, 1)
+    (line,) = Path(report.rejected_path or "").read_text(encoding="utf-8").splitlines()
+    entry = json.loads(line)
+    assert entry["row"] == 2 and entry["raw"] == '{"text":"caf\\xe9",}'  # the bad byte as an escape
+    assert entry["reason"].startswith("malformed JSON")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fmt", "reason"),
+    [
+        ("garbage.parquet", b"PAR1notreally", None, "not a readable Parquet file"),
+        ("zero.parquet", b"", None, "not a readable Parquet file"),
+        ("table.csv", b"text,label\nhello,cat\n", "parquet", "not a readable Parquet file"),
+        ("latin.csv", b"text,label\nhello,cat\ncaf\xe9,dog\n", None, "row 2: not valid UTF-8"),
+        ("header.csv", b"text,caf\xe9\nhello,cat\n", None, r"header \(line 1\): not valid UTF-8"),
+        ("answers.jsonl", b'{"worker":"w","task":"t","label":"caf\xe9"}\n', "crowd", "row 1: not valid UTF-8"),
+        ("empty.jsonl", b"", None, "no records"),
+        ("blank.jsonl", b"\n  \n\n", None, "no records"),
+        ("header_only.csv", b"text,label\n", None, "no records"),
+        ("empty", None, None, "no records"),
+    ],
+)
+def test_unreadable_or_empty_sources_create_nothing(
+    db: Database, tmp_path: Path, name: str, content: bytes | None, fmt: str | None, reason: str
+) -> None:
+    src = tmp_path / name
+    if content is None:
+        src.mkdir()
+    else:
+        src.write_bytes(content)
+    with pytest.raises(InvalidInputError, match=f"{name}: {reason}"):
+        ingest_service.import_source(db, src, dataset="d", format=fmt)
+    assert _nothing_stored(db)
+
+
+def test_a_chunk_size_below_one_is_refused_before_anything_is_created(db: Database, tmp_path: Path) -> None:
+    src = _jsonl(tmp_path / "x.jsonl", [{"text": "a"}])
+    with pytest.raises(InvalidInputError, match="chunk_size must be at least 1, got 0"):
+        ingest_service.import_source(db, src, dataset="d", chunk_size=0)
+    assert _nothing_stored(db)
+
+
+def test_a_jsonl_byte_order_mark_is_skipped(db: Database, tmp_path: Path) -> None:
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b'\xef\xbb\xbf{"text":"bom"}\n{"text":"x"}\n')
+    assert ingest_service.import_source(db, src, dataset="d").imported == 2
+
+
+def test_a_failed_chunk_is_not_counted_in_the_batch(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose transaction fails after its rows were counted (labels refused, say) stores
+    nothing, and the batch's summary says so."""
+    from veracity.errors import StorageError
+
+    admin = new_user(db, "root", "admin")
+    project_service.create_project(db, admin, name="p", schema={"kind": "classification", "labels": ["a", "b"]})
+    rows = [{"text": f"t{i}", "label": "a"} for i in range(6)]
+    for kwargs in ({"dataset": "d"}, {"dataset": "", "project": "p", "actor": admin}):
+        src = _jsonl(tmp_path / "x.jsonl", rows)
+        real = ingest_service._store_rows if "project" not in kwargs else ingest_service._store_chunk
+        calls: list[int] = []
+
+        def failing(*args: object, real: object = real, calls: list[int] = calls) -> None:
+            real(*args)  # type: ignore[operator]
+            calls.append(1)
+            if len(calls) == 2:
+                raise StorageError("disk full")
+
+        name = "_store_rows" if "project" not in kwargs else "_store_chunk"
+        monkeypatch.setattr(ingest_service, name, failing)
+        with pytest.raises(StorageError, match="disk full"):
+            ingest_service.import_source(db, src, chunk_size=2, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.undo()
+        with db.transaction(write=False) as s:
+            batch = s.execute(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(1)).scalar_one()
+            stored = s.execute(select(func.count()).select_from(Item).where(Item.batch_id == batch.id)).scalar_one()
+        assert batch.report["status"] == "stopped: disk full"
+        assert batch.n_items == stored == 2 and batch.report["imported"] == 2
+        assert batch.report["labels_imported"] == 2
+
+
+def test_text_the_database_cannot_store_stops_the_import_cleanly(db: Database, tmp_path: Path) -> None:
+    """A lone surrogate that a reader lets through (a COCO category named by a JSON escape) stops
+    the import with an input error, not a driver traceback, and the batch says what was stored."""
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
+    doc = {
+        "images": [{"id": 1, "file_name": "images/a.png", "width": 8, "height": 8}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}],
+        "categories": [{"id": 1, "name": "\udce9"}],
+    }
+    src = tmp_path / "coco.json"
+    src.write_text(json.dumps(doc))  # ensure_ascii: the surrogate is written as the escape \udce9
+    with pytest.raises(InvalidInputError, match=r"coco\.json: a record holds text that is not valid UTF-8"):
+        ingest_service.import_source(db, src, dataset="d")
+    with db.transaction(write=False) as s:
+        (batch,) = s.execute(select(ImportBatch)).scalars()
+    assert batch.report["status"].startswith("stopped") and batch.n_items == 0 == _count(db, Item)

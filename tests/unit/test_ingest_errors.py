@@ -176,3 +176,86 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
     with pytest.raises(InvalidInputError, match=r"unknown format 'excel'"):
         read_source(tmp_path / "x.jsonl", "excel")
+
+
+# --------------------------------------------------------------------------- text that is not UTF-8
+def test_csv_bad_byte_deep_in_the_file_is_one_bad_row_at_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    rows = [f"row{i},cat" for i in range(2000)] + ["caf\xe9,dog"] + [f"more{i},cat" for i in range(10)]
+    body = "".join(r + "\n" for r in rows)
+    path.write_bytes(b"text,label\n" + body.encode("latin-1"))
+    with pytest.raises(InvalidInputError, match=r"late\.csv: row 2001: not valid UTF-8$"):
+        read_all(path)
+    bad: list[BadRow] = []
+    recs = read_all(path, on_bad_row=bad.append, chunk_size=300)
+    assert [(b.row, b.reason) for b in bad] == [(2001, "not valid UTF-8")]
+    assert len(recs) == 2010  # every row after the bad one is read
+    assert [r.row for r in recs[-11:]] == [2000, *range(2002, 2012)]
+    assert recs[-1].data == {"text": "more9"}
+
+
+def test_csv_header_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    from veracity.ingest import sniff_format
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\nhello,cat\ncaf\xe9,dog\n")
+    assert sniff_format(latin) == "csv"  # only the header line is looked at
+    with pytest.raises(InvalidInputError, match=r"latin\.csv: row 2: not valid UTF-8"):
+        read_all(latin)
+    header = tmp_path / "header.csv"
+    header.write_bytes(b"text,caf\xe9\nhello,cat\n")
+    with pytest.raises(InvalidInputError, match=r"header\.csv: header \(line 1\): not valid UTF-8"):
+        sniff_format(header)
+    with pytest.raises(InvalidInputError, match=r"header\.csv: header \(line 1\): not valid UTF-8"):
+        read_all(header, "csv")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"text":"two","label":"caf\xe9"}',
+        b'{"text":"two","id":"caf\xe9"}',
+        b'{"text":"two","label":["a","caf\xe9"]}',
+        b'{"text":"two","label":"\\udce9"}',  # a lone surrogate written as a JSON escape
+        b'{"id":"x","data":{"text":"two"},"annotations":[{"value":"a","annotator":"caf\xe9"}]}',
+    ],
+)
+def test_jsonl_id_or_label_that_is_not_utf8_is_a_bad_row(tmp_path: Path, line: bytes) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text":"one","label":"a"}\n' + line + b'\n{"text":"three"}\n')
+    with pytest.raises(InvalidInputError, match=r"in\.jsonl: row 2: not valid UTF-8"):
+        read_all(path)
+    bad: list[BadRow] = []
+    assert [r.row for r in read_all(path, on_bad_row=bad.append)] == [1, 3]
+    assert [(b.row, b.reason) for b in bad] == [(2, "not valid UTF-8")]
+
+
+def test_crowd_answers_that_are_not_utf8_are_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_bytes(
+        b'{"worker":"w1","task":"t1","label":"a"}\n{"worker":"w1","task":"t2","label":"caf\xe9"}\n'
+        b'{"worker":"w2","task":"t1","label":"\\udce9"}\n{"worker":"w2","task":"t2","label":"b"}\n'
+    )
+    with pytest.raises(InvalidInputError, match=r"answers\.jsonl: row 2: not valid UTF-8"):
+        read_all(path, "crowd")
+    bad: list[BadRow] = []
+    recs = read_all(path, "crowd", on_bad_row=bad.append)
+    assert [(b.row, b.reason) for b in bad] == [(2, "not valid UTF-8"), (3, "not valid UTF-8")]
+    assert [(r.external_id, [a["value"] for a in r.annotations]) for r in recs] == [("t1", ["a"]), ("t2", ["b"])]
+
+
+def test_jsonl_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text":"bom"}\n{"text":"x"}\n')
+    assert [r.data for r in read_all(path)] == [{"text": "bom"}, {"text": "x"}]
+
+
+@pytest.mark.parametrize("content", [b"PAR1notreally", b"", b"text,label\nhello,cat\n"])
+def test_unreadable_parquet_names_the_file(tmp_path: Path, content: bytes) -> None:
+    from veracity.ingest.sources import count_records
+
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(content)
+    assert count_records(path, "parquet") is None  # the progress estimate gives up; the reader says why
+    with pytest.raises(InvalidInputError, match=r"bad\.parquet: not a readable Parquet file"):
+        read_all(path, "parquet")

@@ -108,3 +108,21 @@ def test_case_sensitive_option() -> None:
     onto = Ontology.from_dict({"labels": {"Cat": {}}, "options": {"case_sensitive": True}})
     assert onto.map_label("Cat") == "Cat"
     assert onto.map_label("cat") is None
+
+
+def test_unreadable_mapping_files_name_the_file(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[labels.cat]\nsynonyms=["caf\xe9"]\n')
+    with pytest.raises(InvalidInputError, match=r"latin\.toml: line 2: not valid UTF-8$"):
+        Ontology.from_toml(latin)
+    with pytest.raises(InvalidInputError, match=r"is a folder, expected a TOML mapping file"):
+        Ontology.from_toml(tmp_path)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("[labels]\ncat = 3\n")
+    with pytest.raises(InvalidInputError, match=r"wrong\.toml: label 'cat' must be a table") as err:
+        Ontology.from_toml(wrong)
+    assert "[" not in str(err.value)  # a console that renders markup would eat a "[labels.cat]"
+    for doc in ("labels = 3\n", '[labels.cat]\n[map]\nkitty = 3\n', "options = 1\n[labels.cat]\n"):
+        wrong.write_text(doc)
+        with pytest.raises(InvalidInputError, match=r"wrong\.toml: "):
+            Ontology.from_toml(wrong)

@@ -44,7 +44,10 @@ def module_commands(module: str) -> Any:
 
 
 def _report(exc: VeracityError) -> None:
-    err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+    """Print the error's message as it is: brackets in it (a file name, raw JSON) are not Rich markup."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 class _VeracityGroup(TyperGroup):

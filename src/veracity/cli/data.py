@@ -75,8 +75,10 @@ def import_(
     """Import a source into a dataset, with provenance, duplicate report and progress."""
     if not dataset and project is None:
         fail("--dataset NAME is required (or --project NAME to import into a project's dataset)")
+    if chunk_size < 1:
+        fail(f"--chunk-size must be at least 1, got {chunk_size}")
+    ontology = Ontology.from_toml(map_) if map_ is not None else None  # a bad mapping file stops before the database
     database, max_bytes = _open(db)
-    ontology = Ontology.from_toml(map_) if map_ is not None else None
     started = time.perf_counter()
     columns = (
         SpinnerColumn(),

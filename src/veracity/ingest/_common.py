@@ -17,7 +17,7 @@ from veracity.ingest._safety import DEFAULT_MAX_BYTES
 from veracity.ingest.records import BadRow, SourceRecord, canonical_json, infer_kind, make_annotation
 from veracity.types import Record
 
-__all__ = ["EXPORT_KEYS", "ReadOptions", "chunked", "record_from_object", "record_to_export"]
+__all__ = ["EXPORT_KEYS", "NOT_UTF8", "ReadOptions", "chunked", "record_from_object", "record_to_export", "valid_utf8"]
 
 T = TypeVar("T")
 _PAIRWISE = frozenset({"left", "right", "tie"})
@@ -27,6 +27,8 @@ _sha256 = hashlib.sha256
 #: Keys of Veracity's own export layout (JSONL/CSV/Parquet); a source with an ``annotations`` key or
 #: column is read in that layout, anything else is a flat object whose fields become ``data``.
 EXPORT_KEYS = frozenset({"id", "item_id", "data", "label", "confidence", "annotations"})
+#: The reason given for a row whose text is not valid UTF-8.
+NOT_UTF8 = "not valid UTF-8"
 
 
 @dataclass(slots=True)
@@ -48,6 +50,26 @@ class ReadOptions:
         if self.on_bad_row is None:
             fail(source, row, reason)
         self.on_bad_row(BadRow(source, row, reason, raw))
+
+
+def valid_utf8(value: Any) -> bool:
+    """Whether ``value`` (a string, or a JSON value holding strings) can be stored as UTF-8 text.
+
+    Text files are decoded with ``surrogateescape``, so an invalid byte becomes a lone surrogate
+    (as does a JSON escape such as ``"\\udce9"``); such a string cannot be encoded, hashed or
+    stored. ASCII strings, the usual case, are answered without encoding.
+    """
+    try:
+        if type(value) is str:
+            if not value.isascii():
+                value.encode("utf-8")
+        elif value is not None and type(value) not in (int, float, bool):
+            _canonical(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except (TypeError, ValueError):  # not JSON (NaN, an odd type): not this check's concern
+        return True
+    return True
 
 
 def fail(source: str, row: int | None, reason: str) -> NoReturn:
@@ -121,6 +143,9 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         if field is not None and field in data:
             value = data.pop(field)
             if value is not None and value != "":
+                if not valid_utf8(value):
+                    opts.bad(source, row, NOT_UTF8)
+                    return None
                 kind = "classification" if type(value) is str and value not in _PAIRWISE else infer_kind(value)
                 annotations.append(
                     {"kind": kind, "value": value, "annotator": None, "origin": f"{fmt}:row {row} field {field}"}
@@ -129,6 +154,9 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         if gold_field is not None and gold_field in data:  # a known answer, not part of the data
             gold = data.pop(gold_field)
             if gold is not None and gold != "":
+                if not valid_utf8(gold):
+                    opts.bad(source, row, NOT_UTF8)
+                    return None
                 meta["gold"] = gold
         ext = data.pop("id", None)
         if "sensitivity" in data:  # a marking 0-9, as the REST import takes it; not part of the data
@@ -144,6 +172,9 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
             annotations = _annotations_from(obj["annotations"], f"{fmt}:row {row}")
         except ValueError as exc:
             opts.bad(source, row, str(exc))
+            return None
+        if not valid_utf8(annotations):
+            opts.bad(source, row, NOT_UTF8)
             return None
         nested = obj.get("data")
         if isinstance(nested, dict) and obj.keys() <= EXPORT_KEYS:
@@ -167,10 +198,12 @@ def record_from_object(obj: Any, *, source: str, row: int, opts: ReadOptions, fm
         opts.bad(source, row, f"field 'id' must be a string or integer, got {type(ext).__name__}")
         return None
     try:
+        if type(ext) is str and not ext.isascii():
+            ext.encode("utf-8")
         text = _canonical(data)
         digest = _sha256(text.encode("utf-8")).hexdigest()
     except UnicodeEncodeError:
-        opts.bad(source, row, "not UTF-8 text")
+        opts.bad(source, row, NOT_UTF8)
         return None
     except ValueError as exc:  # NaN or infinity cannot be hashed as JSON
         opts.bad(source, row, f"value cannot be stored as JSON ({exc})")

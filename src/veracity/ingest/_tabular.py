@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from veracity.errors import InvalidInputError
 from veracity.ingest._common import (
     EXPORT_KEYS,
+    NOT_UTF8,
     ReadOptions,
     cell,
     fail,
     record_from_object,
     record_to_export,
     spill_database,
+    valid_utf8,
 )
 from veracity.ingest._jsonstream import iter_json_array_file
 from veracity.ingest._safety import check_size
@@ -46,13 +48,18 @@ csv.field_size_limit(64 * 1024 * 1024)
 
 # --------------------------------------------------------------------------- JSONL / JSON
 def read_jsonl(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
-    """One record per non-blank line; ``row`` is the line number."""
+    """One record per non-blank line; ``row`` is the line number.
+
+    A leading UTF-8 byte order mark is skipped. Bytes that are not UTF-8 are kept as lone
+    surrogates (``surrogateescape``) so that one bad line does not lose the lines after it; a
+    record holding one is a bad row (``record_from_object``).
+    """
     check_size(path, opts.max_bytes)
     source = str(path)
     decoder = json.JSONDecoder()
     decode, scan = decoder.decode, decoder.scan_once
     buf: list[SourceRecord] = []
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="\n") as fh:
         for lineno, line in enumerate(fh, start=1):
             try:
                 # Fast path for the usual '{...}\n' line; anything else goes through decode().
@@ -118,18 +125,25 @@ def write_jsonl(chunks: Iterable[list[SourceRecord]], path: Path) -> int:
 
 # --------------------------------------------------------------------------- CSV
 def _csv_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, list[str], Record]]:
-    """(row number, header, row dict) for each data row; bad widths are reported."""
+    """(row number, header, row dict) for each data row; bad widths are reported.
+
+    Bytes that are not UTF-8 are kept as lone surrogates (``surrogateescape``): a strict decoder
+    fails on the whole block of text around the byte, at the wrong row and losing the rows after
+    it. The row that holds one is a bad row where it becomes a record (``record_from_object``).
+    """
     check_size(path, opts.max_bytes)
     source = str(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             fail(source, None, "empty file: expected a header row")
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             fail(source, 1, f"cannot read the header ({exc})")
+        if not valid_utf8(header):
+            fail(source, None, f"header (line 1): {NOT_UTF8}")
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             fail(source, None, f"duplicate column names in the header: {', '.join(dupes)}")
@@ -139,7 +153,7 @@ def _csv_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, list[str], R
                 values = next(reader)
             except StopIteration:
                 break
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except csv.Error as exc:
                 row += 1
                 opts.bad(source, row, f"cannot parse (line {reader.line_num}: {exc})")
                 continue
@@ -254,10 +268,17 @@ def read_parquet(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         fail(source, None, f"not a readable Parquet file ({exc})")
     row = 0
-    for batch in pf.iter_batches(batch_size=opts.chunk_size):
+    batches = pf.iter_batches(batch_size=opts.chunk_size)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError) as exc:  # a damaged row group
+            fail(source, None, f"not a readable Parquet file after row {row} ({exc})")
         buf: list[SourceRecord] = []
         for obj in batch.to_pylist():
             row += 1
@@ -333,14 +354,19 @@ def _crowd_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, Record]]:
         for row, _header, obj in _csv_rows(path, opts):
             yield row, obj
     elif suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         check_size(path, opts.max_bytes)
         row = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=opts.chunk_size, columns=list(CROWD_COLUMNS)):
-            for obj in batch.to_pylist():
-                row += 1
-                yield row, obj
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=opts.chunk_size, columns=list(CROWD_COLUMNS))
+            for batch in batches:
+                for obj in batch.to_pylist():
+                    row += 1
+                    yield row, obj
+        except (pa.ArrowException, OSError) as exc:
+            fail(str(path), None, f"not a readable Parquet file with columns {', '.join(CROWD_COLUMNS)} ({exc})")
     else:
         check_size(path, opts.max_bytes)
         with path.open("rb") as fh:
@@ -348,9 +374,14 @@ def _crowd_rows(path: Path, opts: ReadOptions) -> Iterator[tuple[int, Record]]:
                 if not raw.strip():
                     continue
                 try:
-                    yield row, json.loads(raw)
+                    obj = json.loads(raw)
                 except json.JSONDecodeError as exc:
                     opts.bad(str(path), row, f"malformed JSON ({exc.msg} at column {exc.colno})", _text(raw))
+                    continue
+                except UnicodeDecodeError:
+                    opts.bad(str(path), row, NOT_UTF8, _text(raw))
+                    continue
+                yield row, obj
 
 
 def read_crowd(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
@@ -380,6 +411,9 @@ def read_crowd(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
             missing = [c for c in CROWD_COLUMNS if obj.get(c) in (None, "")]
             if missing:
                 opts.bad(source, row, f"missing field {missing[0]!r}")
+                continue
+            if not (valid_utf8(obj["task"]) and valid_utf8(obj["worker"]) and valid_utf8(obj["label"])):
+                opts.bad(source, row, NOT_UTF8)
                 continue
             answers.append((row, str(obj["task"]), str(obj["worker"]), json.dumps(obj["label"])))
             if len(answers) >= 10_000:

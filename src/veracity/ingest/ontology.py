@@ -94,6 +94,10 @@ class Ontology:
     ) -> None:
         self.source = source
         self.case_sensitive = case_sensitive
+        if not isinstance(labels, Mapping) and not (
+            isinstance(labels, Sequence) and not isinstance(labels, str) and all(isinstance(n, str) for n in labels)
+        ):
+            raise InvalidInputError(f"{source}: labels must be a table of labels or a list of names")
         specs: Mapping[str, Mapping[str, Any]] = (
             {name: {} for name in labels} if not isinstance(labels, Mapping) else labels
         )
@@ -104,10 +108,13 @@ class Ontology:
             self._add(label, label)
         for label, spec in specs.items():
             if not isinstance(spec, Mapping):
-                raise InvalidInputError(f"{source}: [labels.{label}] must be a table")
+                raise InvalidInputError(
+                    f"{source}: label {label!r} must be a table (labels.{label} with synonyms, children, parent), "
+                    f"got {type(spec).__name__}"
+                )
             unknown = set(spec) - {"synonyms", "children", "parent", "description"}
             if unknown:
-                raise InvalidInputError(f"{source}: [labels.{label}] has unknown key(s) {', '.join(sorted(unknown))}")
+                raise InvalidInputError(f"{source}: label {label!r} has unknown key(s) {', '.join(sorted(unknown))}")
             for key in ("synonyms", "children"):
                 names = spec.get(key, [])
                 if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
@@ -116,11 +123,13 @@ class Ontology:
                     self._add(name, label)
             parent = spec.get("parent")
             if parent is not None:
-                if parent not in specs:
+                if not isinstance(parent, str) or parent not in specs:
                     raise InvalidInputError(f"{source}: labels.{label}.parent {parent!r} is not a defined label")
                 self.parents[label] = parent
+        if not isinstance(renames or {}, Mapping):
+            raise InvalidInputError(f"{source}: map must be a table of source name = project label")
         for name, target in (renames or {}).items():
-            if target not in specs:
+            if not isinstance(target, str) or target not in specs:
                 raise InvalidInputError(f"{source}: map entry {name!r} points to undefined label {target!r}")
             self._add(name, target)
         for label in self.labels:
@@ -146,7 +155,9 @@ class Ontology:
         renames = doc.get("map", {})
         options = doc.get("options", {})
         if not labels:
-            raise InvalidInputError(f"{source}: no [labels] defined")
+            raise InvalidInputError(f"{source}: no labels defined (a labels table)")
+        if not isinstance(options, Mapping):
+            raise InvalidInputError(f"{source}: options must be a table")
         return cls(labels, renames=renames, case_sensitive=bool(options.get("case_sensitive", False)), source=source)
 
     @classmethod
@@ -154,9 +165,20 @@ class Ontology:
         """Read a mapping file; syntax errors name the file and line."""
         p = Path(path)
         try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+            raw = p.read_bytes()
         except FileNotFoundError:
             raise InvalidInputError(f"{p}: file not found") from None
+        except IsADirectoryError:
+            raise InvalidInputError(f"{p}: is a folder, expected a TOML mapping file") from None
+        except OSError as exc:
+            raise InvalidInputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise InvalidInputError(f"{p}: line {line}: not valid UTF-8") from None
+        try:
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInputError(f"{p}: malformed TOML ({exc})") from None
         return cls.from_dict(doc, source=str(p))

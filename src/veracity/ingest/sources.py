@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,7 +12,7 @@ from pathlib import Path
 from veracity.errors import InvalidInputError
 from veracity.ingest._archive import extract_zip
 from veracity.ingest._coco import read_coco, write_coco
-from veracity.ingest._common import ReadOptions
+from veracity.ingest._common import NOT_UTF8, ReadOptions
 from veracity.ingest._hf import read_hf, write_hf
 from veracity.ingest._images import iter_image_files, read_image_folder
 from veracity.ingest._labelstudio import read_labelstudio, write_labelstudio
@@ -88,10 +89,15 @@ def normalise_format(name: str, *, allowed: Sequence[str] = IMPORT_FORMATS) -> s
 
 
 def _csv_header(path: Path) -> set[str]:
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline()
+    """The column names of a CSV file's first line (a guess: enough to tell crowd answers)."""
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 16)  # only this line is decoded: a bad byte further on is the reader's to report
+    try:
+        line = codecs.getincrementaldecoder("utf-8-sig")().decode(first, final=False)  # may end mid-character
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: header (line 1): {NOT_UTF8}") from None
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    return {h.strip().strip('"') for h in first.rstrip("\r\n").split(sep)}
+    return {h.strip().strip('"') for h in line.rstrip("\r\n").split(sep)}
 
 
 def sniff_format(path: str | os.PathLike[str], *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
@@ -249,7 +255,7 @@ def count_records(path: str | os.PathLike[str], format: str) -> int | None:
             return int(pq.ParquetFile(p).metadata.num_rows)
         if fmt in ("images", "yolo") and p.is_dir():
             return sum(1 for _ in iter_image_files(p))
-    except OSError:
+    except (OSError, ValueError):  # unreadable (pyarrow.ArrowInvalid is a ValueError): the reader says why
         return None
     return None
 

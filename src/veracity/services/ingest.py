@@ -3,12 +3,15 @@
 ``veracity.ingest`` reads and writes files; this module stores what it reads. An import runs as
 one :class:`~veracity.storage.models.ImportBatch` (the provenance every item points to: source,
 format, importer version, who) and writes the records chunk by chunk, one transaction per chunk:
-a chunk is stored whole or not at all. Bad rows stop the import at their chunk (earlier chunks
-stay, and the error says how many) unless ``skip_bad``, which writes them to a side file
-instead. Exact duplicates (same content hash as an item already in the dataset or earlier in the
-chunk) are not stored twice; they are counted and sampled in the report. The next chunk is read
-while the current one is stored: in a thread, or for a large source imported without a project in
-a worker process (``services._pipeline``) that hands over ready rows.
+a chunk is stored whole or not at all, and the batch's counts are those of the chunks stored.
+The source's first chunk is read before the dataset and the batch are created: a source that
+cannot be read, that holds no records, or whose first chunk has a bad row leaves nothing behind.
+Later bad rows stop the import at their chunk (earlier chunks stay, and the error says how many)
+unless ``skip_bad``, which writes them to a side file instead. Exact duplicates (same content
+hash as an item already in the dataset or earlier in the chunk) are not stored twice; they are
+counted and sampled in the report. The next chunk is read while the current one is stored: in a
+thread, or for a large source imported without a project in a worker process
+(``services._pipeline``) that hands over ready rows.
 
 Labels carried by a source are stored as annotations (origin ``import``) when the import names a
 project whose dataset receives the items; annotations that do not fit the project's schema, or
@@ -23,8 +26,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
@@ -211,7 +215,11 @@ def _project(session: Session, actor: Actor | None, project: int | str) -> Proje
 
 
 class _Rejects:
-    """Rejected rows: counted, sampled, and written to a JSONL side file when one is given."""
+    """Rejected rows: counted, sampled, and written to a JSONL side file when one is given.
+
+    A raw line that is not valid UTF-8 (read with ``surrogateescape``) is written with its bad
+    bytes as ``\\xNN`` escapes, so the side file is always UTF-8.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -221,18 +229,26 @@ class _Rejects:
 
     def __call__(self, bad: BadRow) -> None:
         self.count += 1
-        entry = {"source": bad.source, "row": bad.row, "reason": bad.reason, "raw": bad.raw}
+        raw = bad.raw
+        if raw is not None and not raw.isascii():
+            with suppress(UnicodeEncodeError):  # another lone surrogate: the file's errors handler escapes it
+                raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        entry = {"source": bad.source, "row": bad.row, "reason": bad.reason, "raw": raw}
         if len(self.samples) < MAX_SAMPLES:
             self.samples.append({k: v for k, v in entry.items() if k != "raw"})
         if self.path is not None:
             if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = self.path.open("w", encoding="utf-8")
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fh = self.path.open("w", encoding="utf-8", errors="backslashreplace")
+                except OSError as exc:
+                    raise InvalidInputError(f"{self.path}: cannot write the rejected rows ({exc})") from None
             self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+            self._fh = None
 
 
 class _HashFilter:
@@ -325,21 +341,33 @@ def import_source(
     skip_bad : bool
         Write rejected rows to ``rejected_path`` (default ``SOURCE.rejected.jsonl``) and go on.
         Otherwise the first bad row stops the import; chunks before it stay imported.
+    rejected_path : path-like, optional
+        The side file of ``skip_bad``. Refused before anything is read when it is a folder, the
+        source itself, inside a source folder, or cannot be written.
     chunk_size : int
-        Records per transaction.
+        Records per transaction (at least 1).
     progress : callable, optional
         Called as ``progress(rows_done, rows_total_or_None)`` after each chunk.
 
     Returns
     -------
     ImportReport
+
+    Raises
+    ------
+    InvalidInputError
+        Bad options, a source that cannot be read or holds no records (``"SOURCE: no records"``),
+        or a bad row without ``skip_bad`` (``"SOURCE: row N: reason"``).
     """
     _check_writer(actor)
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     src = Path(source).resolve()
     fmt = normalise_format(format) if format else sniff_format(src, max_bytes=max_bytes)
     rejects = _Rejects(None)
     if skip_bad:
-        rejects = _Rejects(Path(rejected_path) if rejected_path else src.with_name(src.name + ".rejected.jsonl"))
+        side = Path(rejected_path) if rejected_path else src.with_name(src.name + ".rejected.jsonl")
+        rejects = _Rejects(_side_file(side, src))
 
     def records(on_bad: Callable[[BadRow], None] | None) -> Iterator[list[SourceRecord]]:
         return read_source(
@@ -356,28 +384,152 @@ def import_source(
                 f"{src}: {scan.unmapped_message()}; map them in the ontology or pass --allow-unmapped",
                 details=sorted(scan.unmapped),
             )
+    if project is not None:  # who may import where, before the source is read
+        with db.transaction(write=False) as s:
+            _project_dataset(s, actor, project, dataset)
 
+    total = count_records(src, fmt)
+    mapping = MappingReport()
+    on_bad = rejects if skip_bad else None
+
+    def row_chunks() -> Iterator[_pipeline.RowChunk]:
+        for chunk in records(on_bad):
+            if ontology is not None:
+                ontology.apply(chunk, allow_unmapped=True, report=mapping)
+            yield item_rows(chunk)
+
+    # Items (and their labels) only: the reader hands over ready rows. A large source is read in
+    # a second process, a small one (or one with an ontology to apply) in a thread; either way
+    # the next chunk is read while this one is stored. A project import stores records.
+    stream: Iterator[Any]
+    if project is not None:
+        stream = prefetched(records(on_bad))
+    elif ontology is None and total is not None and total >= _pipeline.PROCESS_MIN_ROWS and _pipeline.can_use_process():
+        stream = rows_in_process(
+            src, fmt, on_bad=on_bad, chunk_size=chunk_size, max_bytes=max_bytes, label_field=label_field
+        )
+    else:
+        stream = prefetched(row_chunks())
+    try:
+        with closing(stream), gc_paused():
+            # The first chunk is read before anything is stored: a source that cannot be read, or
+            # that holds no records, leaves no dataset and no import batch behind.
+            try:
+                first = next(stream, None)
+            except InvalidInputError as exc:
+                exc.message = f"{exc.message}; nothing was imported"
+                exc.args = (exc.message,)
+                raise
+            if first is None and not rejects.count:
+                raise InvalidInputError(f"{src}: no records", details={"source": str(src)})
+            report, schema, project_info, seen_filter = _start_batch(db, actor, project, dataset, src, fmt)
+            chunks = chain([first], stream) if first is not None else stream
+            done = 0
+            status = "complete"
+            try:  # from here on the batch is always finished: complete, or stopped with what was stored
+                if project_info is None:
+                    for items, labels in chunks:
+                        with _chunk_transaction(db, report, bulk=True) as s:
+                            _store_rows(s, items, labels, report, seen_filter)
+                        done += len(items)
+                        if progress is not None:
+                            progress(done + rejects.count, total)
+                else:
+                    for chunk in chunks:
+                        if ontology is not None:
+                            ontology.apply(chunk, allow_unmapped=True, report=mapping)
+                        with _chunk_transaction(db, report) as s:
+                            _store_chunk(s, chunk, report, on_bad, schema, project_info, seen_filter)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done + rejects.count, total)
+            except BaseException as exc:
+                error = exc
+                if isinstance(exc, UnicodeEncodeError):  # text a reader let through that cannot be stored
+                    error = InvalidInputError(f"{src}: a record holds text that is not valid UTF-8 ({exc.reason})")
+                status = f"stopped: {error}"
+                if isinstance(error, InvalidInputError):
+                    kept = f"{report.imported} item(s) in earlier chunks were imported (batch {report.batch_id})"
+                    error.message = f"{error.message}; import stopped, {kept}"
+                    error.args = (error.message,)
+                if error is exc:
+                    raise
+                raise error from None
+            finally:
+                rejects.close()
+                report.rejected = rejects.count
+                report.rejected_path = str(rejects.path) if rejects.path is not None and rejects.count else None
+                report.errors = rejects.samples
+                report.unmapped = sorted(mapping.unmapped)
+                _finish_batch(db, report, status, actor, mapping)
+    finally:
+        rejects.close()
+    return report
+
+
+def _side_file(path: Path, source: Path) -> Path:
+    """The file for rejected rows, checked before the import reads or writes anything.
+
+    It may not be a folder, the source itself (after resolving links), or inside a source folder;
+    it must be writable or creatable.
+    """
+    target = path.resolve()
+    what = f"{path}: the file for rejected rows"
+    if target.is_dir():
+        raise InvalidInputError(f"{what} is a folder; name a file")
+    try:
+        same = target == source or (target.exists() and source.exists() and os.path.samefile(target, source))
+    except OSError:
+        same = False
+    if same:
+        raise InvalidInputError(f"{what} is the source being imported; name another file")
+    if source.is_dir() and target.is_relative_to(source):
+        raise InvalidInputError(f"{what} is inside the folder being imported; name a file outside it")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if existing != target and not existing.is_dir():
+        raise InvalidInputError(f"{what} cannot be created: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise InvalidInputError(f"{what} cannot be written: permission denied on {existing}")
+    return path
+
+
+def _project_dataset(s: Session, actor: Actor | None, project: int | str, dataset: str) -> tuple[Project, Dataset]:
+    """The project an import names and the dataset it fills: the project's own, or ``dataset`` when the
+    project labels it."""
+    proj = _project(s, actor, project)
+    ds = s.get(Dataset, proj.dataset_id)
+    assert ds is not None
+    if dataset and dataset != ds.name:
+        linked = s.execute(
+            select(Dataset)
+            .join(ProjectDataset, ProjectDataset.dataset_id == Dataset.id)
+            .where(ProjectDataset.project_id == proj.id, Dataset.name == dataset)
+        ).scalar_one_or_none()
+        if linked is None:
+            raise InvalidInputError(
+                f"dataset {dataset!r} is not labelled by project {proj.name!r}; its own dataset is {ds.name!r}"
+            )
+        ds = linked
+    return proj, ds
+
+
+def _start_batch(
+    db: Database, actor: Actor | None, project: int | str | None, dataset: str, src: Path, fmt: str
+) -> tuple[ImportReport, dict[str, Any] | None, tuple[int, int, int] | None, _HashFilter | None]:
+    """Create the dataset (when new) and the import batch (status ``running``).
+
+    Returns the report to fill, the project's label schema and ``(id, schema version, labels
+    wanted)`` (None without a project), and the in-memory duplicate filter when the dataset is
+    empty and no other import is filling it (None: duplicates are looked up chunk by chunk).
+    """
     with db.transaction() as s:
-        proj = _project(s, actor, project) if project is not None else None
-        if proj is not None:
-            ds = s.get(Dataset, proj.dataset_id)
-            assert ds is not None
-            if dataset and dataset != ds.name:
-                linked = s.execute(
-                    select(Dataset)
-                    .join(ProjectDataset, ProjectDataset.dataset_id == Dataset.id)
-                    .where(ProjectDataset.project_id == proj.id, Dataset.name == dataset)
-                ).scalar_one_or_none()
-                if linked is None:
-                    raise InvalidInputError(
-                        f"dataset {dataset!r} is not labelled by project {proj.name!r}; its own dataset is {ds.name!r}"
-                    )
-                ds = linked
+        if project is not None:
+            proj, ds = _project_dataset(s, actor, project, dataset)
         else:
-            ds = _dataset(s, dataset, create=True)
+            proj, ds = None, _dataset(s, dataset, create=True)
         batch = ImportBatch(
             dataset_id=ds.id,
-            source=str(src.resolve()),
+            source=str(src),
             format=fmt,
             importer_version=IMPORTER_VERSION,
             created_by=actor.user_id if actor else None,
@@ -406,73 +558,22 @@ def import_source(
             ).scalar_one()
             == 0
         )
-    seen_filter = _HashFilter() if fresh else None
+    return report, schema, project_info, _HashFilter() if fresh else None
 
-    total = count_records(src, fmt)
-    mapping = MappingReport()
-    on_bad = rejects if skip_bad else None
-    done = 0
-    status = "complete"
 
-    def row_chunks() -> Iterator[_pipeline.RowChunk]:
-        for chunk in records(on_bad):
-            if ontology is not None:
-                ontology.apply(chunk, allow_unmapped=True, report=mapping)
-            yield item_rows(chunk)
-
+@contextmanager
+def _chunk_transaction(db: Database, report: ImportReport, *, bulk: bool = False) -> Iterator[Session]:
+    """The transaction of one chunk; when it fails (nothing of the chunk is stored) the report's
+    counts go back to what the committed chunks stored."""
+    counts = (report.imported, report.duplicates, report.labels_imported, report.labels_parked)
+    n_samples = len(report.duplicate_of)
     try:
-        with gc_paused():
-            if project_info is None:
-                # Items (and their labels) only: the reader hands over ready rows. A large source
-                # is read in a second process, a small one (or one with an ontology to apply) in a
-                # thread; either way the next chunk is read while this one is stored.
-                if (
-                    ontology is None
-                    and total is not None
-                    and total >= _pipeline.PROCESS_MIN_ROWS
-                    and _pipeline.can_use_process()
-                ):
-                    stream = rows_in_process(
-                        src,
-                        fmt,
-                        on_bad=on_bad,
-                        chunk_size=chunk_size,
-                        max_bytes=max_bytes,
-                        label_field=label_field,
-                    )
-                else:
-                    stream = prefetched(row_chunks())
-                with closing(stream):
-                    for items, labels in stream:
-                        with db.transaction(bulk=True) as s:
-                            _store_rows(s, items, labels, report, seen_filter)
-                        done += len(items)
-                        if progress is not None:
-                            progress(done + rejects.count, total)
-            else:
-                for chunk in prefetched(records(on_bad)):
-                    if ontology is not None:
-                        ontology.apply(chunk, allow_unmapped=True, report=mapping)
-                    with db.transaction() as s:
-                        _store_chunk(s, chunk, report, on_bad, schema, project_info, seen_filter)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done + rejects.count, total)
-    except BaseException as exc:
-        status = f"stopped: {exc}"
-        if isinstance(exc, InvalidInputError):
-            kept = f"{report.imported} item(s) in earlier chunks were imported (batch {report.batch_id})"
-            exc.message = f"{exc.message}; import stopped, {kept}"
-            exc.args = (exc.message,)
+        with db.transaction(bulk=bulk) as s:
+            yield s
+    except BaseException:
+        report.imported, report.duplicates, report.labels_imported, report.labels_parked = counts
+        del report.duplicate_of[n_samples:]
         raise
-    finally:
-        rejects.close()
-        report.rejected = rejects.count
-        report.rejected_path = str(rejects.path) if rejects.path is not None and rejects.count else None
-        report.errors = rejects.samples
-        report.unmapped = sorted(mapping.unmapped)
-        _finish_batch(db, report, status, actor, mapping)
-    return report
 
 
 def _store_chunk(
