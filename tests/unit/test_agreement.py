@@ -141,3 +141,14 @@ def test_krippendorff_nominal_matches_package_on_random_data(units: list[list[in
         return
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     assert agreement(data, metric="krippendorff") == pytest.approx(expected, abs=1e-9)
+
+
+def test_numeric_levels_refuse_non_finite_and_ratio_refuses_negative_values() -> None:
+    answers = {"task": [1, 1, 2, 2], "worker": [1, 2, 1, 2], "label": [-1, 1, 1, 1]}
+    with pytest.raises(InvalidInputError, match="non-negative labels, got -1"):
+        agreement(answers, level="ratio")
+    assert agreement(answers, level="interval") == pytest.approx(0.0)
+    with pytest.raises(InvalidInputError, match="finite numeric labels, got 'nan'"):
+        agreement({"task": [1, 1, 2, 2], "worker": [1, 2, 1, 2], "label": ["1", "nan", "2", "2"]}, level="interval")
+    with pytest.raises(InvalidInputError, match="finite numeric labels, got inf"):
+        agreement({"task": [1, 1, 2, 2], "worker": [1, 2, 1, 2], "label": [1.0, np.inf, 2.0, 2.0]}, level="ratio")

@@ -107,3 +107,11 @@ def test_random_state_is_never_global() -> None:
     assert check_random_state(g) is g
     with pytest.raises(InvalidInputError):
         check_random_state("seed")  # type: ignore[arg-type]
+
+
+def test_nan_in_an_arrow_column_is_missing() -> None:
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"task": [1, 1, 2], "worker": [1, 2, 1], "label": [1.0, 2.0, np.nan]})
+    with pytest.raises(InvalidInputError, match=r"label is missing \(NaN\) at row 2"):
+        as_responses(table)
+    assert as_responses(table.slice(0, 2)).classes.tolist() == [1.0, 2.0]

@@ -2,13 +2,31 @@
 
 Answers are read with pyarrow from ``.csv``, ``.parquet`` or ``.jsonl`` (header/fields
 ``worker, task, label``; other columns are ignored). Bad input raises
-:class:`~veracity.errors.InvalidInputError` naming the file and the row or field; the CLI entry
-turns it into exit code 2.
+:class:`~veracity.errors.InvalidInputError` naming the file and the line (CSV and JSONL: the
+physical line, the header being line 1), the row (Parquet) or the field; the CLI entry turns it
+into exit code 2.
+
+Values
+    ``worker``, ``task`` and ``label`` are text. Only an empty CSV field, a missing or null JSON or
+    Parquet value, or a NaN number counts as missing (an error); ``NA``, ``null`` or ``N/A`` are
+    ordinary values. Labels are classes by their text, so ``1`` and ``1.0`` are two classes for
+    ``aggregate`` and for nominal agreement (JSONL and Parquet numbers are written in one way, so
+    there they are one class). When every label is a finite number, classes are sorted by value
+    (aggregation ties go to the smallest), and the ordinal, interval and ratio levels of
+    ``agreement`` compare the numbers: there ``1`` and ``1.0`` are one value.
+Repeated answers
+    A worker who answered a task more than once casts every answer as its own vote, the rule of
+    :class:`~veracity.quality.Responses`, in ``aggregate`` and in ``agreement`` alike; only
+    Cohen's kappa, which pairs one answer of each rater per task, keeps a rater's last answer.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import json
+import mmap
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +52,8 @@ __all__ = ["read_answers", "read_table", "register"]
 
 _SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 _PROGRESS_MIN_ROWS = 200_000
+_CSV_BLOCK_SIZE = 1 << 24  # bytes pyarrow parses per block (and thread)
+_SCAN_CHUNK = 1 << 26  # bytes counted per numpy pass when checking a CSV's line count
 
 
 def _file_error(path: Path, message: str) -> InvalidInputError:
@@ -53,7 +73,7 @@ def _first_bad_utf8_line(path: Path) -> int | None:
 def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
     """Read ``columns`` of a CSV / Parquet / JSONL file as strings with pyarrow.
 
-    Raises :class:`InvalidInputError` naming the file and the missing field or bad row.
+    Raises :class:`InvalidInputError` naming the file and the missing field or bad line (row).
     """
     if not path.exists():
         raise _file_error(path, "file not found")
@@ -66,28 +86,15 @@ def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
         raise _file_error(path, f"file is empty; expected a header with {', '.join(columns)}")
     try:
         if suffix == ".csv":
-            table = pacsv.read_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=1 << 24),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=list(columns),
-                    column_types=dict.fromkeys(columns, pa.string()),
-                    strings_can_be_null=True,
-                ),
-            )
+            table = _read_csv(path, columns)
         elif suffix == ".parquet":
             schema = pq.read_schema(path)
             _check_columns(path, schema.names, columns)
             table = pq.read_table(path, columns=list(columns))
         else:
-            table = pajson.read_json(path)
-            _check_columns(path, table.column_names, columns)
-            table = table.select(list(columns))
+            table = _read_jsonl(path, columns)
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
         msg = str(exc)
-        if "include_columns" in msg or "does not exist" in msg:
-            names = _csv_header(path)
-            _check_columns(path, names, columns)
         if "UTF8" in msg or "utf8" in msg.lower():
             line = _first_bad_utf8_line(path)
             where = f"line {line}: " if line else ""
@@ -97,48 +104,300 @@ def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
         raise _file_error(path, f"cannot be read: {msg.splitlines()[0]}") from None
     except OSError as exc:
         raise _file_error(path, f"cannot be read: {exc}") from None
-    casted = []
+    return pa.table({name: _text_column(path, table.column(name), name) for name in columns})
+
+
+def _text_column(path: Path, col: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """``col`` as strings; a null (empty CSV field, missing JSON field) or NaN is an error."""
+    if col.null_count:
+        row = int(pc.index(pc.is_null(col), True).as_py())
+        missing = "is empty" if path.suffix.lower() == ".csv" else "is missing or null"
+        raise _file_error(path, f"{_where(path, row)}: field {name!r} {missing}")
+    if pa.types.is_floating(col.type):
+        nan = pc.is_nan(col)
+        if pc.any(nan).as_py():
+            row = int(pc.index(nan, True).as_py())
+            raise _file_error(path, f"{_where(path, row)}: field {name!r} is NaN; expected a value")
+    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+        try:
+            col = pc.cast(col, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _file_error(path, f"field {name!r} must hold text or numbers, got {col.type}") from None
+    elif path.suffix.lower() != ".csv":  # pyarrow checks UTF-8 when it parses CSV, not JSON or Parquet
+        try:
+            col.validate(full=True)
+        except pa.ArrowInvalid:
+            line = _first_bad_utf8_line(path) if path.suffix.lower() != ".parquet" else None
+            where = f"line {line}: " if line else ""
+            raise _file_error(path, f"{where}field {name!r} is not valid UTF-8 text") from None
+    return col
+
+
+def _where(path: Path, row: int) -> str:
+    """Where data row ``row`` (0-based) is: its physical line in a CSV or JSONL file, else its row.
+
+    Only called on the way to an error: it reads the file again, line by line.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return f"row {row + 1}"
+    records = _csv_records(path) if suffix == ".csv" else _jsonl_lines(path)
+    skip = 1 if suffix == ".csv" else 0  # the CSV header is a record
+    for i, record in enumerate(records):
+        if i == row + skip:
+            return f"line {record[0]}"
+    return f"line {row + 1 + skip}"  # pragma: no cover - pyarrow and the scan disagree
+
+
+def _check_columns(path: Path, names: list[str], columns: tuple[str, ...]) -> None:
+    got = ", ".join(names) if names else "no columns"
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise _file_error(path, f"missing field {', '.join(repr(m) for m in missing)} (header has: {got})")
     for name in columns:
-        col = table.column(name)
-        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-            try:
-                col = pc.cast(col, pa.string())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise _file_error(path, f"field {name!r} must hold text or numbers, got {col.type}") from None
-        nulls = col.null_count
-        if nulls:
-            row = int(pc.index(pc.is_null(col), True).as_py())
-            line = f"line {row + 2}" if suffix == ".csv" else f"row {row + 1}"
-            raise _file_error(path, f"{line}: field {name!r} is empty")
-        casted.append(col)
-    return pa.table(dict(zip(columns, casted, strict=True)))
+        if names.count(name) > 1:
+            raise _file_error(path, f"field {name!r} appears {names.count(name)} times (header has: {got})")
+
+
+# ------------------------------------------------------------------------------------ CSV
+def _read_csv(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    """The ``columns`` of a CSV file (header names compared without surrounding spaces).
+
+    pyarrow splits the file into blocks at newlines. A quoted field may hold a newline, so the
+    records are checked against the lines (a vectorised count, see :func:`_csv_one_record_per_line`);
+    only a file with quoted newlines or blank lines is scanned record by record, which finds an
+    unterminated quote, and is read again with quote-aware splitting if pyarrow split it wrongly.
+    """
+    header = _csv_header(path)
+    names = [h.strip() for h in header]
+    _check_columns(path, names, columns)
+    raw = [header[names.index(c)] for c in columns]
+    try:
+        table = _arrow_csv(path, raw, newlines_in_values=False)
+    except pa.ArrowInvalid as exc:
+        if "CSV parse error" not in str(exc):
+            raise
+        _csv_count_records(path, len(header))  # names the line of an unterminated quote or a ragged row
+        table = _arrow_csv(path, raw, newlines_in_values=True)
+    else:
+        if not _csv_one_record_per_line(path, table.num_rows) and (
+            _csv_count_records(path, len(header)) != table.num_rows
+        ):
+            table = _arrow_csv(path, raw, newlines_in_values=True)
+    return table.rename_columns(list(columns))
+
+
+def _arrow_csv(path: Path, names: list[str], *, newlines_in_values: bool) -> pa.Table:
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE),
+        parse_options=pacsv.ParseOptions(newlines_in_values=newlines_in_values),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=names,
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],  # only an empty field is missing: "NA", "null" and "NaN" are values
+            strings_can_be_null=True,
+        ),
+    )
 
 
 def _csv_header(path: Path) -> list[str]:
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
-            first = fh.readline()
-    except OSError:
+        with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, csv.Error):
         return []
-    return [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
 
 
-def _check_columns(path: Path, names: list[str], columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in names]
-    if missing:
-        got = ", ".join(names) if names else "no columns"
-        raise _file_error(path, f"missing field {', '.join(repr(m) for m in missing)} (header has: {got})")
+def _csv_one_record_per_line(path: Path, n_rows: int) -> bool:
+    """True when every line of the file is one record; raises if the last line leaves a quote open.
+
+    Without a quote character a record cannot span lines. Otherwise the lines (trailing blank
+    lines aside) must number ``n_rows + 1``: blank lines and quoted newlines break that, and so
+    does an unterminated quote, which swallows the lines after it unless it is on the last line.
+    """
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if mm.find(b'"') < 0:
+            return True
+        end = len(mm)
+        while end and mm[end - 1] in b"\r\n":
+            end -= 1
+        newlines = 0
+        for start in range(0, end, _SCAN_CHUNK):
+            chunk = np.frombuffer(mm, dtype=np.uint8, count=min(_SCAN_CHUNK, end - start), offset=start)
+            newlines += int(np.count_nonzero(chunk == ord("\n")))
+            del chunk  # release the buffer before the map closes
+        if newlines != n_rows:
+            return False
+        last = mm[mm.rfind(b"\n", 0, end) + 1 : end]
+    if _csv_fields(last, 1, quoted=False)[1]:
+        raise _file_error(path, f"line {newlines + 1}: unterminated quote (the quoted field is never closed)")
+    return True
 
 
-def _label_values(labels: pa.Array) -> np.ndarray:
-    """Label values as int64 when every one is a canonical integer, else the strings."""
+def _csv_fields(line: bytes, fields: int, *, quoted: bool) -> tuple[int, bool]:
+    """Split one physical line (no line end) as pyarrow does: (fields so far, inside quotes at the end).
+
+    A quote opens a quoted field only at the start of a field, ``""`` inside one is a quote, and a
+    quote elsewhere is a character.
+    """
+    pos = 0
+    while True:
+        if quoted:
+            close = line.find(b'"', pos)
+            if close < 0:
+                return fields, True
+            if line[close + 1 : close + 2] == b'"':
+                pos = close + 2
+                continue
+            pos, quoted = close + 1, False
+        elif line[pos : pos + 1] == b'"':
+            pos, quoted = pos + 1, True
+            continue
+        comma = line.find(b",", pos)
+        if comma < 0:
+            return fields, False
+        fields, pos = fields + 1, comma + 1
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, int, int]]:
+    """(first line, last line, number of fields) of every record, header included, blank lines skipped.
+
+    Raises :class:`InvalidInputError` naming the line of a quote still open at the end of the file.
+    """
+    start, fields, quoted = 0, 0, False
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            line = raw.rstrip(b"\r\n").removeprefix(codecs.BOM_UTF8) if number == 1 else raw.rstrip(b"\r\n")
+            if not quoted:
+                if not line:
+                    continue
+                if b'"' not in line:
+                    yield number, number, line.count(b",") + 1
+                    continue
+                start, fields = number, 1
+            fields, quoted = _csv_fields(line, fields, quoted=quoted)
+            if not quoted:
+                yield start, number, fields
+    if quoted:
+        raise _file_error(path, f"line {start}: unterminated quote (the quoted field is never closed)")
+
+
+def _csv_count_records(path: Path, n_fields: int) -> int:
+    """Data records of a CSV file; raises naming the line of an unterminated quote or a ragged row."""
+    count = -1
+    for first, last, fields in _csv_records(path):
+        if count >= 0 and fields != n_fields:
+            spans = f" (a quoted field runs on to line {last}: is a quote not closed?)" if last > first else ""
+            raise _file_error(path, f"line {first}: expected {n_fields} fields as in the header, got {fields}{spans}")
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------- JSONL
+class _DuplicateFieldError(ValueError):
+    pass
+
+
+def _read_jsonl(path: Path, columns: tuple[str, ...]) -> pa.Table:
     try:
-        as_int = pc.cast(labels, pa.int64())
-        if pc.all(pc.equal(pc.cast(as_int, pa.string()), labels)).as_py():
-            return as_int.to_numpy(zero_copy_only=False)
+        table = pajson.read_json(path)
+    except pa.ArrowInvalid as exc:
+        raise _jsonl_error(path, str(exc)) from None
+    _check_columns(path, table.column_names, columns)
+    return table.select(list(columns))
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(physical line, text) of every line that is not blank, as pyarrow skips blank lines."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if raw.strip():
+                yield number, raw
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            raise _DuplicateFieldError(key)
+    return dict(pairs)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _jsonl_error(path: Path, message: str) -> InvalidInputError:
+    """The error for a JSONL file pyarrow refused, naming the first bad line found by a line scan.
+
+    pyarrow numbers rows from 0 within blocks of about 1 MB, so its row numbers are not lines.
+    """
+    seen: dict[str, tuple[str, int]] = {}
+    for number, raw in _jsonl_lines(path):
+        try:
+            obj = json.loads(raw, object_pairs_hook=_json_object)
+        except UnicodeDecodeError:
+            return _file_error(path, f"line {number}: not valid UTF-8 text (save the file as UTF-8)")
+        except _DuplicateFieldError as dup:
+            return _file_error(path, f"line {number}: field {dup.args[0]!r} appears twice")
+        except ValueError as exc:
+            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return _file_error(path, f"line {number}: not valid JSON ({detail})")
+        if not isinstance(obj, dict):
+            return _file_error(path, f"line {number}: expected one JSON object per line, got {_json_kind(obj)}")
+        for key, value in obj.items():
+            kind = _json_kind(value)
+            if kind == "null":
+                continue
+            first_kind, first_line = seen.setdefault(key, (kind, number))
+            if kind != first_kind:
+                return _file_error(
+                    path,
+                    f"line {number}: field {key!r} is {kind} here but {first_kind} on line {first_line}; "
+                    "use one type per field",
+                )
+    detail = re.sub(r"\s*in row \d+", "", message.splitlines()[0])
+    return _file_error(path, f"cannot be read: {detail}")
+
+
+# --------------------------------------------------------------------------------- labels
+def _numbers(labels: pa.Array) -> np.ndarray | None:
+    """The labels as float64 when every one is a finite number, else ``None``."""
+    try:
+        values = pc.cast(labels, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    return labels.to_numpy(zero_copy_only=False)
+        return None
+    if not pc.all(pc.is_finite(values)).as_py():
+        return None
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return bool(np.isfinite(pc.cast(pa.array([text]), pa.float64())[0].as_py()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def _class_order(labels: pa.Array) -> np.ndarray:
+    """Order of the distinct labels: by value when all are numbers (then by text), else by text."""
+    texts = labels.to_numpy(zero_copy_only=False)
+    by_text = np.argsort(texts, kind="stable")
+    values = _numbers(labels)
+    if values is None:
+        return by_text
+    text_rank = np.empty_like(by_text)
+    text_rank[by_text] = np.arange(by_text.shape[0])
+    return np.lexsort((text_rank, values))
 
 
 def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
@@ -150,7 +409,8 @@ def read_answers(path: Path) -> tuple[Responses, pa.Array, pa.Array, pa.Array]:
     """Answers file -> (Responses, task dictionary, worker dictionary, class dictionary).
 
     Tasks and workers keep their order of first appearance; classes are sorted (numerically
-    when every label is an integer) so that ties go to the smallest label.
+    when every label is a number) so that ties go to the smallest label. The Responses' ids and
+    classes are codes into the three dictionaries.
     """
     table = read_table(path, ("worker", "task", "label"))
     if table.num_rows == 0:
@@ -158,21 +418,46 @@ def read_answers(path: Path) -> tuple[Responses, pa.Array, pa.Array, pa.Array]:
     t, t_dict = _encode(table.column("task"))
     w, w_dict = _encode(table.column("worker"))
     lab, l_dict = _encode(table.column("label"))
-    values = _label_values(l_dict)
-    order = np.argsort(values, kind="stable")
+    order = _class_order(l_dict)
     rank = np.empty_like(order)
     rank[order] = np.arange(order.shape[0])
-    classes = values[order]
-    l_dict_sorted = l_dict.take(pa.array(order))
     responses = Responses.from_codes(
         t,
         w,
         rank[lab],
         task_ids=np.arange(len(t_dict)),
         worker_ids=np.arange(len(w_dict)),
-        classes=classes,
+        classes=np.arange(order.shape[0]),
     )
-    return responses, t_dict, w_dict, l_dict_sorted
+    return responses, t_dict, w_dict, l_dict.take(pa.array(order))
+
+
+def _agreement_labels(
+    path: Path, responses: Responses, l_dict: pa.Array, metric: str, level: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label codes and class values for ``level``.
+
+    Nominal, or labels that are not all finite numbers: the label texts (Krippendorff's interval
+    and ratio levels refuse them). Otherwise the numbers, equal numbers merged (``1`` and ``1.0``
+    are one value); the ratio level refuses negative ones.
+    """
+    values = None if level == "nominal" else _numbers(l_dict)
+    if values is None:
+        texts = l_dict.to_pylist()
+        if metric == "krippendorff" and level in ("interval", "ratio"):
+            bad = np.array([not _is_finite_number(t) for t in texts])
+            row = int(np.flatnonzero(bad[responses.label])[0])
+            label = texts[int(responses.label[row])]
+            raise _file_error(
+                path, f"{_where(path, row)}: label {label!r} is not a finite number; the {level} level needs numbers"
+            )
+        return responses.label, np.asarray(texts, dtype=object)
+    uniques, inverse = np.unique(values, return_inverse=True)
+    if level == "ratio" and uniques[0] < 0:
+        row = int(np.flatnonzero(values[responses.label] < 0)[0])
+        label = l_dict[int(responses.label[row])].as_py()
+        raise _file_error(path, f"{_where(path, row)}: label {label!r} is negative; the ratio level needs values >= 0")
+    return inverse.reshape(-1)[responses.label], uniques
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
@@ -192,9 +477,24 @@ def _write_table(table: pa.Table, path: Path) -> None:
         raise InvalidInputError(f"{path}: cannot be written: {exc}") from None
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be a file, before any work is done."""
+    if path.is_dir():
+        raise _file_error(path, "is a directory; expected a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise _file_error(path, f"cannot be written: {parent} is not a directory")
+            break
+
+
 def _gold_arrays(path: Path, t_dict: pa.Array, l_dict: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Gold file -> (task codes, class codes); gold for tasks nobody answered is dropped."""
+    """Gold file -> (task codes, class codes); gold for tasks nobody answered is dropped.
+
+    A task listed twice must have the same gold label both times.
+    """
     table = read_table(path, ("task", "label"))
+    _check_gold_conflicts(path, table)
     t = pc.index_in(table.column("task"), value_set=t_dict).to_numpy(zero_copy_only=False).astype(float)
     lab = pc.index_in(table.column("label"), value_set=l_dict).to_numpy(zero_copy_only=False).astype(float)
     known = ~np.isnan(t)
@@ -204,9 +504,27 @@ def _gold_arrays(path: Path, t_dict: pa.Array, l_dict: pa.Array) -> tuple[np.nda
         value = table.column("label")[row].as_py()
         raise _file_error(
             path,
-            f"line {row + 2}: gold label {value!r} is not among the answered labels {l_dict.to_pylist()[:20]}",
+            f"{_where(path, row)}: gold label {value!r} is not among the answered labels {l_dict.to_pylist()[:20]}",
         )
     return t[known].astype(np.int64), lab[known].astype(np.int64)
+
+
+def _check_gold_conflicts(path: Path, table: pa.Table) -> None:
+    tasks, _ = _encode(table.column("task"))
+    labels, _ = _encode(table.column("label"))
+    if tasks.size == 0:
+        return
+    _, first = np.unique(tasks, return_index=True)  # codes run 0..n-1, so first[code] is its first row
+    clash = np.flatnonzero(labels != labels[first][tasks])
+    if clash.size:
+        row = int(clash[0])
+        before = int(first[tasks[row]])
+        task, label = table.column("task")[row].as_py(), table.column("label")
+        raise _file_error(
+            path,
+            f"{_where(path, row)}: task {task!r} has gold label {label[row].as_py()!r}, "
+            f"but {_where(path, before)} gave {label[before].as_py()!r}",
+        )
 
 
 @contextmanager
@@ -254,6 +572,9 @@ def aggregate_command(
     """Infer one label per task from many workers' answers (truth inference)."""
     if method not in AGGREGATORS:
         raise InvalidInputError(f"--method must be one of {', '.join(AGGREGATORS)}, got {method!r}")
+    for path in (out, workers_out):
+        if path is not None:
+            _check_writable(path)
     started = time.perf_counter()
     with _stages(not as_json and _big(answers)) as stages:
         stages.stage(f"Reading {answers.name}")
@@ -325,14 +646,15 @@ def agreement_command(
         raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if level not in LEVELS:
         raise InvalidInputError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
-    responses, _t, w_dict, _l = read_answers(answers)
+    responses, _t, w_dict, l_dict = read_answers(answers)
+    label, classes = _agreement_labels(answers, responses, l_dict, metric, level)
     responses = Responses(
         responses.task_idx,
         responses.worker_idx,
-        responses.label,
+        label,
         responses.task_ids,
         np.asarray(w_dict.to_pylist(), dtype=object),
-        responses.classes,
+        classes,
     )
     try:
         value = agreement(responses, metric=metric, level=level, ci=ci, n_boot=n_boot, random_state=seed)

@@ -73,7 +73,8 @@ def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
 def sort_codes(codes: Any, uniques: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
     """Re-code ``codes`` into unsorted ``uniques`` (a factorisation) so that the uniques are sorted.
 
-    Cheap: only the (few) uniques are sorted, then the codes are remapped by one take.
+    Cheap: only the (few) uniques are sorted, then the codes are remapped by one take. A code
+    ``-1``, or a unique that is ``None`` or NaN, is a missing value and an error.
     """
     u = np.asarray(uniques)
     if u.dtype == object and u.size and all(type(v) is str for v in u):
@@ -82,6 +83,13 @@ def sort_codes(codes: Any, uniques: Any, *, field: str = "value") -> tuple[IntAr
     if c.size and c.min() < 0:
         row = int(np.flatnonzero(c < 0)[0])
         raise InvalidInputError(f"{field} is missing at row {row}")
+    # Arrow's dictionary_encode keeps NaN (and None in object arrays) as a value: it is missing
+    missing = np.isnan(u) if u.dtype.kind == "f" else None
+    if u.dtype == object:
+        missing = np.fromiter((_is_missing(v) for v in u), dtype=bool, count=u.size)
+    if missing is not None and missing.any():
+        row = int(np.flatnonzero(np.isin(c, np.flatnonzero(missing)))[0])
+        raise InvalidInputError(f"{field} is missing (NaN) at row {row}")
     try:
         order = np.argsort(u, kind="stable")
     except TypeError:

@@ -107,6 +107,12 @@ def agreement(
     -------
     float, or AgreementResult when ``ci`` is given.
 
+    Notes
+    -----
+    A worker who answered a task more than once contributes every answer as its own value, the
+    rule of :class:`~veracity.quality.Responses` (call ``deduplicate`` first to keep one);
+    Cohen's kappa, which pairs one answer of each rater per task, keeps each rater's last answer.
+
     References
     ----------
     Cohen 1960 (doi:10.1177/001316446002000104); Fleiss 1971 (doi:10.1037/h0031619);

@@ -15,12 +15,27 @@ LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 
 def _numeric(classes: np.ndarray, level: str) -> FloatArray:
+    """Class values as float64: finite numbers, and not negative for the ratio level."""
     try:
-        return np.asarray(classes, dtype=np.float64)
+        values = np.asarray(classes, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"{level} Krippendorff's alpha needs numeric labels, got {classes[:5].tolist()}"
         ) from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InvalidInputError(
+            f"{level} Krippendorff's alpha needs finite numeric labels, got {_item(classes[bad][0])!r}"
+        )
+    if level == "ratio" and (values < 0).any():
+        raise InvalidInputError(
+            f"ratio Krippendorff's alpha needs non-negative labels, got {_item(classes[values < 0][0])!r}"
+        )
+    return values
+
+
+def _item(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _delta2(classes: np.ndarray, level: str, n_c: FloatArray) -> FloatArray:
@@ -39,7 +54,7 @@ def _delta2(classes: np.ndarray, level: str, n_c: FloatArray) -> FloatArray:
     v = _numeric(classes, level)
     if level == "interval":
         return (v[:, None] - v[None, :]) ** 2
-    if level == "ratio":
+    if level == "ratio":  # values are >= 0 (checked), so s == 0 only for the pair (0, 0)
         s = v[:, None] + v[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.where(s == 0, 0.0, (v[:, None] - v[None, :]) / s)
@@ -54,7 +69,7 @@ def krippendorff_alpha(responses: Responses, *, level: str = "nominal") -> float
     over units (tasks) with :math:`m_u \ge 2` values, and returns
     :math:`\alpha = 1 - (n - 1) \frac{\sum_{ck} o_{ck} \delta^2_{ck}}{\sum_{ck} n_c n_k \delta^2_{ck}}`.
     Missing values are simply absent answers. Ordinal ranks follow the sorted label order; interval
-    and ratio need numeric labels.
+    and ratio need finite numeric labels, and ratio non-negative ones.
 
     Parameters
     ----------
