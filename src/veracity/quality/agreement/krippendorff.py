@@ -107,4 +107,4 @@ def krippendorff_alpha(responses: Responses, *, level: str = "nominal") -> float
     expected = float((np.outer(n_c, n_c) * d2).sum())
     if expected == 0.0:
         return 1.0  # a single value used throughout: no disagreement is possible
-    return 1.0 - (n - 1.0) * float((o * d2).sum()) / expected
+    return 1.0 - (float(n) - 1.0) * float((o * d2).sum()) / expected
