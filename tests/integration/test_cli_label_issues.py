@@ -123,7 +123,7 @@ def _bad_cases(tmp_path: Path) -> list[tuple[str, str, str]]:
         ("range.npy", "P.npy", r"range\.npy row 11: label 3 is outside 0\.\.2"),
         ("junk.npy", "P.npy", r"junk\.npy: cannot read"),
         ("L.npy", "missing.npy", r"missing\.npy: no such file"),
-        ("L.npy", "words.csv", r"words\.csv: cannot read"),
+        ("L.npy", "words.csv", r"words\.csv line 2, column 'a': 'x' is not a number"),
     ]
 
 
@@ -198,3 +198,88 @@ def test_label_column_picked_from_wide_files(tmp_path: Path) -> None:
         result = run("--labels", str(tmp_path / name), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out))
         assert result.exit_code == 0, result.output
         assert [int(r["index"]) for r in read_issues(out)] == expected.ranked.tolist()
+
+
+def _flagged(result, out: Path) -> list[int]:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 0, result.output
+    return [int(r["index"]) for r in read_issues(out)]
+
+
+def test_csv_bom_headers_and_quotes(tmp_path: Path) -> None:
+    labels, probs, _ = make_problem(60, 3, seed=2)
+    expected = find_label_issues(labels, probs.astype(np.float64)).ranked.tolist()
+    rows = "".join(f"{v}\n" for v in labels)
+    prob_rows = "".join(",".join(f"{p:.17g}" for p in row) + "\n" for row in probs.astype(np.float64))
+    np.save(tmp_path / "P.npy", probs.astype(np.float64))
+    files = {
+        "bom.csv": "\ufeff" + rows,  # a BOM used to make the first label a header: rows shifted by one
+        "bomhdr.csv": "\ufefflabel,id\n" + "".join(f"{v},{i}\n" for i, v in enumerate(labels)),
+        "rstyle.csv": '"id","label"\n' + "".join(f'"{i}",{v}\n' for i, v in enumerate(labels)),
+        "quoted.csv": '"label","id"\r\n' + "".join(f'"{v}","{i}"\r\n' for i, v in enumerate(labels)),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8", newline="")
+        out = tmp_path / f"{name}.out"
+        result = run("--labels", str(tmp_path / name), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out))
+        assert _flagged(result, out) == expected, name
+    # both files with a BOM: same rows, not one fewer each
+    (tmp_path / "P.csv").write_text("\ufeff" + prob_rows, encoding="utf-8")
+    out = tmp_path / "both.out"
+    result = run("--labels", str(tmp_path / "bom.csv"), "--pred-probs", str(tmp_path / "P.csv"), "--out", str(out))
+    assert _flagged(result, out) == expected
+
+
+def test_csv_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    labels, probs, _ = make_problem(20, 3)
+    np.save(tmp_path / "P.npy", probs)
+    np.save(tmp_path / "L.npy", labels)
+    lines = [str(v) for v in labels]
+    nan_probs = probs.astype(np.float64)
+    nan_probs[4, 1] = np.nan
+    files = {
+        "blank.csv": ("label\n" + "\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n").encode(),
+        "latin.csv": ("label\n" + "\n".join(lines[:3]) + "\n").encode() + "caf\xe9\n".encode("latin-1"),
+        "float.csv": ("label\n" + "\n".join(lines[:3]) + "\n1.5\n" + "\n".join(lines[4:])).encode(),
+        "range.csv": ("\n".join(lines[:9]) + "\n7\n" + "\n".join(lines[10:]) + "\n").encode(),
+        "wide.csv": ("id,name\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels))).encode(),
+        "noheader.csv": "".join(f"{i},{v}\n" for i, v in enumerate(labels)).encode(),
+        "header_only.csv": b"label\n",
+        "nan_probs.csv": ("a,b,c\n" + "".join(",".join(map(str, r)) + "\n" for r in nan_probs)).encode(),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.csv").mkdir()
+    cases = [
+        ("blank.csv", "P.npy", "blank.csv line 7 is empty"),
+        ("latin.csv", "P.npy", "latin.csv line 5: not valid UTF-8 (byte 0xe9)"),
+        ("float.csv", "P.npy", "float.csv line 5: expected an integer class index, got 1.5"),
+        ("range.csv", "P.npy", "range.csv line 10: label 7 is outside 0..2"),
+        (
+            "wide.csv",
+            "P.npy",
+            "wide.csv: expected one column of labels, got 2 (id, name); name the label column 'label'",
+        ),
+        ("noheader.csv", "P.npy", "noheader.csv: expected one column of labels, got shape (20, 2)"),
+        ("header_only.csv", "P.npy", "header_only.csv: no rows after the header line (label)"),
+        ("folder.csv", "P.npy", "folder.csv: is a directory"),
+        ("L.npy", "nan_probs.csv", "nan_probs.csv line 6: values must be finite"),
+    ]
+    for lab, pp, expected in cases:
+        result = run("--labels", str(tmp_path / lab), "--pred-probs", str(tmp_path / pp), "--out", str(tmp_path / "o"))
+        assert expected in error_text(result), (lab, pp, error_text(result))
+
+
+def test_uint64_labels_show_their_value(tmp_path: Path) -> None:
+    labels, probs, _ = make_problem(20, 3)
+    np.save(tmp_path / "P.npy", probs)
+    big = labels.astype(np.uint64)
+    big[3] = 2**63 + 2
+    np.save(tmp_path / "L.npy", big)
+    result = run(
+        "--labels", str(tmp_path / "L.npy"), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(tmp_path / "o")
+    )
+    assert "L.npy row 3: label 9223372036854775810 is not a class index (too large)" in error_text(result)
+    np.save(tmp_path / "L.npy", labels.astype(np.uint64))  # small unsigned labels are fine
+    out = tmp_path / "ok.csv"
+    result = run("--labels", str(tmp_path / "L.npy"), "--pred-probs", str(tmp_path / "P.npy"), "--out", str(out))
+    assert _flagged(result, out) == find_label_issues(labels, probs).ranked.tolist()

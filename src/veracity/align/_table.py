@@ -117,11 +117,17 @@ def align_tables(
 ) -> tuple[Table, Table]:
     """Tables for ``reference`` and ``current`` with the same columns and kinds.
 
-    A column that is categorical on either side is categorical on both. ``features`` selects (and
-    orders) columns; each must exist on both sides.
+    ``features`` selects (and orders) columns; each must exist on both sides. Every name in
+    ``categorical`` must be a column. A column numeric on one side and not on the other is an error
+    (a text cell in a column of numbers), unless it is listed in ``categorical`` or has no value at
+    all on its numeric side (then it is categorical on both). Numeric columns must be finite or
+    missing (NaN) and hold at least one value on each side.
     """
     ref = as_table(reference, name="reference", feature_names=feature_names, categorical=categorical)
     cur = as_table(current, name="current", feature_names=feature_names, categorical=categorical)
+    unknown = [str(c) for c in categorical if c not in ref.columns and c not in cur.columns]
+    if unknown:
+        raise InvalidInputError(f"categorical: no column {', '.join(map(repr, unknown))} (has {', '.join(ref.names)})")
     if features is not None:
         wanted = [str(f) for f in features]
         for side, tab in (("reference", ref), ("current", cur)):
@@ -149,14 +155,48 @@ def align_tables(
     kinds: dict[str, str] = {}
     for n in names:
         r, c = ref.columns[n], cur.columns[n]
+        for side, col, kind in (("reference", r, ref.kinds[n]), ("current", c, cur.kinds[n])):
+            if kind == "numeric":
+                _check_numeric(col, side, n)
         if ref.kinds[n] == "numeric" and cur.kinds[n] == "numeric":
+            if not (np.isfinite(r).any() and np.isfinite(c).any()):
+                side = "reference" if not np.isfinite(r).any() else "current"
+                raise InvalidInputError(f"{side} column {n!r} has no values (all missing)")
             kinds[n] = "numeric"
         else:
+            for side, col, kind, other in (("reference", r, ref.kinds[n], c), ("current", c, cur.kinds[n], r)):
+                if kind == "numeric" and np.isfinite(col).any():
+                    row, value = _first_non_number(other)
+                    raise InvalidInputError(
+                        f"column {n!r} holds numbers in {side} but {value!r} (row {row}) in "
+                        f"{'current' if side == 'reference' else 'reference'}; pass categorical=[{n!r}] "
+                        "if the column is categorical"
+                    )
             kinds[n] = "categorical"
             r = r if ref.kinds[n] == "categorical" else _numeric_as_categories(r)
             c = c if cur.kinds[n] == "categorical" else _numeric_as_categories(c)
         cols_r[n], cols_c[n] = r, c
     return Table(cols_r, dict(kinds)), Table(cols_c, dict(kinds))
+
+
+def _check_numeric(col: np.ndarray, side: str, name: str) -> None:
+    inf = np.flatnonzero(np.isinf(col))
+    if inf.size:
+        raise InvalidInputError(
+            f"{side} column {name!r} row {inf[0]}: expected finite numbers (NaN for missing), got {col[inf[0]]}"
+        )
+
+
+def _first_non_number(col: np.ndarray) -> tuple[int, str]:
+    """Row and value of the first category that is not a number (the first value if all are)."""
+    for i, v in enumerate(col.tolist()):
+        if v == MISSING:
+            continue
+        try:
+            float(v)
+        except ValueError:
+            return i, v
+    return 0, str(col[0]) if col.size else ""
 
 
 def _numeric_as_categories(col: np.ndarray) -> np.ndarray:

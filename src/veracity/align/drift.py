@@ -483,6 +483,8 @@ def detect_drift(
         raise InvalidInputError(f"alpha must be in (0, 1), got {alpha!r}")
     if int(n_permutations) < 1:
         raise InvalidInputError(f"n_permutations must be >= 1, got {n_permutations!r}")
+    if int(n_clusters) < 0:
+        raise InvalidInputError(f"n_clusters must be >= 0 (0 turns cluster slices off), got {n_clusters!r}")
     rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
     ref, cur = align_tables(reference, current, features=features, categorical=categorical, feature_names=feature_names)
     per_feature = _per_feature(ref, cur, a, correction)

@@ -8,6 +8,9 @@ mislabelled first. numpy, pyarrow and the engine are imported inside the command
 
 from __future__ import annotations
 
+import csv
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,30 +41,93 @@ _RANK_BY = ("normalized_margin", "self_confidence", "confidence_weighted_entropy
 _LABEL_COLUMNS = ("label", "labels", "given_label")
 
 
-def _read_csv(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
+@dataclass(frozen=True)
+class _Input:
+    """An array read from a file, and what messages need to point into the file."""
+
+    array: npt.NDArray[Any]
+    first_line: int | None = None  # line of the first data row (text files), else rows are counted from 0
+    columns: tuple[str, ...] = ()  # header or schema names, when the file has them
+
+    def where(self, name: str, row: int) -> str:
+        return f"{name} line {self.first_line + row}" if self.first_line is not None else f"{name} row {row}"
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_data(cell: str) -> bool:
+    """A number, or numbers joined by another separator (then the row is data, not a header)."""
+    return _is_number(cell) or all(_is_number(part) for part in re.split(r"[;\t|]", cell))
+
+
+def _csv_cell_error(lines: list[str], first_line: int, name: str, header: list[str], use: int | None) -> None:
+    """Raise naming the first line whose fields do not read as numbers (after np.loadtxt failed)."""
+    width = len(header) if header else None
+    like = "in the header" if header else "on the first line"
+    for i, fields in enumerate(csv.reader(lines)):
+        line = first_line + i
+        if width is None:
+            width = len(fields)
+        if len(fields) != width:
+            raise InvalidInputError(f"{name} line {line}: expected {width} fields {like}, got {len(fields)}")
+        for j, cell in enumerate(fields):
+            if use is not None and j != use:
+                continue
+            column = repr(header[j]) if header else str(j + 1)
+            if not cell.strip():
+                raise InvalidInputError(f"{name} line {line}, column {column}: empty value")
+            if not _is_number(cell):
+                hint = "; separate the columns with ','" if any(sep in cell for sep in ";\t|") else ""
+                raise InvalidInputError(f"{name} line {line}, column {column}: {cell.strip()!r} is not a number{hint}")
+
+
+def _read_csv(path: Path, name: str, columns: tuple[str, ...] = ()) -> _Input:
+    """Numbers of a CSV with an optional one-row text header (quoted fields and a UTF-8 BOM allowed)."""
     import numpy as np
 
-    with path.open("r", encoding="utf-8") as fh:
-        first = fh.readline()
-    if not first.strip():
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInputError(f"{name} line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x})") from None
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():  # blank lines at the end are fine
+        lines.pop()
+    if not lines:
         raise InvalidInputError(f"{name}: the file is empty")
-    cells = [c.strip() for c in first.split(",")]
-    try:
-        [float(c) for c in cells]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header row
+    blank = next((i for i, line in enumerate(lines) if not line.strip()), None)
+    if blank is not None:
+        raise InvalidInputError(f"{name} line {blank + 1} is empty; expected one row per item")
+    first = [c.strip() for c in next(csv.reader([lines[0]]))]
+    header = [] if all(_is_data(c) for c in first) else first
     use = None
-    if skip and len(cells) > 1:
-        use = next((cells.index(c) for c in columns if c in cells), None)
+    if header:
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        if dupes:
+            raise InvalidInputError(f"{name} line 1: column {', '.join(map(repr, dupes))} appears more than once")
+        if len(header) > 1:
+            use = next((header.index(c) for c in columns if c in header), None)
+    body = lines[1:] if header else lines
+    first_line = 2 if header else 1
+    if not body:
+        raise InvalidInputError(f"{name}: no rows after the header line ({', '.join(header)})")
     try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2, usecols=use)
+        arr = np.loadtxt(body, delimiter=",", quotechar='"', dtype=np.float64, ndmin=2, usecols=use)
     except ValueError as exc:
+        _csv_cell_error(body, first_line, name, header, use)
         raise InvalidInputError(f"{name}: cannot read as numbers ({exc})") from exc
-    return arr
+    names = (header[use],) if use is not None else tuple(header)
+    return _Input(arr, first_line, names)
 
 
-def _read_parquet(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
+def _read_parquet(path: Path, name: str, columns: tuple[str, ...] = ()) -> _Input:
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -70,9 +136,10 @@ def _read_parquet(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.N
         chosen = next((c for c in columns if c in table.column_names), None)
         if chosen is not None:
             table = table.select([chosen])
+    names = tuple(table.column_names)
     if table.num_columns == 1 and str(table.schema.field(0).type).startswith(("list", "fixed_size_list", "large_list")):
         try:
-            return np.asarray(table.column(0).to_pylist(), dtype=np.float64)
+            return _Input(np.asarray(table.column(0).to_pylist(), dtype=np.float64), None, names)
         except ValueError as exc:
             raise InvalidInputError(f"{name}: rows of the list column differ in length ({exc})") from exc
     cols = []
@@ -87,54 +154,82 @@ def _read_parquet(path: Path, name: str, columns: tuple[str, ...] = ()) -> npt.N
             raise InvalidInputError(f"{name}: column {field.name!r} is not numeric ({field.type})") from exc
     if not cols:
         raise InvalidInputError(f"{name}: no columns")
-    return np.column_stack(cols)
+    return _Input(np.column_stack(cols), None, names)
 
 
-def read_array(path: Path, *, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
-    """Read a numeric array from ``.npy``, ``.csv`` (optional header) or ``.parquet``.
-
-    When a CSV header or a Parquet schema has several columns and one is named in ``columns``,
-    only that column is read (the first such name wins).
-
-    Raises :class:`~veracity.errors.InvalidInputError` naming the file when it cannot be read.
-    """
+def _read(path: Path, *, columns: tuple[str, ...] = ()) -> _Input:
     import numpy as np
 
     name = str(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{name}: is a directory, expected a file")
     if not path.is_file():
         raise InvalidInputError(f"{name}: no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            arr = _read_csv(path, name, columns)
-        elif suffix == ".parquet":
-            arr = _read_parquet(path, name, columns)
-        else:
-            raise InvalidInputError(f"{name}: unsupported file type {suffix!r} (use .npy, .csv or .parquet)")
+            return _Input(np.load(path, allow_pickle=False))
+        if suffix == ".csv":
+            return _read_csv(path, name, columns)
+        if suffix == ".parquet":
+            return _read_parquet(path, name, columns)
+        raise InvalidInputError(f"{name}: unsupported file type {suffix!r} (use .npy, .csv or .parquet)")
     except InvalidInputError:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{name}: cannot read ({exc})") from exc
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
         raise InvalidInputError(f"{name}: cannot read ({type(exc).__name__}: {exc})") from exc
-    return arr
 
 
-def _as_labels(arr: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
+def read_array(path: Path, *, columns: tuple[str, ...] = ()) -> npt.NDArray[Any]:
+    """Read a numeric array from ``.npy``, ``.csv`` (optional one-row header) or ``.parquet``.
+
+    When a CSV header or a Parquet schema has several columns and one is named in ``columns``,
+    only that column is read (the first such name wins).
+
+    Raises :class:`~veracity.errors.InvalidInputError` naming the file (and, for a CSV, the line)
+    when it cannot be read.
+    """
+    return _read(path, columns=columns).array
+
+
+def _as_labels(read: _Input, name: str) -> npt.NDArray[Any]:
     import numpy as np
 
+    arr = read.array
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    if arr.ndim == 2 and read.columns:
+        raise InvalidInputError(
+            f"{name}: expected one column of labels, got {arr.shape[1]} ({', '.join(read.columns)}); "
+            f"name the label column {', '.join(map(repr, _LABEL_COLUMNS))} or keep only that column"
+        )
     if arr.ndim != 1:
-        raise InvalidInputError(f"{name}: labels must be one column, got shape {arr.shape}")
+        raise InvalidInputError(f"{name}: expected one column of labels, got shape {arr.shape}")
     if arr.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0**63))
         if bad.size:
-            raise InvalidInputError(f"{name} row {bad[0]}: expected an integer class index, got {arr[bad[0]]!r}")
+            raise InvalidInputError(
+                f"{read.where(name, int(bad[0]))}: expected an integer class index, got {arr[bad[0]].item()!r}"
+            )
         arr = arr.astype(np.int64)
+    elif arr.dtype.kind == "u" and arr.dtype.itemsize >= 8:
+        big = np.flatnonzero(arr > np.iinfo(np.int64).max)
+        if big.size:
+            raise InvalidInputError(
+                f"{read.where(name, int(big[0]))}: label {arr[big[0]].item()} is not a class index (too large)"
+            )
     return arr
+
+
+def _in_lines(exc: InvalidInputError, name: str, read: _Input) -> InvalidInputError:
+    """``exc`` with ``NAME row R`` (counted from 0) put as ``NAME line L`` for a text file."""
+    prefix = f"{name} row "
+    found = re.match(r"(\d+)(.*)", exc.message[len(prefix) :], re.S) if exc.message.startswith(prefix) else None
+    if read.first_line is None or found is None:
+        return exc
+    return InvalidInputError(f"{read.where(name, int(found[1]))}{found[2]}")
 
 
 def _put_digits(table: npt.NDArray[np.uint8], col: int, values: npt.NDArray[Any], width: int, *, pad: bool) -> None:
@@ -244,11 +339,16 @@ def label_issues(
         raise InvalidInputError(f"--rank-by must be one of {', '.join(_RANK_BY)}, got {rank_by!r}")
     from veracity.quality.label_errors import find_label_issues, validate_label_inputs
 
-    lab = _as_labels(read_array(labels, columns=_LABEL_COLUMNS), str(labels))
-    probs = read_array(pred_probs)
-    lab, probs = validate_label_inputs(
-        lab, probs, labels_name=str(labels), pred_probs_name=str(pred_probs), n_jobs=None
-    )
+    lab_in = _read(labels, columns=_LABEL_COLUMNS)
+    lab = _as_labels(lab_in, str(labels))
+    probs_in = _read(pred_probs)
+    try:
+        lab, probs = validate_label_inputs(
+            lab, probs_in.array, labels_name=str(labels), pred_probs_name=str(pred_probs), n_jobs=None
+        )
+    except InvalidInputError as exc:  # the engine counts rows from 0; a text file has lines
+        exc = _in_lines(exc, str(labels), lab_in)
+        raise _in_lines(exc, str(pred_probs), probs_in) from None
     res = find_label_issues(lab, probs, method=method, rank_by=rank_by, check_input=False)  # type: ignore[arg-type]
     write_issues_csv(out, res.ranked, res.scores, res.mask, res.suggested)
     typer.echo(f"{res.num_issues} of {lab.shape[0]} items flagged ({res.method}); wrote {out}")

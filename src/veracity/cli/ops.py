@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -84,39 +87,177 @@ def backup(
     console.print(f"Backed up {database.engine.url.database} to {path} (pg_restore format)")
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+# Columns that name the item of a CSV/Parquet row; identifiers are text, never numbers ("007").
+_ID_COLUMNS = ("external_id", "id", "item_id")
+_TEXT_ID_COLUMNS = ("external_id", "id")
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """``data`` as text (a UTF-8 BOM dropped); bytes that are not UTF-8 fail naming the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        fail(f"{path}: line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+             "save the file as UTF-8")
+
+
+def _read_jsonl(path: Path, data: bytes) -> tuple[list[Any], list[str]]:
+    records: list[Any] = []
+    names: list[str] = []
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            fail(f"{path}: line {lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as UTF-8")
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            fail(f"{path}: line {lineno}: malformed JSON ({exc.msg})")
+        names.append(f"{path}: line {lineno}")
+    return records, names
+
+
+def _read_json(path: Path, data: bytes) -> tuple[list[Any], list[str]]:
+    """The elements of a JSON array and the line each starts on."""
+    text = _decode(data, path)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})")
+    if not isinstance(document, list):
+        fail(f"{path}: expected a JSON list of prediction objects")
+    # Walk the (valid) array again with the standard scanner to find where each element starts.
+    scan = json.JSONDecoder().scan_once
+    ws = re.compile(r"[ \t\n\r,]*")
+    names: list[str] = []
+    pos = ws.match(text, text.index("[") + 1).end()
+    line, counted = 1, 0
+    for _ in document:
+        line += text.count("\n", counted, pos)
+        counted = pos
+        names.append(f"{path}: line {line}")
+        pos = ws.match(text, scan(text, pos)[1]).end()
+    return document, names
+
+
+def _csv_row_lines(text: str, path: Path) -> list[int]:
+    """The line each data row of a CSV starts on; a row whose field count differs from the header fails."""
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    lines: list[int] = []
+    end = 0  # last line of the previous row
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long field is not an error
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row:  # blank line (pyarrow skips them too)
+                continue
+            if header is None:
+                header = row
+            elif len(row) != len(header):
+                fail(f"{path}: line {start}: expected {len(header)} fields as in the header, got {len(row)}")
+            else:
+                lines.append(start)
+    except csv.Error as exc:
+        fail(f"{path}: line {end + 1}: cannot read as CSV ({exc})")
+    return lines
+
+
+def _records_from_table(table: Any, path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+
+    columns = table.column_names
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        fail(f"{path}: column {', '.join(map(repr, dupes))} appears more than once")
+    if not any(c in columns for c in _ID_COLUMNS):
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+            hint = "; the file seems not to be comma-separated (CSV must use ',')"
+        fail(f"{path}: no external_id, id or item_id column (columns found: {', '.join(map(repr, columns))}){hint}")
+    for name in _TEXT_ID_COLUMNS:
+        if name in columns:
+            t = table.schema.field(name).type
+            if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+                    or pa.types.is_null(t)):
+                fail(f"{path}: column {name!r} has type {t}; expected text or integers")
+    if table.num_rows == 0:
+        fail(f"{path}: no rows")
+    records: list[dict[str, Any]] = []
+    for row in table.to_pylist():
+        probs = {k[2:]: v for k, v in row.items() if k.startswith("p:")}
+        rec = {k: v for k, v in row.items() if not k.startswith("p:")}
+        if probs:
+            rec["probabilities"] = probs
+        records.append(rec)
+    return records
+
+
+def _read_csv(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    lines = _csv_row_lines(_decode(data, path), path)
+    types = {name: pa.string() for name in _TEXT_ID_COLUMNS}
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(block_size=1 << 24),  # a row must fit in one block
+            convert_options=pacsv.ConvertOptions(column_types=types),
+        )
+    except pa.ArrowInvalid as exc:
+        fail(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]})")
+    if len(lines) == table.num_rows:
+        names = [f"{path}: line {n}" for n in lines]
+    else:  # the csv module and pyarrow split rows differently (unusual quoting)
+        names = [f"{path}: row {i}" for i in range(1, table.num_rows + 1)]
+    return _records_from_table(table, path), names
+
+
+def _read_parquet(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        fail(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})")
+    names = [f"{path}: row {i}" for i in range(1, table.num_rows + 1)]
+    return _records_from_table(table, path), names
+
+
+def _read_records(path: Path) -> tuple[list[Any], list[str]]:
+    """The prediction records of ``path`` and how error messages name each one ("FILE: line N")."""
+    if path.is_dir():
+        fail(f"{path}: is a directory, expected a file")
     if not path.is_file():
         fail(f"{path}: no such file")
-    records: list[dict[str, Any]] = []
-    if path.suffix in (".jsonl", ".ndjson"):
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    fail(f"{path}: line {lineno}: malformed JSON ({exc.msg})")
-        return records
-    if path.suffix == ".json":
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        records, names = _read_parquet(path)
+    elif suffix in (".jsonl", ".ndjson", ".json", ".csv"):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            fail(f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})")
-        if not isinstance(data, list):
-            fail(f"{path}: expected a JSON list of prediction objects")
-        return data
-    if path.suffix in (".csv", ".parquet"):
-        import pyarrow.csv as pacsv
-        import pyarrow.parquet as pq
-
-        table = pacsv.read_csv(path) if path.suffix == ".csv" else pq.read_table(path)
-        for row in table.to_pylist():
-            probs = {k[2:]: v for k, v in row.items() if k.startswith("p:")}
-            rec = {k: v for k, v in row.items() if not k.startswith("p:")}
-            if probs:
-                rec["probabilities"] = probs
-            records.append(rec)
-        return records
-    fail(f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
+            data = path.read_bytes()
+        except OSError as exc:
+            fail(f"{path}: cannot read ({exc.strerror or exc})")
+        if not data.strip():
+            fail(f"{path}: the file is empty")
+        if suffix == ".json":
+            records, names = _read_json(path, data)
+        elif suffix == ".csv":
+            records, names = _read_csv(path, data)
+        else:
+            records, names = _read_jsonl(path, data)
+    else:
+        fail(f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
+    if not records:
+        fail(f"{path}: no rows")
+    return records, names
 
 
 @predictions_app.command("import")
@@ -130,10 +271,10 @@ def predictions_import(
 ) -> None:
     """Load a model's outputs (probabilities per item and/or pre-labels) into a project."""
     database = _open(db)
-    records = _read_records(source)
+    records, names = _read_records(source)
     view = project_service.find_project(database, SYSTEM, project)
     out = item_service.import_predictions(database, SYSTEM, view.id, records, model=model,
-                                          model_version=model_version)
+                                          model_version=model_version, record_names=names)
     console.print(f"Imported {out['imported']} predictions of {model} {model_version} into {project}")
 
 

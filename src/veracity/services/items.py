@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import String, cast, exists, insert, select
@@ -94,17 +95,31 @@ def _probabilities(raw: Any, classes: list[str], where: str) -> list[float] | No
     if isinstance(raw, Mapping):
         unknown = sorted(set(raw) - set(classes))
         if unknown:
-            raise InvalidInputError(f"{where}.probabilities: unknown labels {unknown}")
+            raise InvalidInputError(f"{where}: unknown labels {unknown}; expected some of {classes}")
         raw = [raw.get(c, 0.0) for c in classes]
+        names: list[Any] = classes
+    else:
+        names = list(range(len(classes)))
     if not isinstance(raw, list) or len(raw) != len(classes):
-        raise InvalidInputError(f"{where}.probabilities: expected {len(classes)} numbers (one per label)")
-    try:
-        probs = [float(x) for x in raw]
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where}.probabilities: expected numbers") from exc
-    total = sum(probs)
-    if any(p < 0 for p in probs) or abs(total - 1.0) > 1e-3:
-        raise InvalidInputError(f"{where}.probabilities: expected non-negative numbers summing to 1, got {total:.4f}")
+        raise InvalidInputError(f"{where}: expected {len(classes)} numbers (one per label)")
+    probs: list[float] = []
+    for name, x in zip(names, raw, strict=True):
+        if x is None:
+            raise InvalidInputError(f"{where}[{name!r}]: missing value")
+        try:
+            if isinstance(x, bool):
+                raise TypeError(x)
+            p = float(x)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{where}[{name!r}]: expected a number, got {x!r}") from None
+        if not math.isfinite(p):
+            raise InvalidInputError(f"{where}[{name!r}]: expected a finite number, got {x!r}")
+        if p < 0:
+            raise InvalidInputError(f"{where}[{name!r}]: expected a non-negative number, got {x!r}")
+        probs.append(p)
+    total = math.fsum(probs)
+    if abs(total - 1.0) > 1e-3:
+        raise InvalidInputError(f"{where}: expected numbers summing to 1, got {total:.4f}")
     return probs
 
 
@@ -116,16 +131,30 @@ def import_predictions(
     *,
     model: str,
     model_version: str = "",
+    record_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Store model outputs for a project's items: a pre-label ``value`` and/or per-label ``probabilities``.
 
-    Each record names its item by ``item_id`` or ``external_id`` (alias ``id``). ``probabilities``
-    is a list in the schema's label order or a ``{label: p}`` object. With probabilities and no
+    Each record names its item by ``item_id`` or ``external_id`` (alias ``id``; compared as text,
+    so ``7`` finds the item ``"7"``). ``probabilities`` is a list in the schema's label order or a
+    ``{label: p}`` object of finite, non-negative numbers summing to 1. With probabilities and no
     value, the pre-label is the most probable label. All-or-nothing: a bad record stores nothing.
+
+    Error messages name a record ``index i`` and a field ``index i.probabilities``; pass
+    ``record_names`` (one per record, e.g. ``"preds.csv: line 3"``) to name them so instead, a field
+    then following after a comma (``"preds.csv: line 3, probabilities"``).
     """
     if not model:
         raise InvalidInputError("model: expected the model's name")
     records = list(records)
+    if record_names is not None and len(record_names) != len(records):
+        raise InvalidInputError(f"expected one record name per record, got {len(record_names)} and {len(records)}")
+
+    def at(i: int, field: str | None = None) -> str:
+        if record_names is None:
+            return f"index {i}" if field is None else f"index {i}.{field}"
+        return record_names[i] if field is None else f"{record_names[i]}, {field}"
+
     with db.transaction() as s:
         project, _ = require_role(s, actor, project_id, ("manager",))
         schema = project.label_schema
@@ -141,25 +170,31 @@ def import_predictions(
         own = {iid for (iid,) in s.execute(select(Task.item_id).where(Task.project_id == project_id))}
         rows = []
         for i, rec in enumerate(records):
-            where = f"index {i}"
             if not isinstance(rec, Mapping):
-                raise InvalidInputError(f"{where}: expected an object")
+                raise InvalidInputError(f"{at(i)}: expected an object, got {type(rec).__name__}")
             iid = rec.get("item_id")
             if iid is None:
-                ext = rec.get("external_id", rec.get("id"))
-                iid = ext_map.get(str(ext)) if ext is not None else None
+                key = "external_id" if "external_id" in rec else "id"
+                ext = rec.get(key)
+                if isinstance(ext, bool) or not isinstance(ext, (str, int)):
+                    if ext is None:
+                        raise InvalidInputError(f"{at(i)}: expected 'item_id' or 'external_id'")
+                    raise InvalidInputError(f"{at(i, key)}: expected text or an integer, got {ext!r}")
+                iid = ext_map.get(str(ext))
                 if iid is None:
-                    raise InvalidInputError(f"{where}.external_id: no item {ext!r} in project {project_id}")
+                    raise InvalidInputError(f"{at(i, key)}: no item {str(ext)!r} in project {project_id}")
+            elif isinstance(iid, bool) or not isinstance(iid, int):
+                raise InvalidInputError(f"{at(i, 'item_id')}: expected an integer item id, got {iid!r}")
             elif iid not in own:
-                raise InvalidInputError(f"{where}.item_id: item {iid} is not in project {project_id}")
-            probs = _probabilities(rec.get("probabilities"), classes, where)
+                raise InvalidInputError(f"{at(i, 'item_id')}: item {iid} is not in project {project_id}")
+            probs = _probabilities(rec.get("probabilities"), classes, at(i, "probabilities"))
             value = rec.get("value")
             if value is None and probs is not None and schema["kind"] == "classification":
                 value = classes[max(range(len(probs)), key=probs.__getitem__)]
             if value is not None:
-                validate_value(schema, value, where=f"{where}.value")
+                validate_value(schema, value, where=at(i, "value"))
             if value is None and probs is None:
-                raise InvalidInputError(f"{where}: expected 'value' or 'probabilities'")
+                raise InvalidInputError(f"{at(i)}: expected 'value' or 'probabilities'")
             rows.append({"project_id": project_id, "item_id": iid, "model_name": model,
                          "model_version": model_version, "value": value, "probabilities": probs})
         if rows:
