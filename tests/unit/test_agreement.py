@@ -152,3 +152,15 @@ def test_numeric_levels_refuse_non_finite_and_ratio_refuses_negative_values() ->
         agreement({"task": [1, 1, 2, 2], "worker": [1, 2, 1, 2], "label": ["1", "nan", "2", "2"]}, level="interval")
     with pytest.raises(InvalidInputError, match="finite numeric labels, got inf"):
         agreement({"task": [1, 1, 2, 2], "worker": [1, 2, 1, 2], "label": [1.0, np.inf, 2.0, 2.0]}, level="ratio")
+
+
+def test_agreement_stays_the_function_after_its_submodules_are_imported() -> None:
+    """``veracity.quality.agreement`` names the function and the subpackage; importing a submodule
+    of the package first must not turn ``from veracity.quality import agreement`` into the module."""
+    import subprocess
+    import sys
+
+    code = ("import veracity.quality.agreement.kappa\nfrom veracity.quality import agreement\n"
+            "print(callable(agreement), agreement.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "veracity.quality.agreement"]

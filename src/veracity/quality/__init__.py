@@ -11,6 +11,8 @@ never imports scipy.optimize).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,3 +59,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
+
+
+class _Package(types.ModuleType):
+    """This package's module type: a function exported under its submodule's name stays the function.
+
+    After loading a submodule the import system binds it to the package's attribute of that name.
+    ``agreement`` is both the subpackage ``veracity.quality.agreement`` and the function it
+    exports here, so importing, say, ``veracity.quality.agreement.kappa`` before the first use of
+    ``veracity.quality.agreement`` would otherwise make that name the module.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _HOME.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
