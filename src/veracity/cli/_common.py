@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -9,7 +10,7 @@ from rich.console import Console
 
 from veracity.errors import InvalidInputError
 
-__all__ = ["DbOption", "console", "err_console", "fail"]
+__all__ = ["DbOption", "console", "err_console", "fail", "first_bad_utf8_line"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,3 +29,17 @@ DbOption = Annotated[
 def fail(message: str) -> NoReturn:
     """Abort the command with exit code 2 and one clear line on stderr."""
     raise InvalidInputError(message)
+
+
+def first_bad_utf8_line(path: Path) -> int | None:
+    """The 1-based number of the first line of ``path`` that is not valid UTF-8 (None: all are).
+
+    Reads the file line by line: for error messages only, after a fast reader has failed.
+    """
+    with path.open("rb") as fh:
+        for i, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return None

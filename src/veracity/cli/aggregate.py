@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from veracity.cli._common import console, err_console
+from veracity.cli._common import console, err_console, first_bad_utf8_line
 from veracity.errors import InvalidInputError
 from veracity.quality import Responses
 from veracity.quality.aggregation import AGGREGATORS, aggregate
@@ -58,16 +58,6 @@ _SCAN_CHUNK = 1 << 26  # bytes counted per numpy pass when checking a CSV's line
 
 def _file_error(path: Path, message: str) -> InvalidInputError:
     return InvalidInputError(f"{path}: {message}")
-
-
-def _first_bad_utf8_line(path: Path) -> int | None:
-    with path.open("rb") as fh:
-        for i, line in enumerate(fh, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return i
-    return None
 
 
 def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
@@ -96,7 +86,7 @@ def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
         msg = str(exc)
         if "UTF8" in msg or "utf8" in msg.lower():
-            line = _first_bad_utf8_line(path)
+            line = first_bad_utf8_line(path)
             where = f"line {line}: " if line else ""
             raise _file_error(path, f"{where}not valid UTF-8 text (save the file as UTF-8)") from None
         if "Empty CSV" in msg:
@@ -127,7 +117,7 @@ def _text_column(path: Path, col: pa.ChunkedArray, name: str) -> pa.ChunkedArray
         try:
             col.validate(full=True)
         except pa.ArrowInvalid:
-            line = _first_bad_utf8_line(path) if path.suffix.lower() != ".parquet" else None
+            line = first_bad_utf8_line(path) if path.suffix.lower() != ".parquet" else None
             where = f"line {line}: " if line else ""
             raise _file_error(path, f"{where}field {name!r} is not valid UTF-8 text") from None
     return col

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from veracity.cli._common import first_bad_utf8_line
 from veracity.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -31,16 +32,6 @@ def _csv_reader(fh: Any) -> Any:
     """A ``csv.reader`` that accepts fields of any length (the default limit is 128 KiB)."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     return csv.reader(fh)
-
-
-def _first_bad_utf8_line(path: Path) -> int | None:
-    with path.open("rb") as fh:
-        for i, line in enumerate(fh, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return i
-    return None
 
 
 def _csv_row_error(path: Path) -> None:
@@ -83,7 +74,7 @@ def _columns_from_arrow(table: Any, path: Path) -> dict[str, np.ndarray]:
         ):
             cols[field.name] = np.array([None if v is None else str(v) for v in col.to_pylist()], dtype=object)
         elif path.suffix.lower() == ".csv" and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
-            line = _first_bad_utf8_line(path)
+            line = first_bad_utf8_line(path)
             where = f" line {line}" if line else ""
             raise InvalidInputError(
                 f"{path}{where}: not valid UTF-8 text (column {field.name!r}); save the file as UTF-8"
@@ -182,7 +173,7 @@ def read_table(path: Path) -> dict[str, np.ndarray]:
     except InvalidInputError:
         raise
     except UnicodeDecodeError:
-        line = _first_bad_utf8_line(path)
+        line = first_bad_utf8_line(path)
         where = f" line {line}" if line else ""
         raise InvalidInputError(f"{path}{where}: not valid UTF-8 text; save the file as UTF-8") from None
     except (OSError, ValueError) as exc:
