@@ -43,3 +43,23 @@ def test_label_checks_do_not_load_truth_inference() -> None:
     assert "scipy.optimize" not in loaded and "veracity.quality.aggregation" not in loaded
     loaded = _loaded_after("from veracity.quality import aggregate")
     assert "veracity.quality.aggregation" in loaded
+
+
+def test_root_help_summaries_match_the_commands() -> None:
+    """``veracity --help`` lists SUMMARIES without loading the modules; each must be its command's first paragraph."""
+    from veracity.cli import SUMMARIES
+
+    assert list(SUMMARIES) == list(COMMANDS)
+    for name, module in COMMANDS.items():
+        command = module_commands(module).get_command(None, name)
+        first = (command.short_help or command.help or "").split("\n\n")[0].strip()
+        assert SUMMARIES[name] == first, f"SUMMARIES[{name!r}] is out of date: the command says {first!r}"
+
+
+def test_root_help_loads_no_command_module() -> None:
+    code = ("import sys\nfrom veracity.cli import main\nsys.argv = ['veracity', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint(' '.join(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert "Commands" in out and "label-issues" in out
+    assert not {f"veracity.cli.{m}" for m in COMMANDS.values()} & loaded

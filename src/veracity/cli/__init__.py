@@ -17,13 +17,13 @@ from functools import cache
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from veracity import __version__
 from veracity.cli._common import err_console
 from veracity.errors import VeracityError
 
-__all__ = ["COMMANDS", "app", "main"]
+__all__ = ["COMMANDS", "SUMMARIES", "app", "main"]
 
 # top-level command -> module of veracity.cli that registers it, in the order help lists them
 COMMANDS = {
@@ -31,6 +31,30 @@ COMMANDS = {
     "import": "data", "export": "data", "show": "data", "version": "data", "diff": "data", "duplicates": "data",
     "aggregate": "aggregate", "agreement": "aggregate", "label-issues": "label_issues", "drift": "align",
     "predictions": "ops", "quality": "ops", "decide": "ops", "audit": "ops", "backup": "ops",
+}
+# the first paragraph of each command's help, as ``veracity --help`` lists it without loading the
+# command modules (that takes over a second: databases, scipy, pyarrow); tests/unit/test_cli_lazy.py
+# checks that every line matches its command
+SUMMARIES = {
+    "init": "Create the workspace database (or upgrade it to the latest schema).",
+    "serve": "Serve the web UI and the REST API.",
+    "demo": "Build (idempotently) a sample workspace with data, then serve it on 127.0.0.1.",
+    "users": "Manage users and API tokens.",
+    "import": "Import a source into a dataset, with provenance, duplicate report and progress.",
+    "export": "Export a dataset (or one of its versions) in a standard format.",
+    "show": "Show an item's lineage: source, row, hash, import batch, labels and versions.",
+    "version": "Immutable dataset versions.",
+    "diff": "List items added, removed and relabelled between two versions.",
+    "duplicates": "List clusters of near-duplicate items (texts by MinHash/LSH, images by perceptual hash).",
+    "aggregate": "Infer one label per task from many workers' answers (truth inference).",
+    "agreement": "Inter-annotator agreement (Krippendorff's alpha, Fleiss' or Cohen's kappa, percent).",
+    "label-issues": "Find likely mislabelled items; write them ranked, most likely mislabelled first.",
+    "drift": "Test whether OPERATIONS still looks like TRAIN: per feature, as a whole, and by slice.",
+    "predictions": "Model predictions (pre-labels and probabilities).",
+    "quality": "Project consensus and annotator skill.",
+    "decide": "Decision support: conformal policies and the analyst queue.",
+    "audit": "The tamper-evident audit log.",
+    "backup": "Write a consistent copy of the workspace database (SQLite online backup, or pg_dump).",
 }
 
 
@@ -60,6 +84,8 @@ class _VeracityGroup(TyperGroup):
             _report(exc)
             raise typer.Exit(2) from exc
 
+    _listing = False  # True while the root help is written: commands are then their summaries only
+
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
@@ -67,7 +93,16 @@ class _VeracityGroup(TyperGroup):
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
+        if self._listing and cmd_name in SUMMARIES:
+            return TyperCommand(cmd_name, help=SUMMARIES[cmd_name])
         return module_commands(module).get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 app = typer.Typer(
