@@ -223,6 +223,44 @@ def test_review_predictions_and_label_issues(env: Env) -> None:
     assert all(i["item"]["external_id"] != "bark" for i in crev.list_label_issues(pid))
 
 
+def test_decisions_through_the_sdk(env: Env) -> None:
+    """Policy, run, queue and verdicts through the client, as the decision screen does them."""
+    pid = env.project(overlap=1)
+    [(_ann, cann)] = env.members(pid, 1)
+    analyst, cana = env.user("reviewer")
+    env.admin.add_member(pid, analyst, "reviewer")
+    texts = [f"text {n}" for n in range(60)]
+    env.admin.import_items(pid, [{"id": t, "text": t} for t in texts])
+    truth = {t: ["cat", "dog"][n % 2] for n, t in enumerate(texts)}
+    # sure and right on most items, unsure on every fifth
+    preds = [{"external_id": t, "probabilities": [0.55, 0.45] if n % 5 == 0 else
+              ([0.95, 0.05] if truth[t] == "cat" else [0.05, 0.95])} for n, t in enumerate(texts)]
+    env.admin.import_predictions(pid, preds, model="net", model_version="2")
+    for _ in range(30):  # trusted labels for calibration
+        task = cann.next_task(pid)
+        assert task is not None
+        cann.submit_annotation(task["task_id"], truth[task["item"]["external_id"]])
+    with pytest.raises(InvalidInputError):
+        env.admin.set_decision_policy(pid, coverage=1.5)
+    policy = env.admin.set_decision_policy(pid, coverage=0.9, threshold=0.8, calibration="none")
+    assert policy == {"coverage": 0.9, "score": "lac", "threshold": 0.8, "class_conditional": False,
+                      "calibration": "none"}
+    run = env.admin.run_decisions(pid, model="net")
+    assert run["decided"] == 30 and run["accepted"] + run["review"] == 30 and run["review"] >= 5
+    queue = cana.decision_queue(pid)
+    assert len(queue) == run["review"] and all(q["status"] == "pending" for q in queue)
+    first = queue[0]
+    assert set(first["probabilities"]) == {"cat", "dog"} and first["model_version"] == "2" and first["evidence"]
+    with pytest.raises(InvalidInputError):
+        cana.record_decision(first["id"], "override", label="dog")  # an override needs a reason
+    done = cana.record_decision(first["id"], "override", label="dog", reason="ears")
+    assert (done["status"], done["label"], done["analyst"]) == ("decided", "dog", analyst)
+    assert cana.record_decision(queue[1]["id"], "escalate", reason="unsure")["status"] == "escalated"
+    assert [q["id"] for q in cana.decision_queue(pid, status="escalated")] == [queue[1]["id"]]
+    assert len(cana.decision_queue(pid)) == run["review"] - 2
+    assert env.admin.run_decisions(pid, model="net")["decided"] == 0  # a retried run decides nothing twice
+
+
 def test_assign_skip_undo(env: Env) -> None:
     pid = env.project(overlap=1)
     (_a1, c1), (a2, c2) = env.members(pid, 2)

@@ -21,6 +21,9 @@ from veracity.client._types import (
     ConsensusRow,
     DatasetItem,
     DatasetSummary,
+    DecisionPolicy,
+    DecisionResult,
+    DecisionRun,
     DuplicateReport,
     FlagResult,
     Health,
@@ -33,6 +36,7 @@ from veracity.client._types import (
     PredictionsResult,
     Project,
     ProjectSummary,
+    QueuedDecision,
     RefitResult,
     ReviewResult,
     ReviewTask,
@@ -322,6 +326,47 @@ class AsyncClient:
     async def refit(self, project_id: int, *, method: str | None = None) -> RefitResult:
         """Refit consensus and annotator skills with the full truth-inference model."""
         return await self._run(calls.refit(project_id, method=method))
+
+    # ----------------------------------------------------------------------- decisions
+    async def set_decision_policy(
+        self,
+        project_id: int,
+        *,
+        coverage: float = 0.9,
+        score: str = "lac",
+        threshold: float = 0.0,
+        class_conditional: bool = False,
+        calibration: str = "none",
+    ) -> DecisionPolicy:
+        """Set the project's decision policy: conformal ``coverage`` and ``score`` (lac, aps, raps),
+        the confidence ``threshold`` for auto-accepting a single-label set, and ``calibration``
+        (``"temperature"`` recalibrates the model's probabilities first)."""
+        return await self._run(calls.set_decision_policy(
+            project_id, coverage=coverage, score=score, threshold=threshold, class_conditional=class_conditional,
+            calibration=calibration,
+        ))
+
+    async def run_decisions(
+        self, project_id: int, *, model: str, model_version: str | None = None, trusted_confidence: float = 0.9
+    ) -> DecisionRun:
+        """Calibrate the policy on trusted labels and decide every undecided item with ``model``'s
+        probabilities: confident ones are accepted, the rest queued for an analyst."""
+        return await self._run(calls.run_decisions(
+            project_id, model=model, model_version=model_version, trusted_confidence=trusted_confidence
+        ))
+
+    async def decision_queue(
+        self, project_id: int, *, status: str = "pending", limit: int = 50
+    ) -> list[QueuedDecision]:
+        """Decisions waiting for an analyst (or ``status="escalated"``), with their evidence."""
+        return await self._run(calls.decision_queue(project_id, status=status, limit=limit))
+
+    async def record_decision(
+        self, decision_id: int, action: str, *, label: str | None = None, reason: str = ""
+    ) -> DecisionResult:
+        """``accept`` (the top label, or ``label`` from the set), ``override`` to ``label`` with a
+        ``reason``, or ``escalate``; recorded in the audit log."""
+        return await self._run(calls.record_decision(decision_id, action, label=label, reason=reason))
 
     # ----------------------------------------------------------------------- catalogue
     async def list_datasets(self, *, batches: int = 10) -> list[DatasetSummary]:

@@ -35,6 +35,9 @@ from veracity.client._types import (
     ConsensusRow,
     DatasetItem,
     DatasetSummary,
+    DecisionPolicy,
+    DecisionResult,
+    DecisionRun,
     DuplicateReport,
     FlagResult,
     Health,
@@ -47,6 +50,7 @@ from veracity.client._types import (
     PredictionsResult,
     Project,
     ProjectSummary,
+    QueuedDecision,
     RefitResult,
     ReviewResult,
     ReviewTask,
@@ -310,6 +314,41 @@ def resolve_label_issue(task_id: int, action: str, *, value: Any = None) -> Call
 
 def refit(project_id: int, *, method: str | None = None) -> Call[RefitResult]:
     return Call("POST", f"{API}/projects/{int(project_id)}/refit", _as(RefitResult), params=_params(method=method))
+
+
+# --------------------------------------------------------------------------- decisions
+def set_decision_policy(
+    project_id: int,
+    *,
+    coverage: float = 0.9,
+    score: str = "lac",
+    threshold: float = 0.0,
+    class_conditional: bool = False,
+    calibration: str = "none",
+) -> Call[DecisionPolicy]:
+    body = {"coverage": coverage, "score": score, "threshold": threshold, "class_conditional": class_conditional,
+            "calibration": calibration}
+    return Call("PUT", f"{API}/projects/{int(project_id)}/decision-policy", _as(DecisionPolicy), json=body)
+
+
+def run_decisions(
+    project_id: int, *, model: str, model_version: str | None = None, trusted_confidence: float = 0.9
+) -> Call[DecisionRun]:
+    body = {"model": model, "model_version": model_version, "trusted_confidence": trusted_confidence}
+    # deciding twice decides nothing new (items already decided are skipped): safe to retry
+    return Call("POST", f"{API}/projects/{int(project_id)}/decisions", _as(DecisionRun), json=body)
+
+
+def decision_queue(project_id: int, *, status: str = "pending", limit: int = 50) -> Call[list[QueuedDecision]]:
+    return Call("GET", f"{API}/projects/{int(project_id)}/decisions", _as(list[QueuedDecision]),
+                params={"status": status, "limit": limit})
+
+
+def record_decision(
+    decision_id: int, action: str, *, label: str | None = None, reason: str = ""
+) -> Call[DecisionResult]:
+    body = {"action": action, "label": label, "reason": reason}
+    return Call("POST", f"{API}/decisions/{int(decision_id)}", _as(DecisionResult), json=body, retry="connect")
 
 
 # --------------------------------------------------------------------------- catalogue

@@ -12,6 +12,9 @@ __all__ = [
     "ConsensusRow",
     "DatasetItem",
     "DatasetSummary",
+    "DecisionPolicy",
+    "DecisionResult",
+    "DecisionRun",
     "DuplicateReport",
     "FlagResult",
     "Health",
@@ -24,6 +27,7 @@ __all__ = [
     "PredictionsResult",
     "Project",
     "ProjectSummary",
+    "QueuedDecision",
     "RefitResult",
     "ReviewResult",
     "ReviewTask",
@@ -148,6 +152,54 @@ class PredictionsResult(TypedDict):
     imported: int
     model: str
     model_version: str
+
+
+class DecisionPolicy(TypedDict):
+    """A project's decision policy (see ``veracity.decide.DecisionPolicy``)."""
+
+    coverage: float
+    score: str
+    threshold: float
+    class_conditional: bool
+    calibration: str
+
+
+class DecisionRun(TypedDict):
+    """Outcome of deciding every undecided item: trusted items used for calibration, items decided,
+    auto-accepted and queued for review, and the policy's estimated automation and error rates."""
+
+    calibration: int
+    decided: int
+    accepted: int
+    review: int
+    estimate: dict[str, Any]
+
+
+class QueuedDecision(TypedDict):
+    """A decision waiting for an analyst: the item, the prediction set, the (recalibrated) and the
+    model's own probabilities, the policy and the nearest labelled items as evidence."""
+
+    id: int
+    item: TaskItem
+    model: str
+    model_version: str | None
+    set: list[str]
+    probabilities: dict[str, float]
+    model_probabilities: dict[str, float]
+    temperature: float | None
+    policy: dict[str, Any]
+    outcome: str
+    status: str
+    evidence: list[dict[str, Any]]
+    created_at: str | None
+
+
+class DecisionResult(TypedDict):
+    id: int
+    status: str
+    action: str
+    label: str | None
+    analyst: str
 
 
 class AssignResult(TypedDict):
