@@ -200,19 +200,32 @@ def resolve_gold(responses: Responses, gold: Any) -> tuple[Responses, IntArray, 
     if labels.size:
         from_lookup = _missing_classes(responses, labels)
         if from_lookup.size:
-            merged = np.concatenate([responses.classes.astype(object), from_lookup.astype(object)])
-            try:
-                values = sorted(set(merged.tolist()))
-            except TypeError:
-                values = list(dict.fromkeys(merged.tolist()))
-            dtype = responses.classes.dtype if responses.classes.dtype.kind in "iufU" else object
-            merged = np.array(values, dtype=dtype if dtype.kind != "U" else None)
-            responses = responses.with_classes(merged)
+            responses = responses.with_classes(_widened_classes(responses.classes, from_lookup))
     l_codes = responses.class_codes(labels, field="gold label")
     # a task listed twice in gold: keep its last gold label
     _, last_rev = np.unique(t_codes[::-1], return_index=True)
     pick = t_codes.shape[0] - 1 - last_rev
     return responses, t_codes[pick], l_codes[pick]
+
+
+def _widened_classes(classes: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``classes`` plus the new values ``extra``: merged in sorted order when ``classes`` is sorted
+    (the default coding), appended after them when the caller chose another order."""
+    old = classes.tolist()
+    known = set(old)
+    values = old + [v for v in extra.tolist() if v not in known]
+    try:
+        if old == sorted(old):
+            values = sorted(values)
+    except TypeError:  # mixed, unorderable types: keep first-seen order
+        pass
+    kind = classes.dtype.kind
+    if kind in "iufU":
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            inferred = np.array(values)  # numbers stay numbers, strings widen their width
+            if inferred.ndim == 1 and inferred.dtype.kind in ("U" if kind == "U" else "iuf"):
+                return inferred
+    return np.array(values, dtype=object)
 
 
 def _missing_classes(responses: Responses, labels: np.ndarray) -> np.ndarray:
@@ -221,8 +234,10 @@ def _missing_classes(responses: Responses, labels: np.ndarray) -> np.ndarray:
     if not missing.size:
         return missing
     if responses.classes.dtype.kind in "iuf":
-        with contextlib.suppress(TypeError, ValueError):
-            missing = missing.astype(responses.classes.dtype)
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            cast = missing.astype(responses.classes.dtype)
+            if bool(np.all(cast == missing)):  # only a lossless cast (2.0 -> 2, never 2.5 -> 2)
+                missing = cast
     return np.unique(missing)
 
 
@@ -255,6 +270,7 @@ class BaseAggregator:
             raise InvalidInputError("answers are empty: expected at least one (worker, task, label) row")
         responses, gold_idx, gold_label = resolve_gold(responses, gold)
         result = self._fit(responses, gold_idx, gold_label)
+        _prior_for_unanswered(result, responses)
         if gold_idx.size:  # gold is never overwritten in the output
             probas = result.probas
             probas[gold_idx] = 0.0
@@ -285,6 +301,23 @@ class BaseAggregator:
 
     def _fit(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> AggregationResult:
         raise NotImplementedError
+
+
+def _prior_for_unanswered(result: AggregationResult, responses: Responses) -> None:
+    """Give tasks that nobody answered the class prior (uniform without one) as their posterior.
+
+    Such tasks exist only when the task count is given (``infer_truth``'s ``n_tasks``); without
+    answers the model's posterior is its prior, which tempering or pooling must not change.
+    """
+    answered = np.zeros(responses.n_tasks, dtype=bool)
+    answered[responses.task_idx] = True
+    if answered.all():
+        return
+    k = responses.n_classes
+    prior = result.priors if result.priors is not None and result.priors.shape == (k,) else np.full(k, 1.0 / k)
+    rows = np.flatnonzero(~answered)
+    result.probas[rows] = prior
+    result.label_idx[rows] = argmax_lowest(prior[None, :])[0]
 
 
 def argmax_lowest(probas: FloatArray) -> IntArray:

@@ -9,9 +9,9 @@ import numpy as np
 
 from veracity.errors import InvalidInputError
 from veracity.quality.responses import Responses
-from veracity.types import RandomState
+from veracity.types import IntArray, RandomState
 
-__all__ = ["as_responses", "check_choice", "check_positive", "check_random_state"]
+__all__ = ["as_responses", "check_choice", "check_codes", "check_positive", "check_random_state"]
 
 
 def check_random_state(random_state: RandomState) -> np.random.Generator:
@@ -42,6 +42,37 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
         bound = ">= 0" if allow_zero else "> 0"
         raise InvalidInputError(f"{name} must be {bound}, got {value!r}")
     return v
+
+
+def check_codes(values: Any, size: int, *, name: str) -> IntArray:
+    """``values`` as int64 codes in ``[0, size)``, shape ``(n,)``.
+
+    Integer arrays and integral floats (``2.0``) are accepted. A fractional, non-finite or
+    out-of-int64 float, a non-numeric dtype or a code outside the range is an error that names
+    ``name``, the row and the value as given (checked before any cast, so ``1e20`` is reported as
+    ``1e+20``, not as a wrapped integer).
+    """
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise InvalidInputError(f"{name} must be a one-dimensional array of integer codes, got {values!r:.60}")
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0**63)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(f"{name} row {row}: expected an integer code, got {arr[row].item()!r}")
+    elif arr.size and kind not in "iu":
+        raise InvalidInputError(f"{name} must hold integer codes, got dtype {arr.dtype}")
+    if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        row = int(np.argmax(arr))
+        raise InvalidInputError(f"{name} row {row}: code {arr[row].item()} is outside [0, {size})")
+    out = arr.astype(np.int64)
+    bad = (out < 0) | (out >= size)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(f"{name} row {row}: code {arr[row].item()!r} is outside [0, {size})")
+    return out
 
 
 def _columns(obj: Any, names: tuple[str, str, str]) -> tuple[Any, Any, Any] | None:

@@ -6,8 +6,9 @@ value: three aligned ``int64`` arrays ``task_idx``, ``worker_idx`` and ``label``
 or any other hashable values are coded once, at the edge, and every later step is array work.
 
 Class order
-    ``classes`` is sorted (numbers numerically, strings lexicographically). Aggregators break ties
-    in favour of the lowest class code, so the tie-break is "the smallest label value".
+    ``classes`` is sorted (numbers numerically, strings lexicographically) unless ``classes=`` is
+    given, whose order (any order, no duplicates) is then kept. Aggregators break ties in favour
+    of the lowest class code, so by default the tie-break is "the smallest label value".
 Duplicates
     A worker who answered the same task more than once contributes every answer as its own vote
     (the rule crowd-kit and most published benchmarks use). Call :meth:`Responses.deduplicate`
@@ -25,7 +26,7 @@ import numpy as np
 from veracity.errors import InvalidInputError
 from veracity.types import IntArray
 
-__all__ = ["Responses", "encode", "sort_codes"]
+__all__ = ["Responses", "check_classes", "encode", "sort_codes"]
 
 
 def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
@@ -46,6 +47,10 @@ def encode(values: Any, *, field: str = "value") -> tuple[IntArray, np.ndarray]:
     """
     arr = np.asarray(values)
     if arr.ndim != 1:
+        if arr.ndim == 0 and (isinstance(values, (str, bytes)) or not isinstance(values, Iterable)):
+            raise InvalidInputError(
+                f"{field} must be a one-dimensional array-like of values, got {type(values).__name__} {values!r:.40}"
+            )
         arr = np.asarray(list(values), dtype=object)
         if arr.ndim != 1:
             raise InvalidInputError(f"{field} must be one-dimensional, got shape {arr.shape}")
@@ -192,7 +197,7 @@ class Responses:
                 f"task, worker and label must be the same length, got {t.shape[0]}, {w.shape[0]} and {lab.shape[0]}"
             )
         if classes is not None:
-            cls_arr = np.asarray(classes)
+            cls_arr = check_classes(classes)
             lab = _recode(lab, label_values, cls_arr, field="label")
             label_values = cls_arr
         return cls(t, w, lab, task_ids, worker_ids, label_values)
@@ -296,8 +301,11 @@ class Responses:
 
     # ------------------------------------------------------------------ transforms
     def with_classes(self, classes: Sequence[Any] | np.ndarray) -> Responses:
-        """The same answers with the label set widened (or reordered) to ``classes``."""
-        cls_arr = np.asarray(classes)
+        """The same answers with the label set widened (or reordered) to ``classes``.
+
+        ``classes`` may be in any order; it becomes the code (and output column) order.
+        """
+        cls_arr = check_classes(classes)
         lab = _recode(self.label, self.classes, cls_arr, field="label")
         return Responses(self.task_idx, self.worker_idx, lab, self.task_ids, self.worker_ids, cls_arr)
 
@@ -347,10 +355,15 @@ def _lookup(uniques: np.ndarray, values: Any, *, field: str) -> IntArray:
         return np.zeros(0, dtype=np.int64)
     try:
         if uniques.dtype != object and vals.dtype != object and uniques.dtype.kind == vals.dtype.kind:
-            pos = np.searchsorted(uniques, vals)
-            pos = np.clip(pos, 0, max(uniques.shape[0] - 1, 0))
-            hit = uniques.shape[0] > 0
-            ok = (uniques[pos] == vals) if hit else np.zeros(vals.shape, dtype=bool)
+            if not uniques.shape[0]:
+                return np.full(vals.shape[0], -1, dtype=np.int64)
+            # ``uniques`` is sorted unless the caller chose the class order (``classes=``)
+            order = None if bool(np.all(uniques[:-1] < uniques[1:])) else np.argsort(uniques, kind="stable")
+            pos = np.searchsorted(uniques, vals, sorter=order)
+            pos = np.clip(pos, 0, uniques.shape[0] - 1)
+            if order is not None:
+                pos = order[pos]
+            ok = uniques[pos] == vals
             return np.where(ok, pos, -1).astype(np.int64)
     except TypeError:  # pragma: no cover - defensive: fall back to the dict path
         pass
@@ -362,6 +375,28 @@ def _lookup(uniques: np.ndarray, values: Any, *, field: str) -> IntArray:
     for i, v in enumerate(vals.tolist()):
         out[i] = index.get(v, index.get(str(v), -1))
     return out
+
+
+def check_classes(classes: Any) -> np.ndarray:
+    """``classes`` as a 1-D array of distinct label values, in the given order."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Iterable, np.ndarray)):
+        raise InvalidInputError(f"classes must be a sequence of label values, got {type(classes).__name__}")
+    arr = np.asarray(classes)
+    if arr.ndim != 1:
+        arr = np.asarray(list(classes), dtype=object)
+        if arr.ndim != 1:
+            raise InvalidInputError(f"classes must be one-dimensional, got shape {arr.shape}")
+    try:
+        uniq, counts = np.unique(arr, return_counts=True)
+        dups = uniq[counts > 1].tolist()
+    except TypeError:  # mixed, unorderable types
+        seen: dict[Any, int] = {}
+        for v in arr.tolist():
+            seen[v] = seen.get(v, 0) + 1
+        dups = [v for v, n in seen.items() if n > 1]
+    if dups:
+        raise InvalidInputError(f"classes must be distinct, got duplicates {', '.join(map(repr, dups))}")
+    return arr
 
 
 def _recode(codes: IntArray, old: np.ndarray, new: np.ndarray, *, field: str) -> IntArray:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from veracity.errors import InvalidInputError
 from veracity.quality._base import AggregationResult, BaseAggregator, Gold
-from veracity.quality._validation import as_responses, check_choice
+from veracity.quality._validation import as_responses, check_choice, check_codes
 from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
 from veracity.quality.aggregation.auto import AutoAggregator
 from veracity.quality.aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
@@ -168,7 +166,8 @@ def infer_truth(
         Defaults to ``max(worker_idx) + 1``.
     method : str, default "ds"
     gold_task_idx, gold_label : array of int, shape (n_gold,), optional
-        Known labels (codes); they are kept in the output.
+        Known labels (codes in ``[0, n_tasks)`` and ``[0, n_classes)``, given together); they are
+        kept in the output, also for tasks nobody answered.
 
     Returns
     -------
@@ -187,9 +186,15 @@ def infer_truth(
         task_idx, worker_idx, label, n_tasks=n_tasks, n_workers=n_workers, n_classes=n_classes
     )
     gold = None
-    if gold_task_idx is not None:
-        g_t = np.asarray(gold_task_idx, dtype=np.int64)
-        g_l = np.asarray(gold_label, dtype=np.int64)
+    if gold_task_idx is not None or gold_label is not None:
+        if gold_task_idx is None or gold_label is None:
+            raise InvalidInputError("gold_task_idx and gold_label must be given together")
+        g_t = check_codes(gold_task_idx, responses.n_tasks, name="gold_task_idx")
+        g_l = check_codes(gold_label, responses.n_classes, name="gold_label")
+        if g_t.shape[0] != g_l.shape[0]:
+            raise InvalidInputError(
+                f"gold_task_idx and gold_label must be the same length, got {g_t.shape[0]} and {g_l.shape[0]}"
+            )
         gold = (g_t, g_l)
     est = make_aggregator(method, random_state=random_state, executor=executor, **params)
     est.fit(responses, gold=gold)

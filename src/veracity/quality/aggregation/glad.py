@@ -93,7 +93,9 @@ class GLAD(BaseAggregator):
             return p
 
         probas = responses.vote_counts()
-        probas = clamp(probas / probas.sum(axis=1, keepdims=True))
+        n_votes = probas.sum(axis=1, keepdims=True)
+        # a task nobody answered (possible with infer_truth's n_tasks) starts uniform, not 0 / 0
+        probas = clamp(np.divide(probas, n_votes, out=np.full_like(probas, 1.0 / max(k, 1)), where=n_votes > 0))
         alpha = np.full(n_w, float(self.alpha_prior))
         b = np.full(n_t, float(self.b_prior))
 
