@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from veracity.errors import InvalidInputError
 from veracity.quality.label_errors import LabelIssues, find_label_issues
+from veracity.quality.label_errors._checks import check_int_option, check_real_option
 
 __all__ = ["DataIssues", "content_hashes", "find_data_issues"]
 
@@ -193,7 +194,7 @@ def content_hashes(contents: Sequence[Any]) -> npt.NDArray[np.void]:
 
 def _row_keys(features: npt.NDArray[Any]) -> npt.NDArray[np.void]:
     """One opaque key per row, equal iff the rows are byte-identical (vectorised)."""
-    arr = np.ascontiguousarray(features.reshape(features.shape[0], -1))
+    arr = np.ascontiguousarray(features)  # 2-D, at least one column (checked by the caller)
     if arr.dtype.kind == "f":
         arr = arr + 0.0  # -0.0 and 0.0 compare equal: make them the same bytes
         arr = np.ascontiguousarray(arr)
@@ -223,9 +224,17 @@ def _neighbours(
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Blocked exact search: near-duplicate pairs (cosine) and mean k-NN Euclidean distance."""
     n = features.shape[0]
-    sq = np.einsum("ij,ij->i", features, features, dtype=np.float64)
-    norms = np.sqrt(sq)
-    inv = 1.0 / np.where(norms > 0, norms, 1.0)
+    # Scale-safe geometry: rows scaled by their largest |value| and normalised give the cosines
+    # (no overflow for 1e20 in float32 or 1e200 in float64); norms relative to the overall largest
+    # |value| give the distances, ``|x - y|^2 = s^2 (b_x^2 + b_y^2 - 2 b_x b_y cos)``.
+    row_max = np.abs(features).max(axis=1).astype(np.float64) if features.shape[1] else np.zeros(n)
+    scale = float(row_max.max()) if n else 0.0
+    scale = scale if scale > 0 else 1.0
+    unit = features / np.where(row_max > 0, row_max, 1.0).astype(features.dtype)[:, None]
+    unit_norm = np.sqrt(np.einsum("ij,ij->i", unit, unit, dtype=np.float64))
+    unit /= np.where(unit_norm > 0, unit_norm, 1.0).astype(features.dtype)[:, None]
+    rel = row_max / scale * unit_norm  # norm of each row over ``scale``
+    sq = rel * rel
     knn = np.zeros(n, dtype=np.float64)
     pairs: list[npt.NDArray[np.intp]] = []
     sims: list[npt.NDArray[np.float64]] = []
@@ -234,19 +243,17 @@ def _neighbours(
     step = max(1, _BLOCK_CELLS // max(n, 1))
     for start in range(0, n, step):
         stop = min(start + step, n)
-        gram = (features[start:stop] @ features.T).astype(np.float64, copy=False)
+        cos = (unit[start:stop] @ unit.T).astype(np.float64, copy=False)
         rows = np.arange(stop - start)
         # Euclidean distances for the outlier score, self excluded.
         if kk > 0:
-            dist = sq[start:stop, None] + sq[None, :] - 2.0 * gram
+            dist = sq[start:stop, None] + sq[None, :] - 2.0 * (rel[start:stop, None] * rel[None, :]) * cos
             np.maximum(dist, 0.0, out=dist)
             dist[rows, rows + start] = np.inf
             near = np.partition(dist, kk - 1, axis=1)[:, :kk]
-            knn[start:stop] = np.sqrt(near).mean(axis=1)
+            knn[start:stop] = np.sqrt(near).mean(axis=1) * scale
         # Cosine similarity for near duplicates: only pairs i < j.
         if found < max_pairs:
-            cos = gram * inv[start:stop, None]
-            cos *= inv[None, :]
             hit_i, hit_j = np.nonzero(cos >= threshold)
             hit_i = hit_i + start
             keep = hit_j > hit_i
@@ -263,6 +270,14 @@ def _neighbours(
         order = np.lexsort((all_pairs[:, 1], all_pairs[:, 0], -all_sims))[:max_pairs]
         return all_pairs[order], np.minimum(all_sims[order], 1.0), knn
     return np.zeros((0, 2), dtype=np.intp), np.zeros(0), knn
+
+
+def _check_finite_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"{name} must be a finite number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def find_data_issues(
@@ -327,8 +342,10 @@ def find_data_issues(
         arr = np.asarray(features)
         if arr.dtype.kind not in "fiub":
             raise InvalidInputError(f"features must be numeric, got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise InvalidInputError(f"features must be 2-D (n_items, n_features), got shape {arr.shape}")
+        if arr.ndim != 2 or arr.shape[1] == 0:
+            raise InvalidInputError(
+                f"features must be 2-D (n_items, n_features) with n_features >= 1, got shape {arr.shape}"
+            )
         feats = arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(feats).all(axis=1))
         if bad.size:
@@ -337,16 +354,24 @@ def find_data_issues(
     for name, value in (("contents", contents), ("labels", labels), ("pred_probs", pred_probs)):
         if value is None:
             continue
+        if isinstance(value, str | bytes) or not hasattr(value, "__len__") or getattr(value, "ndim", 1) == 0:
+            raise InvalidInputError(f"{name} must be a sequence or array of items, got {type(value).__name__}")
         size = len(value)
         if n_items is not None and size != n_items:
             raise InvalidInputError(f"{name} must have {n_items} items like the other inputs, got {size}")
         n_items = size
     if n_items is None:
         raise InvalidInputError("give at least one of features, contents, labels")
-    if not 0.0 < near_duplicate_threshold <= 1.0:
+    if check_real_option("near_duplicate_threshold", near_duplicate_threshold, 0.0, 1.0) == 0.0:
         raise InvalidInputError(f"near_duplicate_threshold must lie in (0, 1], got {near_duplicate_threshold}")
-    if k < 1:
-        raise InvalidInputError(f"k must be at least 1, got {k}")
+    k = check_int_option("k", k, 1)
+    if outlier_threshold is not None:
+        _check_finite_number("outlier_threshold", outlier_threshold)
+    check_real_option("outlier_iqr_factor", outlier_iqr_factor, 0.0)
+    check_real_option("imbalance_threshold", imbalance_threshold, 0.0, 1.0)
+    max_near_duplicate_pairs = check_int_option("max_near_duplicate_pairs", max_near_duplicate_pairs, 0)
+    if pred_probs is not None and np.ndim(pred_probs) != 2:
+        raise InvalidInputError(f"pred_probs must be 2-D (n_items, n_classes), got shape {np.shape(pred_probs)}")
 
     if contents is not None:
         groups, group_id = _groups(content_hashes(contents))
@@ -377,6 +402,8 @@ def find_data_issues(
     label_res: LabelIssues | None = None
     if labels is not None:
         lab = np.asarray(labels)
+        if lab.ndim == 1 and lab.size == 0:
+            lab = lab.astype(np.intp)  # [] arrives as float64
         if lab.ndim != 1 or lab.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"labels must be 1-D integer class indices, got shape {lab.shape}, dtype {lab.dtype}"

@@ -45,8 +45,15 @@ class AgreementResult:
 
 
 def reliability_matrix_to_responses(data: Any) -> Responses:
-    """Responses from a ``(n_raters, n_units)`` matrix with NaN (or None) for missing values."""
-    arr = np.asarray(data, dtype=object)
+    """Responses from a ``(n_raters, n_units)`` matrix with NaN (or None) for missing values.
+
+    Numbers must be finite (NaN is the only missing marker); the matrix may be an ndarray or a
+    list of rows.
+    """
+    try:
+        arr = np.asarray(data, dtype=object)
+    except ValueError:  # ragged rows
+        raise InvalidInputError("a reliability matrix must be 2-D (raters x units) with rows of equal length") from None
     if arr.ndim != 2:
         raise InvalidInputError(f"a reliability matrix must be 2-D (raters x units), got shape {arr.shape}")
     flat = arr.ravel()
@@ -54,12 +61,49 @@ def reliability_matrix_to_responses(data: Any) -> Responses:
     raters, units = np.divmod(np.flatnonzero(present), arr.shape[1])
     values = flat[present]
     try:
-        values = values.astype(np.float64)
-        if np.all(values == np.round(values)):
-            values = values.astype(np.int64)
+        numbers = values.astype(np.float64)
     except (TypeError, ValueError):
-        pass
+        numbers = None
+    if numbers is not None:
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            raise InvalidInputError(
+                f"reliability matrix rater {raters[bad[0]]}, unit {units[bad[0]]}: values must be finite "
+                f"(NaN marks a missing value), got {values[bad[0]]!r}"
+            )
+        values = numbers.astype(np.int64) if np.all(numbers == np.round(numbers)) else numbers
     return Responses.from_arrays(units, raters, values)
+
+
+def _is_list_matrix(answers: Any) -> bool:
+    """A list (or tuple) of rows that are lists or tuples: a reliability matrix, not records."""
+    return (
+        isinstance(answers, list | tuple)
+        and len(answers) > 0
+        and all(isinstance(row, list | tuple | np.ndarray) for row in answers)
+    )
+
+
+def _ordered_categories(answers: Any, label: str = "label") -> list[Any] | None:
+    """The categories, in order, of an ordered categorical ``label`` column (pandas), else None."""
+    if isinstance(answers, Responses) or not hasattr(answers, "__getitem__") or isinstance(answers, list | tuple):
+        return None
+    try:
+        column = answers[label]
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
+    dtype = getattr(column, "dtype", None)
+    if getattr(dtype, "ordered", False) and hasattr(dtype, "categories"):
+        return list(dtype.categories)
+    return None
+
+
+def _check_bootstrap(ci: Any, n_boot: Any) -> tuple[float, int]:
+    if isinstance(ci, bool) or not isinstance(ci, int | float | np.integer | np.floating) or not 0.0 < ci < 1.0:
+        raise InvalidInputError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise InvalidInputError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    return float(ci), int(n_boot)
 
 
 def _metric(responses: Responses, metric: str, level: str, raters: tuple[Any, Any] | None) -> float:
@@ -90,13 +134,16 @@ def agreement(
     Parameters
     ----------
     answers : table or records with worker, task, label; Responses; or a 2-D reliability matrix
-        ``(n_raters, n_units)`` with NaN for missing values.
+        ``(n_raters, n_units)`` (ndarray or list of rows) with NaN or None for missing values;
+        other values must be finite. An ordered categorical ``label`` column (pandas) keeps
+        its category order.
     metric : {"krippendorff", "fleiss", "cohen", "percent"}
         ``cohen`` needs exactly two raters (or ``raters=(a, b)``); ``fleiss`` and ``percent``
         use every task with two or more answers.
     level : {"nominal", "ordinal", "interval", "ratio"}
         Krippendorff's level of measurement. For ``cohen``: nominal = unweighted, ordinal =
-        linear weights, interval/ratio = quadratic weights (label order = sorted values).
+        linear weights, interval/ratio = quadratic weights (label order = sorted values, or the
+        category order of an ordered categorical; interval and ratio need numeric labels).
     ci : float, optional
         If given (for example 0.95), also compute a percentile bootstrap interval by
         resampling tasks ``n_boot`` times, and return an :class:`AgreementResult`.
@@ -125,19 +172,17 @@ def agreement(
     """
     check_choice("metric", metric, METRICS)
     check_choice("level", level, LEVELS)
-    if isinstance(answers, np.ndarray) and answers.ndim == 2:
+    if ci is not None:
+        ci, n_boot = _check_bootstrap(ci, n_boot)
+    if (isinstance(answers, np.ndarray) and answers.dtype.names is None) or _is_list_matrix(answers):
         responses = reliability_matrix_to_responses(answers)
     else:
-        responses = as_responses(answers)
+        responses = as_responses(answers, classes=_ordered_categories(answers))
     if responses.n_responses == 0:
         raise InvalidInputError("answers are empty: expected at least one (worker, task, label) row")
     value = float(_metric(responses, metric, level, raters))
     if ci is None:
         return value
-    if not 0.0 < float(ci) < 1.0:
-        raise InvalidInputError(f"ci must lie in (0, 1), got {ci!r}")
-    if int(n_boot) < 1:
-        raise InvalidInputError(f"n_boot must be >= 1, got {n_boot!r}")
     rng = check_random_state(random_state)
     order = np.argsort(responses.task_idx, kind="stable")
     starts = np.searchsorted(responses.task_idx[order], np.arange(responses.n_tasks + 1))

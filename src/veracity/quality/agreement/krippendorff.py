@@ -52,6 +52,9 @@ def _delta2(classes: np.ndarray, level: str, n_c: FloatArray) -> FloatArray:
         d = between - (n_c[:, None] + n_c[None, :]) / 2.0
         return d**2
     v = _numeric(classes, level)
+    top = float(np.abs(v).max()) if v.size else 0.0
+    if top > 0:
+        v = v / top  # alpha is a ratio of disagreements: scaling is exact and avoids overflow
     if level == "interval":
         return (v[:, None] - v[None, :]) ** 2
     if level == "ratio":  # values are >= 0 (checked), so s == 0 only for the pair (0, 0)

@@ -10,7 +10,15 @@ import numpy.typing as npt
 from veracity.errors import InvalidInputError
 from veracity.quality.label_errors.count import map_blocks
 
-__all__ = ["ROW_SUM_TOL", "check_labels", "check_pred_probs", "validate_label_inputs"]
+__all__ = [
+    "ROW_SUM_TOL",
+    "check_int_option",
+    "check_labels",
+    "check_n_jobs",
+    "check_pred_probs",
+    "check_real_option",
+    "validate_label_inputs",
+]
 
 #: How far a row of ``pred_probs`` may sum from 1 (float16 sources and smoothed probabilities drift).
 ROW_SUM_TOL = 1e-3
@@ -21,6 +29,34 @@ _BLOCK_ELEMENTS = 1 << 18  # cells of pred_probs per block in the blockwise chec
 def _first_bad_row(bad: npt.NDArray[np.bool_], offset: int = 0) -> int | None:
     hits = np.flatnonzero(bad)
     return int(hits[0]) + offset if hits.size else None
+
+
+def check_real_option(name: str, value: Any, low: float, high: float = np.inf) -> float:
+    """``value`` as a float if it is a real number in ``[low, high]`` (no bools, strings or NaN)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not low <= v <= high:  # also rejects NaN
+        upper = "" if high == np.inf else f", {high:g}"
+        bounds = f"[{low:g}{upper}]" if upper else f">= {low:g}"
+        raise InvalidInputError(f"{name} must be {'in ' if upper else ''}{bounds}, got {value!r}")
+    return v
+
+
+def check_int_option(name: str, value: Any, low: int) -> int:
+    """``value`` as an int if it is an integer ``>= low`` (no bools, floats or strings)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise InvalidInputError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise InvalidInputError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_n_jobs(n_jobs: Any) -> int | None:
+    """``n_jobs``: None or -1 (every core) or a positive thread count."""
+    if n_jobs is None or (isinstance(n_jobs, int | np.integer) and not isinstance(n_jobs, bool) and n_jobs == -1):
+        return None
+    return check_int_option("n_jobs", n_jobs, 1)
 
 
 def check_pred_probs(
@@ -79,6 +115,12 @@ def check_labels(labels: Any, n_classes: int, *, name: str = "labels") -> npt.ND
         row = _first_bad_row(bad)
         if row is not None:
             raise InvalidInputError(f"{name} row {row}: expected an integer class index, got {arr[row]!r}")
+        row = _first_bad_row((arr < 0) | (arr >= n_classes))  # before the cast: 1e20 does not fit in intp
+        if row is not None:
+            raise InvalidInputError(
+                f"{name} row {row}: label {arr[row]:g} is outside 0..{n_classes - 1} "
+                f"(pred_probs has {n_classes} columns)"
+            )
     elif arr.dtype.kind not in "iub":
         raise InvalidInputError(f"{name} must be integer class indices, got dtype {arr.dtype}")
     out = arr.astype(np.intp, copy=False)

@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.errors import InvalidInputError
-from veracity.quality.label_errors._checks import ROW_SUM_TOL, validate_label_inputs
+from veracity.quality.label_errors._checks import (
+    ROW_SUM_TOL,
+    check_int_option,
+    check_n_jobs,
+    check_real_option,
+    validate_label_inputs,
+)
 from veracity.quality.label_errors.count import (
     RowStats,
     compute_confident_joint,
@@ -296,13 +302,15 @@ def find_label_issues(
         Allowed distance of a row sum from 1.
     multi_label : bool, optional
         Treat ``labels`` as multi-label: a sequence of class lists (``[[0, 2], [1], []]``) or a
-        0/1 matrix of shape (n_items, n_classes), with ``pred_probs`` independent per-class
-        probabilities. Default: detected from ``labels``. Each class is then a one-vs-rest binary
-        problem; an item is flagged if any membership is; ``scores`` is the lowest per-class
-        score, ``suggested`` the 0/1 matrix ``pred_probs >= 0.5``, ``confident_joint`` has shape
-        (n_classes, 2, 2).
+        0/1 ndarray of shape (n_items, n_classes), with ``pred_probs`` independent per-class
+        probabilities. Lists always hold class indices (integers); a list of lists that looks
+        like an indicator matrix (every row n_classes entries of 0/1) is rejected as ambiguous:
+        pass ``np.asarray(labels)`` for a 0/1 matrix. Default: detected from ``labels``. Each
+        class is then a one-vs-rest binary problem; an item is flagged if any membership is;
+        ``scores`` is the lowest per-class score, ``suggested`` the 0/1 matrix
+        ``pred_probs >= 0.5``, ``confident_joint`` has shape (n_classes, 2, 2).
     n_jobs : int or None, default None
-        Threads for the blockwise passes over ``pred_probs`` (None: every core, at most 8).
+        Threads for the blockwise passes over ``pred_probs`` (None or -1: every core, at most 8).
         Results do not depend on it.
     check_input : bool, default True
         Validate the inputs. Pass False only for arrays already checked by
@@ -340,8 +348,10 @@ def find_label_issues(
         raise InvalidInputError(f"method must be one of {', '.join(FILTER_METHODS)}, got {method!r}")
     if rank_by not in RANKING_METHODS:
         raise InvalidInputError(f"rank_by must be one of {', '.join(RANKING_METHODS)}, got {rank_by!r}")
-    if not 0.0 <= frac_noise <= 1.0:
-        raise InvalidInputError(f"frac_noise must lie in [0, 1], got {frac_noise}")
+    frac_noise = check_real_option("frac_noise", frac_noise, 0.0, 1.0)
+    min_examples_per_class = check_int_option("min_examples_per_class", min_examples_per_class, 0)
+    row_sum_tol = check_real_option("row_sum_tol", row_sum_tol, 0.0)
+    n_jobs = check_n_jobs(n_jobs)
     used = AUTO_METHOD if method == "auto" else method
     if multi_label is None:
         multi_label = is_multilabel(labels, pred_probs)

@@ -25,22 +25,26 @@ __all__ = ["RANKING_METHODS", "RankBy", "get_label_quality_scores", "scores_from
 RankBy = Literal["normalized_margin", "self_confidence", "confidence_weighted_entropy"]
 RANKING_METHODS: tuple[str, ...] = ("normalized_margin", "self_confidence", "confidence_weighted_entropy")
 _CLIP = 1e-6
+_SC_FLOOR = 1e-12  # floor of p[label] in the entropy ratio: a wrong one-hot row scores ~0, not 1
 
 
 def scores_from_stats(stats: RowStats, method: str) -> npt.NDArray[np.floating[Any]]:
     """Scores of ``method`` from precomputed :class:`~veracity.quality.label_errors.count.RowStats`."""
     sc = stats.self_confidence
     if method == "self_confidence":
-        return sc.copy()
+        return np.clip(sc, 0, 1)
     if method == "normalized_margin":
         other = np.maximum(stats.max_other, 0).astype(sc.dtype, copy=False)
         out = sc - other
         out += 1
         out *= 0.5
-        return out
+        # Rows may stray by row_sum_tol outside [0, 1]; scores may not.
+        return np.clip(out, 0, 1, out=out)
     if method == "confidence_weighted_entropy":
-        ratio = stats.entropy / np.clip(sc.astype(np.float64), _CLIP, None)
-        out64 = np.log1p(ratio) / np.clip(ratio, _CLIP, None)
+        # r = H(p) / p[label], both clipped so the limit r -> 0 (a certain, correct row) scores 1
+        # and r -> inf (no mass on the label) scores 0; log(1 + r) / r falls from 1 to 0.
+        ratio = np.maximum(stats.entropy, _CLIP) / np.maximum(sc.astype(np.float64), _SC_FLOOR)
+        out64 = np.log1p(ratio) / ratio
         return np.clip(out64, 0.0, 1.0).astype(sc.dtype)
     raise InvalidInputError(f"rank_by must be one of {', '.join(RANKING_METHODS)}, got {method!r}")
 
@@ -62,7 +66,9 @@ def get_label_quality_scores(
     method : {"normalized_margin", "self_confidence", "confidence_weighted_entropy"}
         ``self_confidence`` is ``p[label]``; ``normalized_margin`` is
         ``(p[label] - max_{j != label} p[j] + 1) / 2``; ``confidence_weighted_entropy`` is
-        ``log(1 + r) / r`` with ``r = H(p) / (log(K) p[label])``.
+        ``log(1 + r) / r`` with ``r = H(p) / (log(K) p[label])``, the entropy clipped below at 1e-6
+        and ``p[label]`` at 1e-12 (Kuan & Mueller 2022): a certain, correct row scores ~1, a row
+        with no mass on its label ~0.
 
     Returns
     -------
