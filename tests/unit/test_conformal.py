@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from veracity.decide import (
     ACCEPT,
     REVIEW,
+    CoverageWarning,
     DecisionPolicy,
     SplitConformal,
     conformal_quantile,
@@ -107,6 +108,7 @@ def test_sets_are_nested_in_coverage(seed: int, score: str, mondrian: bool) -> N
         previous = sets
 
 
+@pytest.mark.filterwarnings("ignore::veracity.decide.CoverageWarning")  # tiny calibration sets are drawn
 @given(st.integers(0, 10_000), st.sampled_from(["lac", "aps", "raps"]), st.floats(0.3, 0.99))
 @settings(max_examples=40, deadline=None)
 def test_sets_are_never_empty_by_default_and_hold_the_top_label(seed: int, score: str, cov: float) -> None:
@@ -160,7 +162,8 @@ def test_scores_match_between_fit_and_prediction() -> None:
 
 def test_too_few_calibration_items_keep_every_label() -> None:
     probs, labels = simulate(10, 3, 0)
-    cp = SplitConformal(0.95).fit(probs[:5], labels[:5])
+    with pytest.warns(CoverageWarning, match="5 calibration items are too few for coverage=0.95"):
+        cp = SplitConformal(0.95).fit(probs[:5], labels[:5])
     assert cp.quantile_ == math.inf
     assert cp.predict_sets(probs[5:]).all()
 
@@ -316,6 +319,7 @@ def _reference_lac(
     return scores(test) <= q
 
 
+@pytest.mark.filterwarnings("ignore::veracity.decide.CoverageWarning")  # tiny calibration sets are drawn
 @given(
     st.integers(0, 10_000),
     st.sampled_from([2, 3, 10, 30]),

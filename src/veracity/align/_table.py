@@ -16,7 +16,7 @@ import numpy as np
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray
 
-__all__ = ["MISSING", "Table", "align_tables", "as_table", "design_matrix"]
+__all__ = ["MISSING", "Table", "align_tables", "as_table", "design_matrix", "pooled_mean_std"]
 
 #: Category given to missing values (None, NaN) of a categorical column.
 MISSING = "<missing>"
@@ -38,21 +38,46 @@ class Table:
         return next(iter(self.columns.values())).shape[0] if self.columns else 0
 
 
+#: Largest absolute value whose square, summed over any realistic number of rows, stays finite
+#: in float64; beyond it the pooled mean and standard deviation are computed on rescaled values.
+_SAFE_MAGNITUDE = 1e100
+
+
+def _names(keys: Sequence[Any], what: str) -> list[str]:
+    """``keys`` as strings; two keys with the same string (``0`` and ``"0"``, a repeated name) are an
+    error rather than one column silently replacing the other."""
+    names = [str(k) for k in keys]
+    if len(set(names)) < len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidInputError(f"{what} must be unique (compared as strings), got {', '.join(map(repr, dups))} twice")
+    return names
+
+
 def _raw_columns(obj: Any, name: str, feature_names: Sequence[str] | None) -> dict[str, np.ndarray]:
     if isinstance(obj, Table):
         return dict(obj.columns)
     if isinstance(obj, Mapping):
-        return {str(k): np.asarray(v) for k, v in obj.items()}
+        keys = list(obj.keys())
+        return dict(zip(_names(keys, f"{name} column names"), (np.asarray(obj[k]) for k in keys), strict=True))
     if hasattr(obj, "column_names") and hasattr(obj, "column"):  # pyarrow.Table (duck-typed)
-        return {str(k): np.asarray(obj.column(k).to_numpy(zero_copy_only=False)) for k in obj.column_names}
+        keys = list(obj.column_names)
+        names = _names(keys, f"{name} column names")
+        return {n: np.asarray(obj.column(i).to_numpy(zero_copy_only=False)) for i, n in enumerate(names)}
     if hasattr(obj, "columns") and hasattr(obj, "to_numpy") and not isinstance(obj, np.ndarray):  # pandas/polars
-        return {str(c): np.asarray(obj[c].to_numpy()) for c in obj.columns}
+        keys = list(obj.columns)
+        names = _names(keys, f"{name} column names")
+        if hasattr(obj, "iloc"):  # pandas: by position, so that a repeated label cannot pick two columns
+            return {n: np.asarray(obj.iloc[:, i].to_numpy()) for i, n in enumerate(names)}
+        return {n: np.asarray(obj[c].to_numpy()) for c, n in zip(keys, names, strict=True)}
     arr = np.asarray(obj)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise InvalidInputError(f"{name} must be a 2-D array (n_rows, n_features) or a table, got shape {arr.shape}")
-    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(arr.shape[1])]
+    if isinstance(feature_names, str):
+        feature_names = [feature_names]
+    default = [f"x{j}" for j in range(arr.shape[1])]
+    names = default if feature_names is None else _names(feature_names, "feature_names")
     if len(names) != arr.shape[1]:
         raise InvalidInputError(f"{name} has {arr.shape[1]} columns but {len(names)} feature names were given")
     return {n: arr[:, j] for j, n in enumerate(names)}
@@ -78,6 +103,7 @@ def as_table(
     raw = _raw_columns(obj, name, feature_names)
     if not raw:
         raise InvalidInputError(f"{name} has no columns")
+    categorical = _name_list(categorical, "categorical")
     lengths = {k: v.shape[0] if v.ndim else 1 for k, v in raw.items()}
     if len(set(lengths.values())) > 1:
         raise InvalidInputError(f"{name} columns must have the same length, got {lengths}")
@@ -95,6 +121,33 @@ def as_table(
             columns[key] = _as_categories(col)
             kinds[key] = "categorical"
     return Table(columns, kinds)
+
+
+def _name_list(names: Any, what: str) -> list[str]:
+    """Column names as a list of strings; one string is one name (not its characters)."""
+    if isinstance(names, str):
+        return [names]
+    try:
+        return [str(n) for n in names]
+    except TypeError:
+        raise InvalidInputError(f"{what} must be a column name or a list of them, got {names!r}") from None
+
+
+def pooled_mean_std(values: FloatArray, axis: int | None = None) -> tuple[Any, Any, Any]:
+    """``(scale, mean, std)`` of ``values`` such that ``(values / scale - mean) / std`` standardises them.
+
+    ``scale`` is 1 for ordinary data (the result is then exactly ``values.mean()`` and
+    ``values.std()``); when some absolute value exceeds ``1e100`` the statistics are computed on
+    ``values / scale`` with ``scale`` the largest absolute value, so that squaring cannot overflow
+    and very large numbers are standardised like any others. A zero standard deviation becomes 1.
+    """
+    big = float(np.max(np.abs(values))) if values.size else 0.0
+    scale = big if big > _SAFE_MAGNITUDE else 1.0
+    scaled = values / scale if scale != 1.0 else values
+    mu = scaled.mean(axis=axis) if values.size else 0.0
+    sd = scaled.std(axis=axis) if values.size else 1.0
+    sd = np.where(sd > 0, sd, 1.0) if np.ndim(sd) else (float(sd) if sd > 0 else 1.0)
+    return scale, mu, sd
 
 
 def _as_categories(col: np.ndarray) -> np.ndarray:
@@ -123,6 +176,10 @@ def align_tables(
     all on its numeric side (then it is categorical on both). Numeric columns must be finite or
     missing (NaN) and hold at least one value on each side.
     """
+    categorical = _name_list(categorical, "categorical")
+    if features is not None:
+        features = _name_list(features, "features")
+        _names(features, "features")
     ref = as_table(reference, name="reference", feature_names=feature_names, categorical=categorical)
     cur = as_table(current, name="current", feature_names=feature_names, categorical=categorical)
     unknown = [str(c) for c in categorical if c not in ref.columns and c not in cur.columns]
@@ -228,10 +285,10 @@ def design_matrix(
         r, c = ref.columns[n], cur.columns[n]
         if kind == "numeric":
             pooled = np.concatenate([r, c])
-            finite = pooled[np.isfinite(pooled)]
-            mu = float(finite.mean()) if finite.size else 0.0
-            sd = float(finite.std()) if finite.size else 1.0
-            sd = sd if sd > 0 else 1.0
+            scale, mu, sd = pooled_mean_std(pooled[np.isfinite(pooled)])
+            mu, sd = float(mu), float(sd)
+            if scale != 1.0:
+                r, c = r / scale, c / scale
             zr = np.where(np.isfinite(r), (r - mu) / sd, 0.0)
             zc = np.where(np.isfinite(c), (c - mu) / sd, 0.0)
             blocks_r.append(zr[:, None])

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from veracity.align._table import Table, align_tables, design_matrix
+from veracity.align._table import Table, align_tables, design_matrix, pooled_mean_std
 from veracity.align.label_shift import LabelShiftResult, estimate_label_shift
 from veracity.align.multivariate import (
     TwoSampleTest,
+    check_count,
+    check_random_state,
     classifier_two_sample_test,
     gaussian_kernel,
     median_bandwidth,
@@ -369,16 +371,32 @@ def _embedding_pair(reference_embeddings: Any, current_embeddings: Any) -> tuple
         return None
     if reference_embeddings is None or current_embeddings is None:
         raise InvalidInputError("give both reference_embeddings and current_embeddings, or neither")
-    er = np.asarray(reference_embeddings, dtype=np.float64)
-    ec = np.asarray(current_embeddings, dtype=np.float64)
+    er = _float_array(reference_embeddings, "reference_embeddings")
+    ec = _float_array(current_embeddings, "current_embeddings")
     if er.ndim != 2 or ec.ndim != 2 or er.shape[1] != ec.shape[1]:
         raise InvalidInputError(f"embeddings must be 2-D with the same width, got {er.shape} and {ec.shape}")
     if not (np.isfinite(er).all() and np.isfinite(ec).all()):
         raise InvalidInputError("embeddings must be finite")
-    pooled = np.vstack([er, ec])
-    mu, sd = pooled.mean(0), pooled.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
+    scale, mu, sd = pooled_mean_std(np.vstack([er, ec]), axis=0)
+    if scale != 1.0:
+        er, ec = er / scale, ec / scale
     return (er - mu) / sd, (ec - mu) / sd
+
+
+def _float_array(values: Any, name: str) -> FloatArray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        raise InvalidInputError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    a = float(alpha)
+    if not 0 < a < 1:
+        raise InvalidInputError(f"alpha must be in (0, 1), got {alpha!r}")
+    return a
 
 
 def detect_drift(
@@ -478,14 +496,10 @@ def detect_drift(
         raise InvalidInputError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     if correction not in CORRECTIONS:
         raise InvalidInputError(f"correction must be one of {', '.join(map(repr, CORRECTIONS))}, got {correction!r}")
-    a = float(alpha)
-    if not 0 < a < 1:
-        raise InvalidInputError(f"alpha must be in (0, 1), got {alpha!r}")
-    if int(n_permutations) < 1:
-        raise InvalidInputError(f"n_permutations must be >= 1, got {n_permutations!r}")
-    if int(n_clusters) < 0:
-        raise InvalidInputError(f"n_clusters must be >= 0 (0 turns cluster slices off), got {n_clusters!r}")
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    a = _check_alpha(alpha)
+    n_permutations = check_count("n_permutations", n_permutations, 1)
+    n_clusters = check_count("n_clusters", n_clusters, 0, hint=" (0 turns cluster slices off)")
+    rng = check_random_state(random_state)
     ref, cur = align_tables(reference, current, features=features, categorical=categorical, feature_names=feature_names)
     per_feature = _per_feature(ref, cur, a, correction)
     matrix_r, matrix_c, names, num_r, num_c = design_matrix(ref, cur)

@@ -33,18 +33,41 @@ from veracity.types import FloatArray
 __all__ = ["LabelShiftResult", "bbse", "em_prior_adjustment", "estimate_label_shift", "reweight_probs"]
 
 
+#: How far a row of probabilities may sum from 1 (as ``veracity.decide``): rows within it are
+#: renormalised, rows further off (scores, logits, counts) are an error.
+ROW_SUM_TOL = 1e-3
+
+
 def _probs(x: Any, name: str) -> FloatArray:
-    p = np.asarray(x, dtype=np.float64)
+    p = np.asarray(x)
+    if p.dtype.kind not in "fiub":
+        raise InvalidInputError(f"{name} must hold numbers, got dtype {p.dtype}")
+    p = np.asarray(p, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] < 2:
         raise InvalidInputError(f"{name} must be 2-D (n_items, n_classes) with >= 2 classes, got shape {p.shape}")
     if p.shape[0] == 0:
         raise InvalidInputError(f"{name} must have at least one row")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise InvalidInputError(f"{name} must hold finite non-negative probabilities")
     s = p.sum(axis=1, keepdims=True)
-    if (s <= 0).any():
-        raise InvalidInputError(f"{name} row {int(np.flatnonzero(s[:, 0] <= 0)[0])} sums to 0")
+    bad = ~np.isfinite(p).all(axis=1) | (p < 0).any(axis=1) | ~(np.abs(s[:, 0] - 1.0) <= ROW_SUM_TOL)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"{name} row {row} is not a probability vector (finite values >= 0 summing to 1 within "
+            f"{ROW_SUM_TOL:g}), got sum {s[row, 0]:.6g}"
+        )
     return p / s
+
+
+def _check_classes_seen(labels: np.ndarray, k: int, name: str) -> None:
+    """Raise if a class never occurs in ``labels`` (its target prior
+    cannot be estimated: BBSE's confusion matrix has an empty column, EM divides by its prior)."""
+    counts = np.bincount(labels, minlength=k)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise InvalidInputError(
+            f"{name} has no item of class {', '.join(map(str, missing.tolist()))} (of 0..{k - 1}); "
+            "every class needs labelled reference items to estimate its share in current data"
+        )
 
 
 def _labels(y: Any, k: int, n: int, name: str) -> np.ndarray:
@@ -183,6 +206,7 @@ def bbse(
     pt = _probs(target_probs, "target_probs")
     if pt.shape[1] != k:
         raise InvalidInputError(f"target_probs must have {k} columns like source_probs, got {pt.shape[1]}")
+    _check_classes_seen(ys, k, "source_labels")
     onehot_y = np.eye(k)[ys]
     if soft:
         pred_s, pred_t = ps, pt
@@ -239,9 +263,16 @@ def em_prior_adjustment(
     """
     pt = _probs(target_probs, "target_probs")
     k = pt.shape[1]
-    ps_prior = np.asarray(source_priors, dtype=np.float64)
-    if ps_prior.shape != (k,) or (ps_prior <= 0).any() or not np.isfinite(ps_prior).all():
-        raise InvalidInputError(f"source_priors must be {k} positive values, got {np.asarray(source_priors)!r}")
+    ps_prior = np.asarray(source_priors)
+    if ps_prior.dtype.kind not in "fiu" or ps_prior.ndim != 1:
+        raise InvalidInputError(f"source_priors must be a 1-D array of numbers, got {source_priors!r}")
+    ps_prior = ps_prior.astype(np.float64)
+    if ps_prior.shape != (k,):
+        raise InvalidInputError(
+            f"source_priors has {ps_prior.size} values but target_probs has {k} columns (classes); they must match"
+        )
+    if (ps_prior <= 0).any() or not np.isfinite(ps_prior).all():
+        raise InvalidInputError(f"source_priors must be {k} finite positive values, got {ps_prior.tolist()!r}")
     ps_prior = ps_prior / ps_prior.sum()
     q = ps_prior.copy()
     converged = False
@@ -283,7 +314,12 @@ def estimate_label_shift(
         return bbse(source_probs, source_labels, target_probs)
     if method == "em":
         ps = _probs(source_probs, "source_probs")
-        ys = _labels(source_labels, ps.shape[1], ps.shape[0], "source_labels")
-        priors = np.bincount(ys, minlength=ps.shape[1]).astype(np.float64) + 1e-9
+        k = ps.shape[1]
+        ys = _labels(source_labels, k, ps.shape[0], "source_labels")
+        shape = np.shape(target_probs)
+        if len(shape) == 2 and shape[1] != k:
+            raise InvalidInputError(f"target_probs must have {k} columns like source_probs, got {shape[1]}")
+        _check_classes_seen(ys, k, "source_labels")
+        priors = np.bincount(ys, minlength=k).astype(np.float64) + 1e-9
         return em_prior_adjustment(target_probs, priors / priors.sum(), source_probs=ps)
     raise InvalidInputError(f"label shift method must be 'bbse' or 'em', got {method!r}")

@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
+from veracity.align._table import pooled_mean_std
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, RandomState
 
 __all__ = [
     "TwoSampleTest",
+    "check_count",
+    "check_random_state",
     "classifier_two_sample_test",
     "gaussian_kernel",
     "median_bandwidth",
@@ -59,7 +62,18 @@ class TwoSampleTest:
         return {"method": self.method, "statistic": self.statistic, "p_value": self.p_value, **self.details}
 
 
-def _rng(random_state: RandomState) -> np.random.Generator:
+def check_count(name: str, value: Any, minimum: int, *, hint: str = "") -> int:
+    """``value`` as an int ``>= minimum``; whole-number floats are accepted, anything else is an error."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
+        ok = True
+    if not ok or int(value) < minimum:
+        raise InvalidInputError(f"{name} must be >= {minimum}{hint} (a whole number), got {value!r}")
+    return int(value)
+
+
+def check_random_state(random_state: RandomState) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
     if isinstance(random_state, np.random.Generator):
         return random_state
     if random_state is None or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)):
@@ -69,9 +83,16 @@ def _rng(random_state: RandomState) -> np.random.Generator:
     )
 
 
+def _as_float(values: Any, name: str) -> FloatArray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        raise InvalidInputError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=np.float64)
+
+
 def _pair(reference: Any, current: Any) -> tuple[FloatArray, FloatArray]:
-    r = np.asarray(reference, dtype=np.float64)
-    c = np.asarray(current, dtype=np.float64)
+    r = _as_float(reference, "reference")
+    c = _as_float(current, "current")
     r = r[:, None] if r.ndim == 1 else r
     c = c[:, None] if c.ndim == 1 else c
     if r.ndim != 2 or c.ndim != 2 or r.shape[1] != c.shape[1]:
@@ -149,13 +170,27 @@ def permutation_p_values(stats_matrix: FloatArray) -> FloatArray:
     return out
 
 
+#: MMD² values below this are float32 rounding noise of a (near) constant kernel and are set to 0:
+#: the kernel's entries are at most 1 and the weights sum to 0 in absolute value 2, so a
+#: statistic computed in float32 carries an absolute error of a few float32 epsilons (measured
+#: below 5e-8), while a real MMD² of n rows is of order 1 / n (above 1e-5 up to 10^5 rows).
+_MMD_NOISE = 4.0 * float(np.finfo(np.float32).eps)
+
+
 def mmd_statistics(kernel: FloatArray, indicators: np.ndarray) -> FloatArray:
-    """Biased MMD² for every row of ``indicators`` with one matrix product (kernel reused)."""
+    """Biased MMD² for every row of ``indicators`` with one matrix product (kernel reused).
+
+    Values within float32 rounding noise of 0 (``< 4 * eps(float32)``; MMD² is never negative)
+    are returned as exactly 0, so that identical samples tie with every relabelling instead of
+    ranking on noise.
+    """
     n_ref = int(indicators[0].sum())
     n_cur = indicators.shape[1] - n_ref
     w = np.where(indicators, np.float32(1.0 / n_ref), np.float32(-1.0 / n_cur)).astype(np.float32)
     kw = w @ kernel  # (B, N); the kernel is symmetric
-    return np.einsum("bn,bn->b", kw, w, dtype=np.float64)
+    t = np.einsum("bn,bn->b", kw, w, dtype=np.float64)
+    t[t < _MMD_NOISE] = 0.0
+    return t
 
 
 def mmd_test(
@@ -198,10 +233,11 @@ def mmd_test(
     0.01
     """
     r, c = _pair(reference, current)
-    if int(n_permutations) < 1:
-        raise InvalidInputError(f"n_permutations must be >= 1, got {n_permutations!r}")
-    rng = _rng(random_state)
+    n_permutations = check_count("n_permutations", n_permutations, 1)
+    rng = check_random_state(random_state)
     pooled = np.vstack([r, c])
+    if bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float, np.number))):
+        raise InvalidInputError(f"bandwidth must be a number > 0, got {bandwidth!r}")
     bw = median_bandwidth(pooled, rng=rng) if bandwidth is None else float(bandwidth)
     if not (np.isfinite(bw) and bw > 0):
         raise InvalidInputError(f"bandwidth must be > 0, got {bandwidth!r}")
@@ -261,12 +297,12 @@ def classifier_two_sample_test(
     (True, True)
     """
     r, c = _pair(reference, current)
-    if not 0 < float(test_size) < 1:
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.number)) or not 0 < test_size < 1:
         raise InvalidInputError(f"test_size must be in (0, 1), got {test_size!r}")
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     pooled = np.vstack([r, c])
-    mu, sd = pooled.mean(0), pooled.std(0)
-    z = (pooled - mu) / np.where(sd > 0, sd, 1.0)
+    scale, mu, sd = pooled_mean_std(pooled, axis=0)
+    z = ((pooled / scale if scale != 1.0 else pooled) - mu) / sd
     feats = np.hstack([z, z * z - 1.0]) if quadratic else z
     target = np.r_[np.zeros(r.shape[0]), np.ones(c.shape[0])]
     test = np.zeros(target.size, dtype=bool)

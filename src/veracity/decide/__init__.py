@@ -17,7 +17,14 @@ from veracity.decide.calibration import (
     isotonic_regression,
     reliability_diagram,
 )
-from veracity.decide.conformal import SCORES, SetEvaluation, SplitConformal, conformal_quantile, evaluate_sets
+from veracity.decide.conformal import (
+    SCORES,
+    CoverageWarning,
+    SetEvaluation,
+    SplitConformal,
+    conformal_quantile,
+    evaluate_sets,
+)
 from veracity.decide.policy import (
     ACCEPT,
     CALIBRATIONS,
@@ -35,6 +42,7 @@ __all__ = [
     "CALIBRATIONS",
     "REVIEW",
     "SCORES",
+    "CoverageWarning",
     "DecisionPolicy",
     "Decisions",
     "IsotonicCalibrator",

@@ -9,7 +9,16 @@ import numpy as np
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, IntArray, RandomState
 
-__all__ = ["ROW_SUM_TOL", "check_labels", "check_probs", "check_random_state", "check_unit_interval"]
+__all__ = [
+    "ROW_SUM_TOL",
+    "check_bool",
+    "check_int",
+    "check_labels",
+    "check_number",
+    "check_probs",
+    "check_random_state",
+    "check_unit_interval",
+]
 
 #: How far a row of probabilities may sum from 1 (float16 sources and smoothed outputs drift).
 ROW_SUM_TOL = 1e-3
@@ -28,9 +37,33 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
     )
 
 
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a float when it is a real number (not a bool, string or None)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in ``minimum .. maximum`` (a whole-number float is accepted)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    ok = ok or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if not ok or int(value) < minimum or (maximum is not None and int(value) > maximum):
+        bound = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
+        raise InvalidInputError(f"{name} must be {bound} (a whole number), got {value!r}")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` when it is a real bool; ``"false"``, ``0`` or ``None`` are an error, not a truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def check_unit_interval(name: str, value: float, *, open_low: bool = True, open_high: bool = True) -> float:
     """``value`` as float when it lies in (0, 1) (ends included when ``open_*`` is False)."""
-    v = float(value)
+    v = check_number(name, value)
     low_ok = v > 0 if open_low else v >= 0
     high_ok = v < 1 if open_high else v <= 1
     if not (np.isfinite(v) and low_ok and high_ok):

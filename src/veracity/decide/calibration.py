@@ -21,7 +21,7 @@ from typing import Any, Self
 import numpy as np
 from scipy import optimize, special
 
-from veracity.decide._checks import check_labels, check_probs
+from veracity.decide._checks import check_int, check_labels, check_number, check_probs
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, IntArray
 
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 _LOG_EPS = 1e-12
+#: Largest ``n_bins`` of the reliability diagram (the arrays have one entry per bin).
+_MAX_BINS = 10_000
 
 
 def _not_fitted(obj: object) -> InvalidInputError:
@@ -84,11 +86,9 @@ class TemperatureScaling:
 
     def fit(self, probs: Any, labels: Any) -> Self:
         """Fit ``T`` on calibration ``probs`` (n, k) and ``labels`` (n,)."""
+        lo, hi = _check_bounds(self.bounds)
         p = check_probs(probs)
         y = check_labels(labels, p.shape[1], p.shape[0])
-        lo, hi = (float(b) for b in self.bounds)
-        if not (0 < lo < hi):
-            raise InvalidInputError(f"bounds must satisfy 0 < low < high, got {self.bounds!r}")
         if p.shape[0] == 0:
             raise InvalidInputError("probs must have at least one row to fit a temperature, got 0")
         logits = _log_probs(p)
@@ -113,13 +113,25 @@ class TemperatureScaling:
     @staticmethod
     def apply(probs: Any, temperature: float) -> FloatArray:
         """``probs`` (n, k) at a given ``temperature`` (e.g. one stored from an earlier fit)."""
-        if not (np.isfinite(temperature) and temperature > 0):
+        if not (np.isfinite(check_number("temperature", temperature)) and temperature > 0):
             raise InvalidInputError(f"temperature must be > 0, got {temperature!r}")
         return special.softmax(_log_probs(check_probs(probs)) / float(temperature), axis=1)
 
     def fit_transform(self, probs: Any, labels: Any) -> FloatArray:
         """Fit on ``probs``/``labels`` and return the calibrated ``probs``."""
         return self.fit(probs, labels).transform(probs)
+
+
+def _check_bounds(bounds: Any) -> tuple[float, float]:
+    """``(low, high)`` of a temperature search interval: two finite numbers with ``0 < low < high``."""
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"bounds must be two numbers (low, high), got {bounds!r}") from None
+    lo, hi = check_number("bounds[0]", lo), check_number("bounds[1]", hi)
+    if not (0 < lo < hi and np.isfinite(hi)):
+        raise InvalidInputError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}")
+    return lo, hi
 
 
 def isotonic_regression(values: Any, weights: Any = None, *, increasing: bool = True) -> FloatArray:
@@ -322,11 +334,11 @@ def reliability_diagram(probs: Any, labels: Any, *, n_bins: int = 15) -> Reliabi
     >>> round(d.ece, 3)
     0.35
     """
-    if int(n_bins) < 1:
-        raise InvalidInputError(f"n_bins must be >= 1, got {n_bins!r}")
-    n_bins = int(n_bins)
+    n_bins = check_int("n_bins", n_bins, 1, _MAX_BINS)
     p = check_probs(probs)
     y = check_labels(labels, p.shape[1], p.shape[0])
+    if p.shape[0] == 0:
+        raise InvalidInputError("probs must have at least one row to measure calibration, got 0")
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

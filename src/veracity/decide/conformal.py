@@ -24,17 +24,26 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from veracity.decide._checks import check_labels, check_probs, check_random_state, check_unit_interval
+from veracity.decide._checks import (
+    check_bool,
+    check_int,
+    check_labels,
+    check_number,
+    check_probs,
+    check_random_state,
+    check_unit_interval,
+)
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, IntArray, RandomState
 
-__all__ = ["SCORES", "SetEvaluation", "SplitConformal", "conformal_quantile", "evaluate_sets"]
+__all__ = ["SCORES", "CoverageWarning", "SetEvaluation", "SplitConformal", "conformal_quantile", "evaluate_sets"]
 
 BoolArray = npt.NDArray[np.bool_]
 ScoreName = Literal["lac", "aps", "raps"]
@@ -46,6 +55,13 @@ _TOP_SCORE = -1.0
 #: Rows up to this many classes are reduced column by column: numpy's reductions along short rows
 #: pay a fixed cost per row (5,000 x 10: ``max(axis=1)`` ~0.2 ms, ten ``np.maximum`` ~0.03 ms).
 _SHORT_ROWS = 24
+#: Largest ``n_bins`` of :func:`evaluate_sets` (more bins than that are noise, and cost memory).
+_MAX_BINS = 10_000
+
+
+class CoverageWarning(UserWarning):
+    """Too few calibration items for the coverage asked: the threshold is infinite and every
+    prediction set (of the classes concerned) holds every label."""
 
 
 def conformal_quantile(scores: Any, coverage: float) -> float:
@@ -62,7 +78,13 @@ def conformal_quantile(scores: Any, coverage: float) -> float:
     >>> conformal_quantile([0.1, 0.2], 0.9)
     inf
     """
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    coverage = check_unit_interval("coverage", coverage)
+    s = np.asarray(scores)
+    if s.dtype.kind not in "fiu":
+        raise InvalidInputError(f"scores must be numbers, got dtype {s.dtype}")
+    s = np.asarray(s, dtype=np.float64).ravel()
+    if np.isnan(s).any():
+        raise InvalidInputError(f"scores must not be NaN, got NaN at position {int(np.flatnonzero(np.isnan(s))[0])}")
     n = s.size
     rank = math.ceil((n + 1) * coverage - 1e-9)
     if n == 0 or rank > n:
@@ -199,6 +221,29 @@ def _lac_quantile(rest: FloatArray, n_top: int, coverage: float) -> float:
     return float(np.partition(rest, rank - n_top - 1)[rank - n_top - 1])
 
 
+def _warn_infinite(quantile: float | FloatArray, coverage: float, n_items: int) -> None:
+    """Emit :class:`CoverageWarning` when a fitted threshold is infinite (too few calibration items)."""
+    need = math.ceil(1.0 / (1.0 - coverage) - 1e-9) - 1
+    if np.ndim(quantile) == 0:
+        if math.isinf(quantile):
+            warnings.warn(
+                f"{n_items} calibration items are too few for coverage={coverage:g} (at least {need} are "
+                "needed): the threshold is infinite and every prediction set holds every label",
+                CoverageWarning,
+                stacklevel=3,
+            )
+        return
+    # Mondrian: a small class with an infinite threshold is documented (its label is always kept);
+    # warn only when that holds for every class, so that every set holds every label.
+    if np.isinf(quantile).all():
+        warnings.warn(
+            f"every class has fewer than {need} calibration items for coverage={coverage:g}: all thresholds "
+            "are infinite and every prediction set holds every label",
+            CoverageWarning,
+            stacklevel=3,
+        )
+
+
 def _label_values(p: npt.NDArray[Any], y: IntArray) -> npt.NDArray[Any]:
     """``p[i, y[i]]`` for every row, by one flat ``take`` (cheaper than fancy 2-D indexing)."""
     n, k = p.shape
@@ -302,12 +347,14 @@ class SplitConformal:
     # -- scores -------------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_unit_interval("coverage", self.coverage)
-        if self.score not in SCORES:
+        if not isinstance(self.score, str) or self.score not in SCORES:
             raise InvalidInputError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
-        if not (np.isfinite(self.lam) and self.lam >= 0):
+        lam = check_number("lam", self.lam)
+        if not (np.isfinite(lam) and lam >= 0):
             raise InvalidInputError(f"lam must be >= 0, got {self.lam!r}")
-        if int(self.k_reg) < 0:
-            raise InvalidInputError(f"k_reg must be >= 0, got {self.k_reg!r}")
+        check_int("k_reg", self.k_reg, 0)
+        for name in ("class_conditional", "allow_empty", "randomized"):
+            check_bool(name, getattr(self, name))
 
     def _scores(self, p: FloatArray, rng: np.random.Generator | None) -> FloatArray:
         n, k = p.shape
@@ -375,6 +422,8 @@ class SplitConformal:
         p = check_probs(cal_probs, name="cal_probs")
         n_items, n_classes = p.shape
         y = check_labels(cal_labels, n_classes, n_items, name="cal_labels")
+        if n_items == 0:
+            raise InvalidInputError("cal_probs must have at least one calibration row, got 0")
         # the random state is only drawn from by randomized scores (building a Generator costs time)
         self.rng_ = check_random_state(self.random_state) if self.randomized else None
         true_scores = self._true_scores(p, y, self.rng_)
@@ -391,6 +440,7 @@ class SplitConformal:
             self.quantile_ = _lac_quantile(true_scores[~top], int(np.count_nonzero(top)), cov)
         else:
             self.quantile_ = conformal_quantile(true_scores, cov)
+        _warn_infinite(self.quantile_, cov, n_items)
         self.lac_cut_ = _lac_cut(self.quantile_) if self.score == "lac" else None
         self.cal_scores_ = true_scores
         self.n_classes_ = n_classes
@@ -501,6 +551,25 @@ class SetEvaluation:
         }
 
 
+def _as_sets(sets: Any) -> BoolArray:
+    """``sets`` as a bool array (n_items, n_classes): bools, or numbers that are all 0 or 1."""
+    raw = np.asarray(sets)
+    if raw.ndim != 2:
+        raise InvalidInputError(f"sets must be 2-D (n_items, n_classes), got shape {raw.shape}")
+    if raw.dtype.kind == "b":
+        return raw
+    if raw.dtype.kind not in "iuf":
+        raise InvalidInputError(f"sets must be bool (or 0/1) membership flags, got dtype {raw.dtype}")
+    bad = ~((raw == 0) | (raw == 1))
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise InvalidInputError(
+            f"sets must be bool (or 0/1) membership flags, got {raw[i, j]!r} at row {i}, column {j} "
+            "(probabilities? pass SplitConformal.predict_sets(probs))"
+        )
+    return raw.astype(bool)
+
+
 def evaluate_sets(sets: Any, labels: Any, probs: Any = None, *, n_bins: int = 5) -> SetEvaluation:
     """Coverage, size, empty-set rate, coverage per class and per difficulty bin of ``sets``.
 
@@ -521,13 +590,12 @@ def evaluate_sets(sets: Any, labels: Any, probs: Any = None, *, n_bins: int = 5)
     >>> ev.coverage, ev.mean_size
     (0.5, 1.5)
     """
-    s = np.asarray(sets, dtype=bool)
-    if s.ndim != 2:
-        raise InvalidInputError(f"sets must be 2-D (n_items, n_classes), got shape {s.shape}")
+    s = _as_sets(sets)
     n, k = s.shape
     y = check_labels(labels, k, n)
     if n == 0:
         raise InvalidInputError("sets must have at least one row, got 0")
+    n_bins = check_int("n_bins", n_bins, 1, _MAX_BINS)
     hit = s[np.arange(n), y]
     size = s.sum(axis=1)
     counts = np.bincount(y, minlength=k)

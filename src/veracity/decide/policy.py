@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from veracity.decide._checks import check_labels, check_probs, check_unit_interval
+from veracity.decide._checks import check_bool, check_labels, check_probs, check_unit_interval
 from veracity.decide.calibration import TemperatureScaling
 from veracity.decide.conformal import SCORES, ScoreName, SplitConformal
 from veracity.errors import InvalidInputError
@@ -98,9 +98,10 @@ class DecisionPolicy:
         """Return ``self`` after checking every field (raises :class:`InvalidInputError`)."""
         check_unit_interval("coverage", self.coverage)
         check_unit_interval("threshold", self.threshold, open_low=False, open_high=False)
-        if self.score not in SCORES:
+        check_bool("class_conditional", self.class_conditional)
+        if not isinstance(self.score, str) or self.score not in SCORES:
             raise InvalidInputError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
-        if self.calibration not in CALIBRATIONS:
+        if not isinstance(self.calibration, str) or self.calibration not in CALIBRATIONS:
             raise InvalidInputError(
                 f"calibration must be one of {', '.join(map(repr, CALIBRATIONS))}, got {self.calibration!r}"
             )
@@ -128,7 +129,10 @@ class DecisionPolicy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecisionPolicy:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error, and so are values of the wrong type
+        (``"false"`` for a bool, ``None`` or ``"high"`` for a number)."""
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"a decision policy must be an object of fields, got {type(data).__name__}")
         unknown = set(data) - set(_FIELDS)
         if unknown:
             raise InvalidInputError(f"unknown decision policy fields: {', '.join(sorted(unknown))}")
@@ -172,6 +176,11 @@ def _probs_and_sets(
     if isinstance(predictor, PolicyPredictor):
         p = predictor.calibrate(probs)
         return p, predictor.conformal.predict_sets(p)
+    if not isinstance(predictor, SplitConformal):
+        raise InvalidInputError(
+            "predictor must be a fitted PolicyPredictor or SplitConformal (from policy.fit), "
+            f"got {type(predictor).__name__}"
+        )
     p = check_probs(probs)
     return p, predictor.predict_sets(p)
 
@@ -238,6 +247,8 @@ def decide(probs: Any, predictor: PolicyPredictor | SplitConformal, policy: Deci
     -------
     Decisions
     """
+    if not isinstance(policy, DecisionPolicy):
+        raise InvalidInputError(f"policy must be a DecisionPolicy, got {type(policy).__name__}")
     policy.validate()
     p, sets = _probs_and_sets(probs, predictor)
     top = np.argmax(p, axis=1).astype(np.int64)
@@ -273,6 +284,7 @@ class RiskCoverageCurve:
 
     def at(self, threshold: float) -> dict[str, float]:
         """Automation and error rates at the largest grid threshold not above ``threshold``."""
+        threshold = check_unit_interval("threshold", threshold, open_low=False, open_high=False)
         i = max(int(np.searchsorted(self.thresholds, threshold, side="right")) - 1, 0)
         return {
             "threshold": float(self.thresholds[i]),
@@ -294,6 +306,21 @@ class RiskCoverageCurve:
             "error_per_item": clean(self.error_per_item),
             "coverage": None if not np.isfinite(self.coverage) else self.coverage,
         }
+
+
+def _check_thresholds(thresholds: Any) -> FloatArray:
+    """Thresholds as a sorted 1-D float array: numbers in [0, 1], at least one (a scalar is one)."""
+    t = np.asarray(thresholds)
+    if t.dtype.kind not in "fiu":
+        raise InvalidInputError(f"thresholds must be numbers in [0, 1], got dtype {t.dtype}")
+    t = np.atleast_1d(t.astype(np.float64))
+    if t.ndim != 1 or t.size == 0:
+        raise InvalidInputError(f"thresholds must be a non-empty 1-D list of numbers, got shape {np.shape(thresholds)}")
+    bad = ~((t >= 0) & (t <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(f"thresholds must be in [0, 1], got {t[i]!r} at position {i}")
+    return np.sort(t)
 
 
 def risk_coverage_curve(
@@ -338,7 +365,7 @@ def risk_coverage_curve(
     n = p.shape[0]
     if n == 0:
         raise InvalidInputError("probs must have at least one row, got 0")
-    grid = np.linspace(0.0, 1.0, 101) if thresholds is None else np.sort(np.asarray(thresholds, dtype=np.float64))
+    grid = np.linspace(0.0, 1.0, 101) if thresholds is None else _check_thresholds(thresholds)
     top = np.argmax(p, axis=1)
     conf = p[np.arange(n), top]
     wrong = top != y
