@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 from veracity.errors import InvalidInputError
@@ -16,7 +17,9 @@ def extract_zip(path: Path, target: Path, *, max_bytes: int | None) -> Path:
     """Unpack ``path`` into ``target`` and return ``target``.
 
     Refused: members with absolute paths or ``..`` that resolve outside ``target``, symbolic links,
-    and archives whose unpacked size exceeds ``max_bytes`` (zip bombs).
+    archives whose unpacked size exceeds ``max_bytes`` (zip bombs, counted from the bytes actually
+    unpacked as well as from the sizes the archive declares), archives with no files, and damaged
+    archives.
     """
     check_size(path, max_bytes)
     try:
@@ -30,6 +33,8 @@ def extract_zip(path: Path, target: Path, *, max_bytes: int | None) -> Path:
             raise InvalidInputError(
                 f"{path}: archive unpacks to {total} bytes, larger than the limit of {max_bytes} bytes"
             )
+        if not any(not m.is_dir() for m in members):
+            raise InvalidInputError(f"{path}: archive holds no files")
         target.mkdir(parents=True, exist_ok=True)
         for m in members:
             where = f"{path}: member {m.filename!r}"
@@ -38,13 +43,24 @@ def extract_zip(path: Path, target: Path, *, max_bytes: int | None) -> Path:
             if m.filename.startswith(("/", "\\")) or ":" in m.filename.split("/")[0]:
                 raise InvalidInputError(f"{where}: absolute path; refused")
             resolve_inside(target, m.filename, where=where)
+        written = 0
         for m in members:
-            dest = resolve_inside(target, m.filename, where=f"{path}: member {m.filename!r}")
+            where = f"{path}: member {m.filename!r}"
+            dest = resolve_inside(target, m.filename, where=where)
             if m.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, dest.open("wb") as out:
-                while block := src.read(1 << 20):
-                    out.write(block)
+            try:
+                with zf.open(m) as src, dest.open("wb") as out:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        if max_bytes is not None and written > max_bytes:
+                            raise InvalidInputError(
+                                f"{where}: archive unpacks to more than the limit of {max_bytes} bytes"
+                            )
+                        out.write(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+                # a damaged member (bad CRC, truncated data), an unsupported method or encryption
+                raise InvalidInputError(f"{where}: cannot be unpacked ({exc})") from None
     return target

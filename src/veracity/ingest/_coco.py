@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from veracity.errors import InvalidInputError
-from veracity.ingest._common import ReadOptions, fail, spill_database
+from veracity.ingest._common import ReadOptions, fail, shape_problem, spill_database
 from veracity.ingest._images import ImageExporter, image_size
 from veracity.ingest._jsonstream import iter_json_object_file
 from veracity.ingest._safety import read_image, resolve_inside
@@ -19,7 +19,9 @@ from veracity.types import Record
 __all__ = ["read_coco", "shape_annotations", "write_coco"]
 
 
-def _num(v: float) -> float | int:
+def _num(v: Any) -> float | int:
+    if type(v) not in (int, float):  # float() would take "12" or True as a coordinate
+        raise ValueError(f"coordinate {v!r} is not a number")
     v = round(float(v), 6)
     return int(v) if v.is_integer() else v
 
@@ -62,11 +64,15 @@ def read_coco(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
                 if index is None:
                     if not isinstance(value, list):
                         fail(source, None, _NOT_COCO)
-                    image_keys.update(_key(img.get("id")) for img in value if isinstance(img, dict))
+                    for img in value:
+                        if isinstance(img, dict):
+                            _add_image_key(image_keys, img, source)
                 elif index and isinstance(value, dict):
-                    image_keys.add(_key(value.get("id")))
+                    _add_image_key(image_keys, value, source)
                 seen_images = True
             elif key == "annotations":
+                if index is None and value is not None and not isinstance(value, list):
+                    fail(source, None, f"field 'annotations' must be a list, got {type(value).__name__}")
                 elements = enumerate(value or [], start=1) if index is None else [(index, value)] if index else []
                 for i, ann in elements:
                     image = _key(ann["image_id"]) if isinstance(ann, dict) and "image_id" in ann else None
@@ -91,11 +97,31 @@ def _key(image_id: Any) -> str:
     return json.dumps(image_id)
 
 
+def _valid_id(value: Any) -> bool:
+    return type(value) in (int, str)
+
+
+def _add_image_key(image_keys: set[str], img: Record, source: str) -> None:
+    """Note an image id; two images with one id would share (and duplicate) their annotations."""
+    if not _valid_id(img.get("id")):
+        return  # the second pass reports the image as a bad row
+    key = _key(img["id"])
+    if key in image_keys:
+        fail(source, None, f"duplicate image id {img['id']!r}")
+    image_keys.add(key)
+
+
 def _categories(doc: Any, source: str) -> dict[Any, str]:
+    if doc is not None and not isinstance(doc, list):
+        fail(source, None, f"field 'categories' must be a list, got {type(doc).__name__}")
     categories: dict[Any, str] = {}
     for i, cat in enumerate(doc or [], start=1):
         if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
             fail(source, None, f"category {i}: missing field 'id' or 'name'")
+        if not _valid_id(cat["id"]):
+            fail(source, None, f"category {i}: field 'id' must be an integer or string, got {cat['id']!r}")
+        if cat["id"] in categories:
+            fail(source, None, f"category {i}: duplicate category id {cat['id']!r}")
         categories[cat["id"]] = cat["name"]
     return categories
 
@@ -104,16 +130,22 @@ def _check_annotations(
     spill: sqlite3.Connection, image_keys: set[str], categories: dict[Any, str], source: str
 ) -> None:
     """Every annotation is an object naming a known image and category (the first bad one is named)."""
+    ann_ids: set[Any] = set()
     for i, image, body in spill.execute("SELECT idx, image_key, body FROM ann ORDER BY idx"):
         ann = json.loads(body)
         if not isinstance(ann, dict):
             fail(source, None, f"annotation {i}: expected an object")
+        ann_id = ann.get("id")
+        if _valid_id(ann_id):
+            if ann_id in ann_ids:
+                fail(source, None, f"annotation {i}: duplicate annotation id {ann_id!r}")
+            ann_ids.add(ann_id)
         for key in ("image_id", "category_id"):
             if key not in ann:
                 fail(source, None, f"annotation {i} (id {ann.get('id')}): missing field {key!r}")
         if image not in image_keys:
             fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown image_id {ann['image_id']!r}")
-        if ann["category_id"] not in categories:
+        if not _valid_id(ann["category_id"]) or ann["category_id"] not in categories:
             fail(source, None, f"annotation {i} (id {ann.get('id')}): unknown category_id {ann['category_id']!r}")
 
 
@@ -153,6 +185,9 @@ def _coco_record(
     if not isinstance(img, dict) or not isinstance(img.get("file_name"), str) or "id" not in img:
         opts.bad(source, row, "image entry needs 'id' and 'file_name'")
         return None
+    if not _valid_id(img["id"]):
+        opts.bad(source, row, f"image id must be an integer or string, got {img['id']!r}")
+        return None
     where = f"{source}: image {row} (id {img['id']})"
     image = _locate(root, img["file_name"], where)
     try:
@@ -160,12 +195,21 @@ def _coco_record(
     except InvalidInputError as exc:
         opts.bad(source, row, exc.message)
         return None
+    declared = (img.get("width"), img.get("height"))
+    if declared != (None, None) and declared != (info.width, info.height):
+        opts.bad(
+            source,
+            row,
+            f"image id {img['id']!r} declares size {declared[0]}x{declared[1]} "
+            f"but {image.name} is {info.width}x{info.height}",
+        )
+        return None
     anns = [
         json.loads(body)
         for (body,) in spill.execute("SELECT body FROM ann WHERE image_key = ? ORDER BY idx", (_key(img["id"]),))
     ]
     try:
-        annotations = _coco_annotations(anns, categories)
+        annotations = _coco_annotations(anns, categories, info.width, info.height)
     except (KeyError, TypeError, ValueError) as exc:
         opts.bad(source, row, f"malformed annotation of image id {img['id']}: {exc}")
         return None
@@ -180,7 +224,9 @@ def _coco_record(
     )
 
 
-def _coco_annotations(anns: list[Record], categories: dict[Any, str]) -> list[Record]:
+def _coco_annotations(anns: list[Record], categories: dict[Any, str], width: int, height: int) -> list[Record]:
+    """The boxes and polygons of one image; a ValueError names the first annotation that is not a
+    shape inside the ``width`` x ``height`` image."""
     boxes: list[Record] = []
     polygons: list[Record] = []
     box_ids: list[str] = []
@@ -193,11 +239,16 @@ def _coco_annotations(anns: list[Record], categories: dict[Any, str]) -> list[Re
                 if len(ring) < 6 or len(ring) % 2:
                     raise ValueError(f"polygon of annotation {ann.get('id')} has {len(ring)} coordinates")
                 pts = [[_num(ring[j]), _num(ring[j + 1])] for j in range(0, len(ring), 2)]
+                _check_shape({"points": pts}, ann, width, height)
                 polygons.append({"points": pts, "label": label})
             poly_ids.append(str(ann.get("id")))
         else:
-            x, y, w, h = ann["bbox"]
-            boxes.append({"x": _num(x), "y": _num(y), "w": _num(w), "h": _num(h), "label": label})
+            bbox = ann.get("bbox")
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise ValueError(f"annotation {ann.get('id')}: bbox must be a list [x, y, w, h], got {bbox!r}")
+            box = {"x": _num(bbox[0]), "y": _num(bbox[1]), "w": _num(bbox[2]), "h": _num(bbox[3])}
+            _check_shape(box, ann, width, height)
+            boxes.append({**box, "label": label})
             box_ids.append(str(ann.get("id")))
     out = []
     if boxes:
@@ -205,6 +256,12 @@ def _coco_annotations(anns: list[Record], categories: dict[Any, str]) -> list[Re
     if polygons:
         out.append(make_annotation(polygons, origin=f"coco:annotations {','.join(poly_ids)}", kind="polygons"))
     return out
+
+
+def _check_shape(shape: Record, ann: Record, width: int, height: int) -> None:
+    problem = shape_problem(shape, width, height)
+    if problem is not None:
+        raise ValueError(f"annotation {ann.get('id')}: {problem}")
 
 
 def shape_annotations(rec: SourceRecord) -> tuple[list[Record], list[Record]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +18,16 @@ from veracity.ingest._safety import DEFAULT_MAX_BYTES
 from veracity.ingest.records import BadRow, SourceRecord, canonical_json, infer_kind, make_annotation
 from veracity.types import Record
 
-__all__ = ["EXPORT_KEYS", "NOT_UTF8", "ReadOptions", "chunked", "record_from_object", "record_to_export", "valid_utf8"]
+__all__ = [
+    "EXPORT_KEYS",
+    "NOT_UTF8",
+    "ReadOptions",
+    "chunked",
+    "record_from_object",
+    "record_to_export",
+    "shape_problem",
+    "valid_utf8",
+]
 
 T = TypeVar("T")
 _PAIRWISE = frozenset({"left", "right", "tie"})
@@ -75,6 +85,36 @@ def valid_utf8(value: Any) -> bool:
 def fail(source: str, row: int | None, reason: str) -> NoReturn:
     where = f"{source}: row {row}" if row is not None else source
     raise InvalidInputError(f"{where}: {reason}", details={"source": source, "row": row, "reason": reason})
+
+
+#: How far (in pixels) a box or polygon may reach past the image edge before it is refused; export
+#: tools round coordinates, so a box ending at 640.4 on a 640-pixel image is still inside.
+EDGE_TOLERANCE = 1.0
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def shape_problem(shape: Record, width: int, height: int) -> str | None:
+    """Why a pixel box (``x``, ``y``, ``w``, ``h``) or polygon (``points``) is not a shape inside a
+    ``width`` x ``height`` image, or None when it is one."""
+    if "points" in shape:
+        for x, y in shape["points"]:
+            if not (_finite(x) and _finite(y)):
+                return f"polygon point ({x!r}, {y!r}) is not a finite number"
+            if not (-EDGE_TOLERANCE <= x <= width + EDGE_TOLERANCE and -EDGE_TOLERANCE <= y <= height + EDGE_TOLERANCE):
+                return f"polygon point ({x}, {y}) lies outside the {width}x{height} image"
+        return None
+    x, y, w, h = (shape[k] for k in ("x", "y", "w", "h"))
+    if not all(_finite(v) for v in (x, y, w, h)):
+        return f"box [{x!r}, {y!r}, {w!r}, {h!r}] has a value that is not a finite number"
+    if w < 0 or h < 0:
+        return f"box has a negative size: width {w}, height {h}"
+    tol = EDGE_TOLERANCE
+    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+        return f"box x={x} y={y} w={w} h={h} lies outside the {width}x{height} image"
+    return None
 
 
 @contextmanager

@@ -49,14 +49,23 @@ def write_hf(chunks: Iterable[list[SourceRecord]], folder: Path) -> int:
 def read_hf(folder: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
     """Read a ``save_to_disk`` folder written by :func:`write_hf` (or any flat table of records)."""
     ds_mod = _datasets()
-    ds = ds_mod.load_from_disk(str(folder))
     source = str(folder)
+    try:
+        ds = ds_mod.load_from_disk(str(folder))
+    except (OSError, ValueError) as exc:  # missing or unreadable dataset_info/state/arrow files
+        raise InvalidInputError(f"{source}: not a readable Hugging Face dataset folder ({exc})") from None
+    if not isinstance(ds, ds_mod.Dataset):
+        raise InvalidInputError(f"{source}: a DatasetDict (several splits); import one split's folder")
     buf: list[SourceRecord] = []
     for row, obj in enumerate(ds, start=1):
         if isinstance(obj.get("data"), str) and "annotations" in obj:
-            obj = {**obj, "data": json.loads(obj["data"])}
-            if isinstance(obj.get("label"), str):
-                obj["label"] = json.loads(obj["label"])
+            try:
+                obj = {**obj, "data": json.loads(obj["data"])}
+                if isinstance(obj.get("label"), str):
+                    obj["label"] = json.loads(obj["label"])
+            except json.JSONDecodeError as exc:
+                opts.bad(source, row, f"field 'data' or 'label' is not valid JSON ({exc.msg})")
+                continue
         rec = record_from_object(obj, source=source, row=row, opts=opts, fmt="hf")
         if rec is not None:
             buf.append(rec)

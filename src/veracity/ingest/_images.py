@@ -102,6 +102,9 @@ def read_image_folder(root: Path, opts: ReadOptions) -> Iterator[list[SourceReco
                 except json.JSONDecodeError as exc:
                     opts.bad(source, row, f"sidecar {sidecar.name}: malformed JSON at line {exc.lineno}: {exc.msg}")
                     continue
+                except UnicodeDecodeError as exc:
+                    opts.bad(source, row, f"sidecar {sidecar.name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+                    continue
                 if not isinstance(fields, dict):
                     opts.bad(source, row, f"sidecar {sidecar.name}: expected a JSON object")
                     continue

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from veracity.ingest._common import ReadOptions, fail
+from veracity.ingest._common import ReadOptions, fail, shape_problem
 from veracity.ingest._images import image_size
 from veracity.ingest._jsonstream import iter_json_array_file
 from veracity.ingest.records import SourceRecord, make_annotation
@@ -23,8 +23,12 @@ def _r(v: float) -> float | int:
 
 def _result_values(result: Record) -> list[tuple[str, Any]]:
     """(kind, part of a value) pairs for one Label Studio result."""
+    if not isinstance(result, dict):
+        raise ValueError(f"result must be an object, got {type(result).__name__}")
     rtype = result.get("type")
     v = result.get("value") or {}
+    if not isinstance(v, dict):
+        raise ValueError(f"{rtype} result: field 'value' must be an object, got {type(v).__name__}")
     if rtype == "choices":
         choices = v.get("choices") or []
         return [("classification", choices[0])] if len(choices) == 1 else [("multilabel", list(choices))]
@@ -36,6 +40,8 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
         width, height = result.get("original_width"), result.get("original_height")
         if not width or not height:
             raise ValueError(f"{rtype} result without original_width/original_height")
+        if type(width) is not int or type(height) is not int or width < 0 or height < 0:
+            raise ValueError(f"{rtype} result: original_width/original_height must be positive integers")
         key = rtype
         if rtype == "rectanglelabels":
             box = {
@@ -44,8 +50,10 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
                 "w": _r(v["width"] * width / 100),
                 "h": _r(v["height"] * height / 100),
             }
+            _check_shape(box, width, height)
             return [("boxes", {**box, "label": lab}) for lab in v.get(key) or []]
         pts = [[_r(x * width / 100), _r(y * height / 100)] for x, y in v["points"]]
+        _check_shape({"points": pts}, width, height)
         return [("polygons", {"points": pts, "label": lab}) for lab in v.get(key) or []]
     if rtype == "textarea":
         return [("text", "\n".join(v.get("text") or []))]
@@ -54,6 +62,12 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
     if rtype == "pairwise":
         return [("pairwise", v.get("selected"))]
     raise ValueError(f"unsupported result type {rtype!r}")
+
+
+def _check_shape(shape: Record, width: int, height: int) -> None:
+    problem = shape_problem(shape, width, height)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _annotator(ann: Record) -> str | None:
@@ -66,8 +80,11 @@ def _annotator(ann: Record) -> str | None:
 def _convert(ann: Record, origin: str, annotator: str | None) -> tuple[list[Record], Record]:
     grouped: dict[str, Any] = {}
     sizes: Record = {}
-    for result in ann.get("result") or []:
-        if result.get("original_width"):
+    results = ann.get("result") or []
+    if not isinstance(results, list):
+        raise ValueError(f"field 'result' must be a list, got {type(results).__name__}")
+    for result in results:
+        if isinstance(result, dict) and result.get("original_width"):
             sizes = {"width": result["original_width"], "height": result["original_height"]}
         for kind, part in _result_values(result):
             if kind in ("spans", "boxes", "polygons"):
@@ -100,8 +117,12 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
             continue
         annotations: list[Record] = []
         meta: Record = {}
+        anns = task.get("annotations") or []
+        if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+            opts.bad(source, row, f"task {task.get('id')}: field 'annotations' must be a list of objects")
+            continue
         try:
-            for ann in task.get("annotations") or []:
+            for ann in anns:
                 if ann.get("was_cancelled"):
                     continue
                 converted, sizes = _convert(ann, f"labelstudio:annotation {ann.get('id')}", _annotator(ann))
@@ -112,8 +133,11 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
             continue
         if task.get("predictions"):
             meta["predictions"] = task["predictions"]
-        buf.append(
-            SourceRecord.from_data(
+        if task.get("id") is not None and type(task["id"]) not in (int, str):
+            opts.bad(source, row, f"task id must be an integer or string, got {task['id']!r}")
+            continue
+        try:
+            rec = SourceRecord.from_data(
                 dict(task["data"]),
                 source=source,
                 row=row,
@@ -121,7 +145,10 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
                 annotations=annotations,
                 meta=meta,
             )
-        )
+        except ValueError as exc:  # NaN or infinity cannot be hashed as JSON
+            opts.bad(source, row, f"task {task.get('id')}: data cannot be stored as JSON ({exc})")
+            continue
+        buf.append(rec)
         if len(buf) >= opts.chunk_size:
             yield buf
             buf = []

@@ -114,7 +114,12 @@ def read_image(path: Path, max_bytes: int | None, *, where: str | None = None) -
     """Read an image, check that Pillow can decode it, and hash its bytes."""
     label = where or str(path)
     check_size(path, max_bytes)
-    blob = path.read_bytes()
+    if not path.is_file():
+        raise InvalidInputError(f"{label}: {path} is not a file")
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{label}: image {path.name} cannot be read ({exc.strerror})") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

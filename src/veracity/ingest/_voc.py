@@ -8,7 +8,7 @@ from pathlib import Path
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._coco import shape_annotations
-from veracity.ingest._common import ReadOptions
+from veracity.ingest._common import ReadOptions, shape_problem
 from veracity.ingest._images import ImageExporter, image_size
 from veracity.ingest._safety import parse_xml, read_image, resolve_inside
 from veracity.ingest.records import SourceRecord, make_annotation
@@ -29,8 +29,10 @@ def _num(text: str | None, field: str) -> float | int:
         raise ValueError(f"missing field {field!r}")
     try:
         v = round(float(text), 6)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: round() of infinity
         raise ValueError(f"field {field!r} is not a number: {text!r}") from None
+    if v != v:  # NaN
+        raise ValueError(f"field {field!r} is not a number: {text!r}")
     return int(v) if v.is_integer() else v
 
 
@@ -68,6 +70,10 @@ def read_voc(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
         except InvalidInputError as exc:
             opts.bad(source, 1, exc.message.removeprefix(f"{source}: "))
             continue
+        w, h = ((doc.findtext(f"size/{k}") or "").strip() for k in ("width", "height"))
+        if w not in ("", "0") and (w, h) != (str(info.width), str(info.height)):  # 0: size left unknown
+            opts.bad(source, 1, f"<size> says {w}x{h} but {image.name} is {info.width}x{info.height}")
+            continue
         boxes: list[Record] = []
         try:
             for i, obj in enumerate(doc.iter("object"), start=1):
@@ -82,7 +88,11 @@ def read_voc(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecord]]:
                     x1, y1 = _num(bb.findtext("xmax"), "xmax"), _num(bb.findtext("ymax"), "ymax")
                 except ValueError as exc:
                     raise ValueError(f"object {i}: {exc}") from None
-                boxes.append({"x": x0, "y": y0, "w": _sub(x1, x0), "h": _sub(y1, y0), "label": name.strip()})
+                box = {"x": x0, "y": y0, "w": _sub(x1, x0), "h": _sub(y1, y0)}
+                problem = shape_problem(box, info.width, info.height)
+                if problem is not None:
+                    raise ValueError(f"object {i}: {problem}")
+                boxes.append({**box, "label": name.strip()})
         except ValueError as exc:
             opts.bad(source, 1, str(exc))
             continue

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from veracity.errors import InvalidInputError
 from veracity.ingest._coco import shape_annotations
-from veracity.ingest._common import ReadOptions, fail
+from veracity.ingest._common import ReadOptions, fail, shape_problem
 from veracity.ingest._images import ImageExporter, image_size, iter_image_files
 from veracity.ingest._safety import check_size, read_image, resolve_inside
 from veracity.ingest.records import SourceRecord, make_annotation
@@ -42,6 +42,8 @@ def _parse_names_yaml(text: str, where: str) -> list[str]:
                 items.append(_unquote(s[2:]))
             elif ":" in s:
                 key, _, value = s.partition(":")
+                if not key.strip().isdigit():
+                    raise InvalidInputError(f"{where}: 'names' key {key.strip()!r} is not a class index")
                 block[int(key.strip())] = _unquote(value)
         if items:
             return items
@@ -54,16 +56,23 @@ def _unquote(value: str) -> str:
     return value.split(" #")[0].strip().strip("'\"")
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def class_names(root: Path) -> list[str]:
     """Class names from ``classes.txt``, ``obj.names`` or ``data.yaml`` in ``root``."""
     for name in ("classes.txt", "obj.names"):
         f = root / name
         if f.is_file():
-            return [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return [line.strip() for line in _read_text(f).splitlines() if line.strip()]
     for name in ("data.yaml", "data.yml", "dataset.yaml"):
         f = root / name
         if f.is_file():
-            return _parse_names_yaml(f.read_text(encoding="utf-8"), str(f))
+            return _parse_names_yaml(_read_text(f), str(f))
     raise InvalidInputError(f"{root}: no class names: expected classes.txt, obj.names or data.yaml")
 
 
@@ -79,6 +88,10 @@ def _label_file(root: Path, image: Path) -> Path | None:
         if c.is_file():
             return resolve_inside(root, c, where=str(image))
     return None
+
+
+#: Normalised coordinates may stray this far past 0..1 (rounding in the tool that wrote them).
+_SLACK = 1e-3
 
 
 def _r(v: float) -> float | int:
@@ -138,7 +151,13 @@ def _read_label_file(
 ) -> tuple[list[Record], list[Record], bool]:
     boxes: list[Record] = []
     polygons: list[Record] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = exc.object[: exc.start].count(b"\n") + 1
+        opts.bad(str(path), lineno, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return [], [], False
+    for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -151,17 +170,19 @@ def _read_label_file(
         if not 0 <= cls < len(names):
             opts.bad(str(path), lineno, f"class {cls} out of range: {len(names)} class names known", line)
             return [], [], False
+        outside = next((v for v in coords if not -_SLACK <= v <= 1 + _SLACK), None)
+        if outside is not None:  # also NaN and infinity
+            opts.bad(str(path), lineno, f"coordinate {outside} is outside the normalised range 0..1", line)
+            return [], [], False
         if len(coords) == 4:
             cx, cy, w, h = coords
-            boxes.append(
-                {
-                    "x": _r((cx - w / 2) * width),
-                    "y": _r((cy - h / 2) * height),
-                    "w": _r(w * width),
-                    "h": _r(h * height),
-                    "label": names[cls],
-                }
-            )
+            x, y = _r((cx - w / 2) * width), _r((cy - h / 2) * height)
+            box = {"x": x, "y": y, "w": _r(w * width), "h": _r(h * height)}
+            problem = shape_problem(box, width, height)
+            if problem is not None:  # a centre inside the image with a size that reaches past it
+                opts.bad(str(path), lineno, problem, line)
+                return [], [], False
+            boxes.append({**box, "label": names[cls]})
         elif len(coords) >= 6 and len(coords) % 2 == 0:
             pts = [[_r(coords[i] * width), _r(coords[i + 1] * height)] for i in range(0, len(coords), 2)]
             polygons.append({"points": pts, "label": names[cls]})

@@ -210,6 +210,8 @@ def read_source(
     if p.is_file() and p.suffix.lower() == ".zip":
         target = Path(extract_dir) if extract_dir is not None else p.with_name(p.stem + "_unpacked")
         p = _single_file(extract_zip(p, target, max_bytes=max_bytes))
+        if p.is_file() and p.suffix.lower() == ".zip":
+            raise InvalidInputError(f"{path}: holds only another archive ({p.name}); nested archives are not read")
     if fmt is None:
         fmt = sniff_format(p, max_bytes=max_bytes)
     if chunk_size < 1:
