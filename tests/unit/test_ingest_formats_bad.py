@@ -268,3 +268,29 @@ def test_zip_declaring_a_small_size_cannot_unpack_past_the_limit(tmp_path: Path)
     with pytest.raises(InvalidInputError, match=r"liar\.zip: member 'a\.jsonl'"):
         read_all(archive, max_bytes=50_000, extract_dir=tmp_path / "out")
     assert (tmp_path / "out" / "a.jsonl").stat().st_size <= 50_000
+
+
+def test_zip_is_not_unpacked_over_other_files(tmp_path: Path) -> None:
+    """A folder already holding files that are not this archive is refused (they would be read with
+    it); the same archive unpacked in full before is reused as it is."""
+    archive = _zip(tmp_path / "data.zip", {"rows.jsonl": '{"text": "a"}\n{"text": "b"}\n'})
+    out = tmp_path / "out"
+    first = read_all(archive, extract_dir=out)
+    assert sorted(r.data["text"] for r in first) == ["a", "b"]
+    assert sorted(r.data["text"] for r in read_all(archive, extract_dir=out)) == ["a", "b"]  # reused
+    other = _zip(tmp_path / "other.zip", {"c.jsonl": '{"text": "c"}\n'})
+    with pytest.raises(InvalidInputError, match=r"other\.zip: .*out already holds other files"):
+        read_all(other, extract_dir=out)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "old.jsonl").write_text('{"text": "old"}\n')
+    with pytest.raises(InvalidInputError, match="already holds other files"):
+        read_all(archive, extract_dir=stray)
+
+
+def test_single_file_archive_under_a_hidden_folder(tmp_path: Path) -> None:
+    """Only the names inside the unpacked folder count as hidden, not the folders above it."""
+    base = tmp_path / ".cache" / "v"
+    base.mkdir(parents=True)
+    archive = _zip(base / "one.zip", {"rows.jsonl": '{"text": "x"}\n'})
+    assert [r.data["text"] for r in read_all(archive, extract_dir=base / "out")] == ["x"]

@@ -264,7 +264,10 @@ def count_records(path: str | os.PathLike[str], format: str) -> int | None:
 
 def _single_file(folder: Path) -> Path:
     """The one data file of an unpacked archive, or the folder when it holds several files."""
-    files = [f for f in folder.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.parts)]
+    files = [
+        f for f in folder.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    ]
     return files[0] if len(files) == 1 else folder
 
 
