@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from veracity._checks import check_int, check_random_state
 from veracity.align._table import Table, align_tables, design_matrix, pooled_mean_std
 from veracity.align.label_shift import LabelShiftResult, estimate_label_shift
 from veracity.align.multivariate import (
     TwoSampleTest,
-    check_count,
-    check_random_state,
     classifier_two_sample_test,
     gaussian_kernel,
     median_bandwidth,
@@ -497,8 +496,8 @@ def detect_drift(
     if correction not in CORRECTIONS:
         raise InvalidInputError(f"correction must be one of {', '.join(map(repr, CORRECTIONS))}, got {correction!r}")
     a = _check_alpha(alpha)
-    n_permutations = check_count("n_permutations", n_permutations, 1)
-    n_clusters = check_count("n_clusters", n_clusters, 0, hint=" (0 turns cluster slices off)")
+    n_permutations = check_int("n_permutations", n_permutations, 1)
+    n_clusters = check_int("n_clusters", n_clusters, 0, hint=" (0 turns cluster slices off)")
     rng = check_random_state(random_state)
     ref, cur = align_tables(reference, current, features=features, categorical=categorical, feature_names=feature_names)
     per_feature = _per_feature(ref, cur, a, correction)

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
+from veracity._checks import check_int, check_random_state
 from veracity.align._table import pooled_mean_std
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, RandomState
 
 __all__ = [
     "TwoSampleTest",
-    "check_count",
-    "check_random_state",
     "classifier_two_sample_test",
     "gaussian_kernel",
     "median_bandwidth",
@@ -60,27 +59,6 @@ class TwoSampleTest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {"method": self.method, "statistic": self.statistic, "p_value": self.p_value, **self.details}
-
-
-def check_count(name: str, value: Any, minimum: int, *, hint: str = "") -> int:
-    """``value`` as an int ``>= minimum``; whole-number floats are accepted, anything else is an error."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
-        ok = True
-    if not ok or int(value) < minimum:
-        raise InvalidInputError(f"{name} must be >= {minimum}{hint} (a whole number), got {value!r}")
-    return int(value)
-
-
-def check_random_state(random_state: RandomState) -> np.random.Generator:
-    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    raise InvalidInputError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
-    )
 
 
 def _as_float(values: Any, name: str) -> FloatArray:
@@ -233,7 +211,7 @@ def mmd_test(
     0.01
     """
     r, c = _pair(reference, current)
-    n_permutations = check_count("n_permutations", n_permutations, 1)
+    n_permutations = check_int("n_permutations", n_permutations, 1)
     rng = check_random_state(random_state)
     pooled = np.vstack([r, c])
     if bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float, np.number))):

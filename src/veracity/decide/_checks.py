@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from veracity._checks import check_int, check_random_state
 from veracity.errors import InvalidInputError
-from veracity.types import FloatArray, IntArray, RandomState
+from veracity.types import FloatArray, IntArray
 
 __all__ = [
     "ROW_SUM_TOL",
@@ -24,34 +25,11 @@ __all__ = [
 ROW_SUM_TOL = 1e-3
 
 
-def check_random_state(random_state: RandomState) -> np.random.Generator:
-    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return np.random.default_rng(int(random_state))
-    raise InvalidInputError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
-    )
-
-
 def check_number(name: str, value: Any) -> float:
     """``value`` as a float when it is a real number (not a bool, string or None)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidInputError(f"{name} must be a number, got {value!r}")
     return float(value)
-
-
-def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int in ``minimum .. maximum`` (a whole-number float is accepted)."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    ok = ok or (isinstance(value, (float, np.floating)) and float(value).is_integer())
-    if not ok or int(value) < minimum or (maximum is not None and int(value) > maximum):
-        bound = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
-        raise InvalidInputError(f"{name} must be {bound} (a whole number), got {value!r}")
-    return int(value)
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -7,24 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from veracity._checks import check_random_state
 from veracity.errors import InvalidInputError
 from veracity.quality.responses import Responses
-from veracity.types import IntArray, RandomState
+from veracity.types import IntArray
 
 __all__ = ["as_responses", "check_choice", "check_codes", "check_positive", "check_random_state"]
-
-
-def check_random_state(random_state: RandomState) -> np.random.Generator:
-    """A :class:`numpy.random.Generator` from ``None``, an int seed or a Generator (never global)."""
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return np.random.default_rng(int(random_state))
-    raise InvalidInputError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
-    )
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
