@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from veracity.cli._arrow import as_objects, from_numpy, to_numpy
 from veracity.cli._common import console, err_console, first_bad_utf8_line
 from veracity.errors import InvalidInputError
 from veracity.quality import Responses
@@ -368,7 +369,7 @@ def _numbers(labels: pa.Array) -> np.ndarray | None:
         return None
     if not pc.all(pc.is_finite(values)).as_py():
         return None
-    return values.to_numpy(zero_copy_only=False)
+    return to_numpy(values)
 
 
 def _is_finite_number(text: str) -> bool:
@@ -380,8 +381,7 @@ def _is_finite_number(text: str) -> bool:
 
 def _class_order(labels: pa.Array) -> np.ndarray:
     """Order of the distinct labels: by value when all are numbers (then by text), else by text."""
-    texts = labels.to_numpy(zero_copy_only=False)
-    by_text = np.argsort(texts, kind="stable")
+    by_text = np.argsort(as_objects(labels), kind="stable")
     values = _numbers(labels)
     if values is None:
         return by_text
@@ -392,7 +392,7 @@ def _class_order(labels: pa.Array) -> np.ndarray:
 
 def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     enc = col.combine_chunks().dictionary_encode()
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+    return to_numpy(enc.indices).astype(np.int64), enc.dictionary
 
 
 def read_answers(path: Path) -> tuple[Responses, pa.Array, pa.Array, pa.Array]:
@@ -419,7 +419,7 @@ def read_answers(path: Path) -> tuple[Responses, pa.Array, pa.Array, pa.Array]:
         worker_ids=np.arange(len(w_dict)),
         classes=np.arange(order.shape[0]),
     )
-    return responses, t_dict, w_dict, l_dict.take(pa.array(order))
+    return responses, t_dict, w_dict, l_dict.take(from_numpy(order))
 
 
 def _agreement_labels(
@@ -485,8 +485,8 @@ def _gold_arrays(path: Path, t_dict: pa.Array, l_dict: pa.Array) -> tuple[np.nda
     """
     table = read_table(path, ("task", "label"))
     _check_gold_conflicts(path, table)
-    t = pc.index_in(table.column("task"), value_set=t_dict).to_numpy(zero_copy_only=False).astype(float)
-    lab = pc.index_in(table.column("label"), value_set=l_dict).to_numpy(zero_copy_only=False).astype(float)
+    t = to_numpy(pc.index_in(table.column("task"), value_set=t_dict), nulls_as_nan=True).astype(float)
+    lab = to_numpy(pc.index_in(table.column("label"), value_set=l_dict), nulls_as_nan=True).astype(float)
     known = ~np.isnan(t)
     bad = known & np.isnan(lab)
     if bad.any():
@@ -582,9 +582,9 @@ def aggregate_command(
         stages.stage(f"Writing {out.name}")
         table = pa.table(
             {
-                "task": t_dict.take(pa.array(res.task_ids)),
-                "label": l_dict.take(pa.array(res.label_idx)),
-                "confidence": pa.array(np.round(res.confidence_values, 6)),
+                "task": t_dict.take(from_numpy(res.task_ids)),
+                "label": l_dict.take(from_numpy(res.label_idx)),
+                "confidence": from_numpy(np.round(res.confidence_values, 6)),
             }
         )
         _write_table(table, out)
@@ -592,9 +592,9 @@ def aggregate_command(
             _write_table(
                 pa.table(
                     {
-                        "worker": w_dict.take(pa.array(res.worker_ids)),
-                        "accuracy": pa.array(np.round(res.worker_accuracy, 6)),
-                        "n_answers": pa.array(res.worker_n_answers),
+                        "worker": w_dict.take(from_numpy(res.worker_ids)),
+                        "accuracy": from_numpy(np.round(res.worker_accuracy, 6)),
+                        "n_answers": from_numpy(res.worker_n_answers),
                     }
                 ),
                 workers_out,
