@@ -15,7 +15,7 @@ from scipy.special import log_softmax
 
 from veracity.errors import ConvergenceWarning, InvalidInputError
 from veracity.quality import Responses, aggregate, infer_truth
-from veracity.quality.aggregation import AGGREGATORS, DawidSkene, MajorityVote
+from veracity.quality.aggregation import AGGREGATORS, DawidSkene, MajorityVote, _confusion
 from veracity.quality.aggregation._confusion import GOLD_CALIBRATION_MIN
 from veracity.quality.aggregation._em import gold_temperature_and_score
 
@@ -221,6 +221,26 @@ def test_gold_tasks_calibrate_the_confidence(method: str) -> None:
     assert anchored.extras["temperature"] > 1.0  # softened
     assert (anchored.label_idx[gold] == truth[gold]).all()
     assert np.allclose(anchored.probas[gold].max(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("method", ["ds", "onecoin", "mace"])
+@pytest.mark.parametrize("n_gold", [0, 60])
+def test_calibration_folds_in_two_threads_change_nothing(
+    monkeypatch: pytest.MonkeyPatch, method: str, n_gold: int
+) -> None:
+    """Large inputs refit the two calibration folds in two threads: the result is bit-identical to one thread."""
+    responses, truth = shared_mistakes_crowd()
+    gold = np.arange(n_gold)
+    runs = []
+    for threshold in (10**12, 0):
+        monkeypatch.setattr(_confusion, "_THREADED_CALIBRATION_MIN", threshold)
+        runs.append(aggregate(responses, method=method, random_state=3, gold=(gold, truth[gold])))
+    one, two = runs
+    assert one.extras["temperature_source"] == ("gold" if n_gold else "answers")
+    assert one.extras["temperature"] != 1.0
+    assert one.extras["temperature"] == two.extras["temperature"]
+    assert np.array_equal(one.probas, two.probas)
+    assert np.array_equal(one.extras["gold_heldout"][1], two.extras["gold_heldout"][1])
 
 
 def test_few_gold_tasks_leave_the_temperature_to_the_answers() -> None:

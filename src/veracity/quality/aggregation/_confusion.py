@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,9 +15,11 @@ from veracity.quality._validation import check_positive, check_random_state
 from veracity.quality.aggregation._em import (
     ConfusionModel,
     EMFit,
+    Shard,
     _flat,
     best_temperature_and_score,
     build_shards,
+    count_matrix,
     fit_confusion_em,
     gold_temperature_and_score,
     softmax_rows,
@@ -27,6 +30,8 @@ from veracity.types import Executor, FloatArray, IntArray, RandomState
 __all__ = ["GOLD_CALIBRATION_MIN", "Calibrate", "Calibration", "ConfusionEMAggregator", "check_calibrate"]
 
 _CALIBRATION_STEPS = 2  # EM steps per fold when refitting for calibration
+_SCORED_PER_FOLD = 25_000  # held-out answers per fold that score a temperature
+_THREADED_CALIBRATION_MIN = 100_000  # answers from which the two calibration folds run in two threads
 #: Held-out gold tasks (with answers) from which the posterior temperature is fitted on gold
 #: rather than on held-out answers (see ``ConfusionEMAggregator._cross_fit_temperature``).
 GOLD_CALIBRATION_MIN = 20
@@ -60,17 +65,6 @@ class Calibration:
     @classmethod
     def identity(cls) -> Calibration:
         return cls(1.0, "none", float("nan"), np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
-
-
-def _subset(responses: Responses, mask: np.ndarray) -> Responses:
-    return Responses(
-        responses.task_idx[mask],
-        responses.worker_idx[mask],
-        responses.label[mask],
-        responses.task_ids,
-        responses.worker_ids,
-        responses.classes,
-    )
 
 
 class ConfusionEMAggregator(BaseAggregator):
@@ -146,8 +140,9 @@ class ConfusionEMAggregator(BaseAggregator):
         steps warm-started from the full fit, so no M-step sees the held-out fold's answers or
         gold labels). The held-out fold then gives two kinds of evidence:
 
-        - its answers on non-gold tasks, each predicted from the rest of its task's answers and
-          scored with :func:`best_temperature_and_score` (no gold needed);
+        - its answers on non-gold tasks (a sample of at most 25,000 per fold), each predicted from
+          the rest of its task's answers and scored with :func:`best_temperature_and_score` (no
+          gold needed);
         - its gold tasks, whose posteriors from their answers alone are scored against their gold
           labels with :func:`gold_temperature_and_score`.
 
@@ -155,6 +150,9 @@ class ConfusionEMAggregator(BaseAggregator):
         them: held-out answers only measure agreement with the crowd, which overstates accuracy
         when workers share their mistakes, while gold measures agreement with the truth.
         Otherwise the answers decide.
+
+        Both folds are rows of one sparse count matrix; on large inputs they run in two threads
+        (the sparse products and numpy kernels release the GIL), with the same result.
         """
         n_t = responses.n_tasks
         if n_t < 4 or responses.n_responses < 20:
@@ -162,55 +160,59 @@ class ConfusionEMAggregator(BaseAggregator):
         fold = rng.integers(0, 2, size=n_t)
         is_gold = np.zeros(n_t, dtype=bool)
         is_gold[gold_idx] = True
-        gold_label = self._gold_label
-        on_gold = is_gold[responses.task_idx]
-        answered_gold = np.zeros(n_t, dtype=bool)
-        answered_gold[responses.task_idx[on_gold]] = True
-        k = responses.n_classes
-        loo_parts, own_parts = [], []
-        gold_parts: list[tuple[IntArray, IntArray, FloatArray]] = []
-        per_fold = 25_000
+        answered = np.zeros(n_t, dtype=bool)
+        answered[responses.task_idx] = True
+        answer_fold = fold[responses.task_idx]
+        scored = ~is_gold[responses.task_idx]
+        samples = []
         for f in (0, 1):
-            on_fold = fold[responses.task_idx] == f
-            train, test = ~on_fold, on_fold & ~on_gold
-            if not train.any() or not test.any():
+            idx = np.flatnonzero(scored & (answer_fold == f))
+            if idx.size == 0 or bool((answer_fold == f).all()):
                 return Calibration.identity()
-            sub = _subset(responses, train)
+            if idx.size > _SCORED_PER_FOLD:
+                idx = np.sort(rng.choice(idx, size=_SCORED_PER_FOLD, replace=False))
+            samples.append(idx)
+        at = count_matrix(responses)
+        gold_label = self._gold_label
+        k = responses.n_classes
+
+        def held_out(f: int) -> tuple[FloatArray, FloatArray, IntArray, IntArray, FloatArray]:
+            rows = np.flatnonzero(fold != f)
             g_keep = fold[gold_idx] != f
-            shards = build_shards(sub, n_shards=1, gold_idx=gold_idx[g_keep], gold_label=gold_label[g_keep])
+            shard = Shard(at[rows], 0, rows.size, k, np.searchsorted(rows, gold_idx[g_keep]), gold_label[g_keep])
             part = fit_confusion_em(
-                self._refit_model(sub, model),
-                shards,
-                n_workers=sub.n_workers,
+                self._refit_model(responses, model),
+                [shard],
+                n_workers=responses.n_workers,
                 n_classes=k,
-                n_responses=sub.n_responses,
+                n_responses=int(shard.at.data.sum()),
                 n_iter=_CALIBRATION_STEPS,
                 tol=0.0,
                 init_params=(fit.log_conf, fit.log_prior),
                 warn=False,
                 final_logits=False,
             )
-            params = (_flat(part.log_conf), part.log_prior)
-            held = _subset(responses, test)
-            logits = build_shards(held, n_shards=1)[0].logits(*params)
-            idx = np.flatnonzero(test)
-            if idx.size > per_fold:
-                idx = np.sort(rng.choice(idx, size=per_fold, replace=False))
+            flat = _flat(part.log_conf)
+            idx = samples[f]
             own = part.log_conf[responses.worker_idx[idx], :, responses.label[idx]]
-            loo_parts.append(logits[responses.task_idx[idx]] - own)
-            own_parts.append(own)
-            out = ~g_keep & answered_gold[gold_idx]
-            if out.any():
-                gold_logits = build_shards(_subset(responses, on_fold & on_gold), n_shards=1)[0].logits(*params)
-                gold_parts.append((gold_idx[out], gold_label[out], gold_logits[gold_idx[out]]))
-        g_idx = np.concatenate([g[0] for g in gold_parts]) if gold_parts else np.zeros(0, dtype=np.int64)
-        g_logits = np.concatenate([g[2] for g in gold_parts]) if gold_parts else np.zeros((0, k))
+            loo = np.asarray(at[responses.task_idx[idx]] @ flat) + part.log_prior - own
+            out = ~g_keep & answered[gold_idx]
+            g_logits = np.asarray(at[gold_idx[out]] @ flat) + part.log_prior
+            return loo, own, gold_idx[out], gold_label[out], g_logits
+
+        if responses.n_responses >= _THREADED_CALIBRATION_MIN:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                parts = list(pool.map(held_out, (0, 1)))
+        else:
+            parts = [held_out(0), held_out(1)]
+        g_idx = np.concatenate([p[2] for p in parts])
+        g_logits = np.concatenate([p[4] for p in parts])
         if g_idx.size >= GOLD_CALIBRATION_MIN:
-            g_label = np.concatenate([g[1] for g in gold_parts])
-            tau, score = gold_temperature_and_score(g_logits, g_label)
+            tau, score = gold_temperature_and_score(g_logits, np.concatenate([p[3] for p in parts]))
             source = "gold"
         else:
-            tau, score = best_temperature_and_score(np.concatenate(loo_parts), np.concatenate(own_parts))
+            loo, own = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+            tau, score = best_temperature_and_score(loo, own)
             source = "answers"
         return Calibration(tau, source, score, g_idx, g_logits)
 

@@ -36,6 +36,7 @@ __all__ = [
     "EMFit",
     "Shard",
     "build_shards",
+    "count_matrix",
     "fit_confusion_em",
     "local_map",
     "softmax_rows",
@@ -65,7 +66,7 @@ class Shard:
     reinforce the worker's current matrix. Their posteriors are still computed.
     """
 
-    __slots__ = ("at", "gold_label", "gold_pos", "n_classes", "solo", "task_hi", "task_lo")
+    __slots__ = ("at", "at_stats", "gold_label", "gold_pos", "n_classes", "solo", "task_hi", "task_lo")
 
     def __init__(
         self,
@@ -84,14 +85,7 @@ class Shard:
         self.gold_label = gold_label
         self.solo = _solo_tasks(at, n_classes)
         self.solo[gold_pos] = False
-
-    def _informative(self, probas: FloatArray) -> FloatArray:
-        """``probas`` with the rows of :attr:`solo` tasks zeroed (for the M-step statistics)."""
-        if not self.solo.any():
-            return probas
-        out = probas.copy()
-        out[self.solo] = 0.0
-        return out
+        self.at_stats = _without_rows(at, self.solo)  # the answers that enter the M-step statistics
 
     def vote_probas(self) -> FloatArray:
         """Majority-vote class shares of the shard's tasks, shape (T_s, K)."""
@@ -134,10 +128,23 @@ def _solo_tasks(at: sp.csr_matrix, n_classes: int) -> np.ndarray:
     return out
 
 
+def _without_rows(at: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``at`` with the values of ``rows`` (a mask) set to zero; the index arrays are shared.
+
+    The M-step statistics then leave those tasks out with no per-step copy of the posteriors
+    (a zero value adds exactly nothing, as a zeroed posterior row did).
+    """
+    if not rows.any():
+        return at
+    data = at.data.copy()
+    data[np.repeat(rows, np.diff(at.indptr))] = 0.0
+    return sp.csr_matrix((data, at.indices, at.indptr), shape=at.shape)
+
+
 def _stats(shard: Shard, probas: FloatArray) -> FloatArray:
     # at.T is a CSC view of A: the product walks tasks in order and scatters into the small
     # (W*K, K) output, which is about twice as fast as the CSR product A @ probas.
-    return np.asarray(shard.at.T @ probas)
+    return np.asarray(shard.at_stats.T @ probas)
 
 
 def _normalise(logits: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -172,7 +179,7 @@ def shard_init_step(shard: Shard, gold_only: bool = False) -> tuple[FloatArray, 
         keep[shard.gold_pos] = True
         probas[~keep] = 0.0
     # The class prior counts every task; only the worker statistics leave out the solo ones.
-    return _stats(shard, shard._informative(probas)), probas.sum(axis=0), 0.0
+    return _stats(shard, probas), probas.sum(axis=0), 0.0
 
 
 def shard_em_step(shard: Shard, params: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, FloatArray, float]:
@@ -185,12 +192,25 @@ def shard_em_step(shard: Shard, params: tuple[FloatArray, FloatArray]) -> tuple[
     if gold_logits is not None:
         loglik += float((gold_logits - norm[shard.gold_pos]).sum())
     probas = shard._clamp(probas)
-    return _stats(shard, shard._informative(probas)), probas.sum(axis=0), loglik
+    return _stats(shard, probas), probas.sum(axis=0), loglik
 
 
 def shard_logits(shard: Shard, params: tuple[FloatArray, FloatArray]) -> FloatArray:
     """Final log-posteriors (unnormalised) of the shard's tasks."""
     return shard.logits(*params)
+
+
+def count_matrix(responses: Responses) -> sp.csr_matrix:
+    """The answers as sparse counts ``(n_tasks, n_workers * K)``: entry ``[t, w * K + l]`` is the
+    number of times worker ``w`` answered ``l`` on task ``t``."""
+    k = responses.n_classes
+    col = responses.worker_idx * k + responses.label
+    # COO -> CSR is a counting sort by task; repeated (task, worker, label) rows are summed, so
+    # every answer is a vote.
+    return sp.csr_matrix(
+        (np.ones(responses.n_responses, dtype=np.float64), (responses.task_idx, col)),
+        shape=(responses.n_tasks, responses.n_workers * k),
+    )
 
 
 def build_shards(
@@ -202,16 +222,10 @@ def build_shards(
 ) -> list[Shard]:
     """Split ``responses`` by task into ``n_shards`` contiguous shards of sparse counts."""
     k = responses.n_classes
-    n_cols = responses.n_workers * k
     n_tasks = responses.n_tasks
     n_shards = max(1, min(int(n_shards), max(n_tasks, 1)))
     bounds = np.linspace(0, n_tasks, n_shards + 1).round().astype(np.int64)
-    col = responses.worker_idx * k + responses.label
-    # COO -> CSR is a counting sort by task; repeated (task, worker, label) rows are summed, so
-    # every answer is a vote.
-    at_all = sp.csr_matrix(
-        (np.ones(responses.n_responses, dtype=np.float64), (responses.task_idx, col)), shape=(n_tasks, n_cols)
-    )
+    at_all = count_matrix(responses)
     if gold_idx is None or gold_label is None:
         gold_idx = np.zeros(0, dtype=np.int64)
         gold_label = np.zeros(0, dtype=np.int64)
@@ -339,13 +353,12 @@ def best_temperature_and_score(loo_logits: FloatArray, own_log: FloatArray) -> t
     """
     if loo_logits.shape[0] == 0:
         return 1.0, 0.0
+    # every row's largest value is 0, and stays 0 after dividing by tau: no overflow in exp
     loo = loo_logits - _row_max(loo_logits)[:, None]
     conf_own = np.exp(own_log)
 
     def neg_ll(log_tau: float) -> float:
-        z = loo / math.exp(log_tau)
-        z -= _row_max(z)[:, None]
-        p = np.exp(z)
+        p = np.exp(loo / math.exp(log_tau))
         pred = np.einsum("ij,ij->i", p, conf_own) / _row_sum(p)
         return -float(np.log(np.maximum(pred, 1e-300)).sum())
 
@@ -366,13 +379,11 @@ def gold_temperature_and_score(
     """
     if logits.shape[0] == 0:
         return 1.0, 0.0
-    z0 = logits - _row_max(logits)[:, None]
+    z0 = logits - _row_max(logits)[:, None]  # row maxima 0, also after dividing by tau
     rows = np.arange(z0.shape[0])
 
     def tempered(log_tau: float) -> FloatArray:
-        z = z0 / math.exp(log_tau)
-        z -= _row_max(z)[:, None]
-        return z
+        return z0 / math.exp(log_tau)
 
     def neg_ll(log_tau: float) -> float:
         z = tempered(log_tau)
