@@ -225,22 +225,28 @@ def test_gold_tasks_calibrate_the_confidence(method: str) -> None:
 
 @pytest.mark.parametrize("method", ["ds", "onecoin", "mace"])
 @pytest.mark.parametrize("n_gold", [0, 60])
-def test_calibration_folds_in_two_threads_change_nothing(
-    monkeypatch: pytest.MonkeyPatch, method: str, n_gold: int
-) -> None:
-    """Large inputs refit the two calibration folds in two threads: the result is bit-identical to one thread."""
+def test_threads_change_nothing(monkeypatch: pytest.MonkeyPatch, method: str, n_gold: int) -> None:
+    """Large inputs run EM on task shards and the two calibration folds on a thread pool: the
+    result is bit-identical whatever the number of threads, and equals the one-thread run (one
+    shard) up to rounding."""
     responses, truth = shared_mistakes_crowd()
     gold = np.arange(n_gold)
-    runs = []
-    for threshold in (10**12, 0):
-        monkeypatch.setattr(_confusion, "_THREADED_CALIBRATION_MIN", threshold)
-        runs.append(aggregate(responses, method=method, random_state=3, gold=(gold, truth[gold])))
-    one, two = runs
-    assert one.extras["temperature_source"] == ("gold" if n_gold else "answers")
-    assert one.extras["temperature"] != 1.0
-    assert one.extras["temperature"] == two.extras["temperature"]
-    assert np.array_equal(one.probas, two.probas)
-    assert np.array_equal(one.extras["gold_heldout"][1], two.extras["gold_heldout"][1])
+    monkeypatch.setattr(_confusion, "_THREADED_MIN", 0)
+    monkeypatch.setattr(_confusion, "_TASKS_PER_SHARD", 200)  # 8 shards of the 1,500 tasks
+    runs = {}
+    for cpus in (1, 2, 3):
+        monkeypatch.setattr(_confusion, "_cpu_count", lambda cpus=cpus: cpus)
+        runs[cpus] = aggregate(responses, method=method, random_state=3, gold=(gold, truth[gold]))
+    two, three = runs[2], runs[3]
+    assert two.extras["temperature_source"] == ("gold" if n_gold else "answers")
+    assert two.extras["temperature"] != 1.0
+    assert two.extras["temperature"] == three.extras["temperature"]
+    assert np.array_equal(two.probas, three.probas)
+    assert np.array_equal(two.extras["gold_heldout"][1], three.extras["gold_heldout"][1])
+    one = runs[1]
+    assert np.array_equal(one.label_idx, two.label_idx)
+    assert one.extras["temperature"] == pytest.approx(two.extras["temperature"], rel=1e-6)
+    np.testing.assert_allclose(one.probas, two.probas, rtol=0, atol=1e-9)
 
 
 def test_few_gold_tasks_leave_the_temperature_to_the_answers() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from veracity import __version__
+import veracity
 from veracity.cli._common import err_console
 from veracity.errors import VeracityError
 
@@ -117,7 +117,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"veracity {__version__}")
+        typer.echo(f"veracity {veracity.__version__}")
         raise typer.Exit()
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,7 +34,26 @@ __all__ = ["GOLD_CALIBRATION_MIN", "Calibrate", "Calibration", "ConfusionEMAggre
 
 _CALIBRATION_STEPS = 2  # EM steps per fold when refitting for calibration
 _SCORED_PER_FOLD = 25_000  # held-out answers per fold that score a temperature
-_THREADED_CALIBRATION_MIN = 100_000  # answers from which the two calibration folds run in two threads
+_THREADED_MIN = 100_000  # answers from which EM and the calibration folds run on threads
+_TASKS_PER_SHARD = 50_000  # largest task block of the threaded EM
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS and Windows
+        return os.cpu_count() or 1
+
+
+class _PoolMap:
+    """:class:`~veracity.types.Executor` over a thread pool, results in shard order."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+
+    def map(self, fn: Callable[[Any], Any], shards: Iterable[Any]) -> list[Any]:
+        return list(self.pool.map(fn, shards))
 #: Held-out gold tasks (with answers) from which the posterior temperature is fitted on gold
 #: rather than on held-out answers (see ``ConfusionEMAggregator._cross_fit_temperature``).
 GOLD_CALIBRATION_MIN = 20
@@ -104,6 +126,26 @@ class ConfusionEMAggregator(BaseAggregator):
             return 1
         return max(1, int(getattr(self.executor, "n_shards", 1)))
 
+    @contextmanager
+    def _em_executor(self, responses: Responses) -> Iterator[tuple[Executor | None, int]]:
+        """The executor and shard count of the main EM.
+
+        Given neither, large inputs (:data:`_THREADED_MIN` answers) run on a thread pool of this
+        process's CPUs: the E-step kernels (sparse products, numpy ufuncs) release the GIL. The
+        shards are blocks of at most :data:`_TASKS_PER_SHARD` tasks and at least four, which
+        keeps two threads busy on blocks that stay in a core's cache; their number depends on
+        the input only, and the statistics are summed in shard order, so the result does not
+        depend on how many threads ran.
+        """
+        threads = _cpu_count()
+        given = self.executor is not None or self.n_shards is not None
+        if given or responses.n_responses < _THREADED_MIN or threads < 2:
+            yield self.executor, self._n_shards()
+            return
+        n_shards = max(4, -(-responses.n_tasks // _TASKS_PER_SHARD))
+        with ThreadPoolExecutor(max_workers=min(threads, n_shards)) as pool:
+            yield _PoolMap(pool), n_shards
+
     def fit_em(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> tuple[EMFit, Any]:
         """Run EM and return the raw fit and the model (used by ``auto`` and the services)."""
         if int(self.n_iter) < 0:
@@ -112,18 +154,19 @@ class ConfusionEMAggregator(BaseAggregator):
         check_positive("smoothing", self.smoothing, allow_zero=True)
         check_calibrate(self.calibrate)
         model = self._model(responses)
-        shards = build_shards(responses, n_shards=self._n_shards(), gold_idx=gold_idx, gold_label=gold_label)
-        fit = fit_confusion_em(
-            model,
-            shards,
-            n_workers=responses.n_workers,
-            n_classes=responses.n_classes,
-            n_responses=responses.n_responses,
-            n_iter=int(self.n_iter),
-            tol=float(self.tol),
-            executor=self.executor,
-            name=type(self).__name__,
-        )
+        with self._em_executor(responses) as (executor, n_shards):
+            shards = build_shards(responses, n_shards=n_shards, gold_idx=gold_idx, gold_label=gold_label)
+            fit = fit_confusion_em(
+                model,
+                shards,
+                n_workers=responses.n_workers,
+                n_classes=responses.n_classes,
+                n_responses=responses.n_responses,
+                n_iter=int(self.n_iter),
+                tol=float(self.tol),
+                executor=executor,
+                name=type(self).__name__,
+            )
         return fit, model
 
     def _fit(self, responses: Responses, gold_idx: IntArray, gold_label: IntArray) -> AggregationResult:
@@ -200,7 +243,7 @@ class ConfusionEMAggregator(BaseAggregator):
             g_logits = np.asarray(at[gold_idx[out]] @ flat) + part.log_prior
             return loo, own, gold_idx[out], gold_label[out], g_logits
 
-        if responses.n_responses >= _THREADED_CALIBRATION_MIN:
+        if responses.n_responses >= _THREADED_MIN and _cpu_count() > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 parts = list(pool.map(held_out, (0, 1)))
         else:

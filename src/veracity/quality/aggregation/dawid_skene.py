@@ -311,7 +311,8 @@ class DawidSkene(ConfusionEMAggregator):
     executor : Executor or None
         Runs the per-shard E-step / statistics (see :mod:`veracity.compute`); ``None`` = local.
     n_shards : int or None
-        Task shards; default 1 locally or ``executor.n_shards``.
+        Task shards; default ``executor.n_shards``, or locally 1, and from 100,000 answers blocks
+        of at most 50,000 tasks (at least 4) on a thread pool of this process's CPUs.
 
     Attributes
     ----------
