@@ -6,6 +6,8 @@ import datetime as _dt
 import os
 import platform
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -26,6 +28,24 @@ def benchdata_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "benchdata"
+
+
+def compile_veracity() -> str:
+    """Compile Veracity's modules to bytecode, as pip does for an installed package; returns a
+    sentence for RESULTS.md.
+
+    The peers run from site-packages, compiled when pip installed them. Veracity is installed
+    editable, whose modules Python compiles on first import and caches, unless
+    ``PYTHONDONTWRITEBYTECODE`` is set (it is on the benchmark machine): then every process
+    compiled every Veracity module again (about 40 ms), which a user's installation does not do.
+    """
+    import veracity
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(veracity.__file__).parent)], check=True)
+    return (
+        "Both sides run from compiled bytecode: the peer's site-packages were compiled by pip, "
+        "Veracity's source tree by `python -m compileall` before the timed runs."
+    )
 
 
 def write_section(name: str, body: str) -> None:

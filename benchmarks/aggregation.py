@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._results import benchdata_dir, md_table, write_section
+from benchmarks._results import benchdata_dir, compile_veracity, md_table, write_section
 from benchmarks.synthetic_crowd import bayes_posterior, make_crowd
 from veracity.errors import ConvergenceWarning
 from veracity.quality import aggregate
@@ -434,6 +434,7 @@ def synthetic(size: str, use_ck: bool) -> tuple[str, dict[str, Any]]:
 def whole_process(path: Path, size: str, use_ck: bool, facts: dict[str, Any]) -> list[str]:
     veracity = Path(sys.executable).with_name("veracity")
     out = WORK / f"labels_{size}.csv"
+    compiled = compile_veracity()
     r = measured([str(veracity), "aggregate", str(path), "--method", "ds", "--out", str(out), "--json"], 3600)
     facts["cli"] = r
     rows = [[f"`veracity aggregate --method ds` ({r['rc']})", fmt_s(r["wall"]), f"{r['rss_mb']:.0f}"]]
@@ -444,7 +445,8 @@ def whole_process(path: Path, size: str, use_ck: bool, facts: dict[str, Any]) ->
         facts["ck_whole"] = c
         rows.append([f"crowd-kit DawidSkene script ({c['rc']})", fmt_s(c["wall"]), f"{c['rss_mb']:.0f}"])
     lines = [
-        f"Whole processes, CSV -> CSV ({size}): wall seconds include interpreter start, imports, reading and writing.",
+        f"Whole processes, CSV -> CSV ({size}): wall seconds include interpreter start, imports, reading and writing. "
+        + compiled,
         "",
         md_table(["process", "wall seconds", "peak MB"], rows),
         "",

@@ -491,6 +491,9 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
     verdict: dict[str, Any] = {}
     veracity_cli = Path(sys.executable).with_name("veracity")
     libs = (("veracity", VERACITY_PY), ("cleanlab", CL_PY))
+    from benchmarks._results import compile_veracity
+
+    compiled = compile_veracity()
     for n, k in shapes:
         lp, pp = dirichlet_problem(n, k, seed=n + k)
         rounds = 5 if n * k <= 10_000_000 else 2
@@ -560,7 +563,7 @@ def bench_scale(quick: bool) -> tuple[str, dict[str, Any]]:
         + "\n\nWhole processes (best wall and CPU seconds of alternating runs, including interpreter start "
         "and imports; largest max RSS from wait4 in a small launcher). The cleanlab script only loads, "
         "finds and ranks (it writes no CSV); `veracity label-issues` also validates and writes "
-        "ISSUES.csv:\n\n"
+        f"ISSUES.csv. {compiled}\n\n"
         + md(["shape", "command", "wall s", "CPU s", "max RSS MiB"], whole_rows)
         + "\n\nRatios (cleanlab / veracity for time, veracity / cleanlab for memory):\n\n"
         + md(
