@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from veracity.align import detect_drift
-from veracity.align._table import align_tables
+from veracity.align._table import MAX_CATEGORY_CHARS, align_tables
+from veracity.align.univariate import chi2_test
 from veracity.errors import InvalidInputError
 
 RNG = np.random.default_rng(0)
@@ -57,3 +58,32 @@ def test_missing_values_and_an_empty_side_of_a_text_column_are_allowed() -> None
 def test_detect_drift_checks_n_clusters() -> None:
     with pytest.raises(InvalidInputError, match="n_clusters must be >= 0"):
         detect_drift(NUMBERS, NUMBERS, n_clusters=-1)
+
+
+def test_long_category_values_are_shortened_but_kept_apart() -> None:
+    """One 300,000-character cell used to widen the whole column's string array (a drift test took
+    160 s); long values now become a prefix and a digest: equal values stay equal, different ones
+    (even with the same prefix) stay different, and the counts are those of the raw values."""
+    a, b = "x" * 300_000, "x" * 299_999 + "y"
+    ref = {"c": np.array(["u", "v"] * 50 + [a, a], dtype=object)}
+    cur = {"c": np.array(["u", "v"] * 50 + [a, b], dtype=object)}
+    r, c = align_tables(ref, cur)
+    assert r.columns["c"].dtype.itemsize // 4 <= MAX_CATEGORY_CHARS
+    assert r.columns["c"][-1] == r.columns["c"][-2] == c.columns["c"][-2] != c.columns["c"][-1]
+    assert c.columns["c"][-1].startswith("x" * 64) and "300,000 characters" in c.columns["c"][-1]
+    _stat, p, levels, rc, cc = chi2_test(ref["c"], cur["c"])
+    assert len(levels) == 4 and sorted(rc.tolist()) == [0, 2, 50, 50] and sorted(cc.tolist()) == [1, 1, 50, 50]
+    report = detect_drift(ref, cur, random_state=0)
+    feature = report.per_feature[0]
+    assert feature.test == "chi2" and feature.p_value == pytest.approx(p)
+    slices = [s for s in report.slices if s.feature == "c"]
+    assert c.columns["c"][-1] in {s.value for s in slices}  # b: only in current
+
+
+def test_chi2_counts_match_a_direct_count() -> None:
+    rng = np.random.default_rng(3)
+    ref, cur = rng.integers(0, 7, 500).astype(str), rng.integers(2, 9, 300)
+    _, _, levels, rc, cc = chi2_test(ref, cur)
+    assert levels == sorted({*ref.tolist(), *map(str, cur.tolist())})
+    assert rc.tolist() == [float(np.sum(ref == v)) for v in levels]
+    assert cc.tolist() == [float(np.sum(cur.astype(str) == v)) for v in levels]

@@ -7,6 +7,7 @@ are recognised by duck typing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,26 @@ from typing import Any
 import numpy as np
 
 from veracity.errors import InvalidInputError
-from veracity.types import FloatArray
+from veracity.types import FloatArray, IntArray
 
-__all__ = ["MISSING", "Table", "align_tables", "as_table", "design_matrix", "pooled_mean_std"]
+__all__ = [
+    "MAX_CATEGORY_CHARS",
+    "MISSING",
+    "Table",
+    "align_tables",
+    "as_table",
+    "category_array",
+    "category_text",
+    "design_matrix",
+    "level_counts",
+    "pooled_mean_std",
+]
 
 #: Category given to missing values (None, NaN) of a categorical column.
 MISSING = "<missing>"
+#: Longest category value kept as it is; a longer one becomes its first characters and a digest
+#: (see :func:`category_text`).
+MAX_CATEGORY_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -150,13 +165,49 @@ def pooled_mean_std(values: FloatArray, axis: int | None = None) -> tuple[Any, A
     return scale, mu, sd
 
 
+def category_text(value: Any) -> str:
+    """The text of a category value; one longer than :data:`MAX_CATEGORY_CHARS` characters becomes
+    its first 64 characters, its length and a SHA-256 digest.
+
+    Categories are held as a fixed-width numpy string array, as wide as the longest value: one
+    300,000-character cell in 4,000 rows made a 4.8 GB array and a drift test of 160 s. Equal
+    values keep equal texts and different ones different texts (up to a digest collision), so the
+    counts and tests are unchanged; the report shows the shortened text.
+    """
+    text = str(value)
+    if len(text) <= MAX_CATEGORY_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:64]}... ({len(text):,} characters, sha256 {digest})"
+
+
+def category_array(values: Any) -> np.ndarray:
+    """``values`` (1-D) as a numpy string array of :func:`category_text` texts."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "U" and arr.dtype.itemsize // 4 <= MAX_CATEGORY_CHARS:
+        return arr
+    return np.array([category_text(v) for v in arr.ravel().tolist()], dtype=str).reshape(arr.shape)
+
+
+def level_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, IntArray, IntArray]:
+    """Sorted levels seen on either side and their counts in ``reference`` and in ``current``."""
+    levels, inverse = np.unique(np.concatenate([reference, current]), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n_ref = reference.shape[0]
+    return (
+        levels,
+        np.bincount(inverse[:n_ref], minlength=levels.size),
+        np.bincount(inverse[n_ref:], minlength=levels.size),
+    )
+
+
 def _as_categories(col: np.ndarray) -> np.ndarray:
     out = np.empty(col.shape[0], dtype=object)
     for i, v in enumerate(col.tolist()):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             out[i] = MISSING
         else:
-            out[i] = str(v)
+            out[i] = category_text(v)
     return out.astype(str)
 
 

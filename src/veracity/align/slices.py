@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from veracity.align._table import category_array, level_counts
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray, IntArray, RandomState
 
@@ -78,11 +79,10 @@ def _slice_stats(n_ref: int, n_cur: int, a: float, b: float) -> tuple[float, flo
 
 def category_slices(feature: str, reference: Any, current: Any) -> list[Slice]:
     """Slices of one categorical feature whose current share exceeds the reference share."""
-    r = np.asarray(reference).astype(str)
-    c = np.asarray(current).astype(str)
+    r, c = category_array(reference), category_array(current)
     out: list[Slice] = []
-    for v in np.unique(np.concatenate([r, c])):
-        a, b = int(np.sum(r == v)), int(np.sum(c == v))
+    levels, ref_counts, cur_counts = level_counts(r, c)
+    for v, a, b in zip(levels.tolist(), ref_counts.tolist(), cur_counts.tolist(), strict=True):
         sr, sc, ratio, score, p = _slice_stats(r.size, c.size, a, b)
         if sc > sr:
             out.append(Slice("category", feature, str(v), f"{feature} = {v}", a, b, sr, sc, ratio, score, p))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from veracity.align._table import category_array, level_counts
 from veracity.errors import InvalidInputError
 from veracity.types import FloatArray
 
@@ -80,11 +81,8 @@ def chi2_test(reference: Any, current: Any) -> tuple[float, float, list[str], Fl
     Returns ``(statistic, p_value, levels, reference_counts, current_counts)``. Levels are those seen
     on either side. With one level only there is nothing to compare (statistic 0, p 1).
     """
-    r = np.asarray(reference).astype(str)
-    c = np.asarray(current).astype(str)
-    levels = np.unique(np.concatenate([r, c]))
-    rc = np.array([np.sum(r == v) for v in levels], dtype=np.float64)
-    cc = np.array([np.sum(c == v) for v in levels], dtype=np.float64)
+    levels, ref_counts, cur_counts = level_counts(category_array(reference), category_array(current))
+    rc, cc = ref_counts.astype(np.float64), cur_counts.astype(np.float64)
     if levels.size < 2:
         return 0.0, 1.0, levels.tolist(), rc, cc
     res = stats.chi2_contingency(np.vstack([rc, cc]), correction=False)
