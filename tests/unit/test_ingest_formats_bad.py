@@ -163,6 +163,11 @@ def test_voc_bad_box_or_size_is_refused(tmp_path: Path, xml: str, message: str) 
 # --- Label Studio -----------------------------------------------------------------------------
 
 
+def _poly(**value: Any) -> dict[str, Any]:
+    v = {"points": [[10, 10], [20, 10], [20, 20]], "polygonlabels": ["cat"], **value}
+    return {"type": "polygonlabels", "original_width": 100, "original_height": 50, "value": v}
+
+
 def _rect(**value: Any) -> dict[str, Any]:
     v = {"x": 10, "y": 10, "width": 10, "height": 10, "rectanglelabels": ["cat"], **value}
     return {"type": "rectanglelabels", "original_width": 100, "original_height": 50, "value": v}
@@ -183,12 +188,56 @@ def _rect(**value: Any) -> dict[str, Any]:
         ({"annotations": [{"result": [_rect(x=95)]}]}, r"lies outside the 100x50 image"),
         ({"annotations": [{"result": [{**_rect(), "original_width": "100"}]}]}, r"must be positive integers"),
         ({"id": {"a": 1}}, r"task id must be an integer or string"),
+        # field-level messages instead of Python's ("'x'", "too many values to unpack", ...)
+        ({"annotations": [{"result": [_rect(x=None)]}]}, r"rectanglelabels result: field 'value\.x' must be a number"),
+        (
+            {"annotations": [{"result": [{**_rect(), "value": {"y": 1, "width": 1, "height": 1}}]}]},
+            r"rectanglelabels result: field 'value\.x' is missing",
+        ),
+        (
+            {"annotations": [{"result": [_rect(rectanglelabels="cat")]}]},
+            r"field 'value\.rectanglelabels' must be a list of strings, got 'cat'",
+        ),
+        (
+            {"annotations": [{"result": [_poly(points=[[1, 2, 3]])]}]},
+            r"polygonlabels result: field 'value\.points' must be a list of \[x, y\] number pairs",
+        ),
+        (
+            {"annotations": [{"result": [_poly(points=[["1", 2]])]}]},
+            r"field 'value\.points' must be a list of \[x, y\]",
+        ),
+        (
+            {"annotations": [{"result": [{"type": "choices", "value": {"choices": "pos"}}]}]},
+            r"choices result: field 'value\.choices' must be a list of strings, got 'pos'",
+        ),
+        (
+            {"annotations": [{"result": [{"type": "labels", "value": {"end": 3, "labels": ["a"]}}]}]},
+            r"labels result: field 'value\.start' is missing",
+        ),
+        (
+            {"annotations": [{"result": [{"type": "taxonomy", "value": {"taxonomy": ["a"]}}]}]},
+            r"taxonomy result: field 'value\.taxonomy' must be a list of lists of strings",
+        ),
+        (
+            {"annotations": [{"result": [{"type": "rating", "value": {}}]}]},
+            r"rating result: field 'value\.rating' is missing",
+        ),
     ],
 )
 def test_labelstudio_bad_task_is_refused(tmp_path: Path, task: dict[str, Any], message: str) -> None:
     path = tmp_path / "ls.json"
     path.write_text(json.dumps([{"id": 1, "data": {"image": "a.png"}, **task}]))
     with pytest.raises(InvalidInputError, match=r"ls\.json: row 1: .*" + message):
+        read_all(path, "labelstudio")
+
+
+def test_labelstudio_repeated_task_id_is_refused(tmp_path: Path) -> None:
+    """Two tasks with one id (e.g. two exports pasted together) would become two items answering
+    to one external id; the repeat is refused, or set aside with --skip-bad."""
+    path = tmp_path / "ls.json"
+    tasks = [{"id": 5, "data": {"text": "first"}}, {"id": 6, "data": {"text": "x"}}, {"id": "5", "data": {"text": "b"}}]
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(InvalidInputError, match=r"ls\.json: row 3: task id '5' repeats the task of row 1"):
         read_all(path, "labelstudio")
 
 

@@ -21,6 +21,40 @@ def _r(v: float) -> float | int:
     return int(v) if v.is_integer() else v
 
 
+def _field(v: Record, key: str, rtype: Any) -> Any:
+    if key not in v:
+        raise ValueError(f"{rtype} result: field 'value.{key}' is missing")
+    return v[key]
+
+
+def _number(v: Record, key: str, rtype: Any) -> float:
+    x = _field(v, key, rtype)
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{rtype} result: field 'value.{key}' must be a number, got {x!r}")
+    return float(x)
+
+
+def _texts(v: Record, key: str, rtype: Any) -> list[str]:
+    """``v[key]`` as a list of strings (missing or null: empty)."""
+    x = v.get(key) or []
+    if not isinstance(x, list) or not all(isinstance(t, str) for t in x):
+        raise ValueError(f"{rtype} result: field 'value.{key}' must be a list of strings, got {x!r}")
+    return x
+
+
+def _points(v: Record, key: str, rtype: Any) -> list[tuple[float, float]]:
+    pts = _field(v, key, rtype)
+    ok = isinstance(pts, list) and all(
+        isinstance(p, (list, tuple))
+        and len(p) == 2
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+        for p in pts
+    )
+    if not ok:
+        raise ValueError(f"{rtype} result: field 'value.{key}' must be a list of [x, y] number pairs, got {pts!r}")
+    return [(float(x), float(y)) for x, y in pts]
+
+
 def _result_values(result: Record) -> list[tuple[str, Any]]:
     """(kind, part of a value) pairs for one Label Studio result."""
     if not isinstance(result, dict):
@@ -30,12 +64,20 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
     if not isinstance(v, dict):
         raise ValueError(f"{rtype} result: field 'value' must be an object, got {type(v).__name__}")
     if rtype == "choices":
-        choices = v.get("choices") or []
+        choices = _texts(v, "choices", rtype)
         return [("classification", choices[0])] if len(choices) == 1 else [("multilabel", list(choices))]
     if rtype == "taxonomy":
-        return [("multilabel", ["/".join(path) for path in v.get("taxonomy") or []])]
+        paths = v.get("taxonomy") or []
+        if not isinstance(paths, list) or not all(
+            isinstance(path, list) and all(isinstance(t, str) for t in path) for path in paths
+        ):
+            raise ValueError(
+                f"taxonomy result: field 'value.taxonomy' must be a list of lists of strings, got {paths!r}"
+            )
+        return [("multilabel", ["/".join(path) for path in paths])]
     if rtype == "labels":
-        return [("spans", {"start": v["start"], "end": v["end"], "label": lab}) for lab in v.get("labels") or []]
+        start, end = _field(v, "start", rtype), _field(v, "end", rtype)
+        return [("spans", {"start": start, "end": end, "label": lab}) for lab in _texts(v, "labels", rtype)]
     if rtype in ("rectanglelabels", "polygonlabels"):
         width, height = result.get("original_width"), result.get("original_height")
         if not width or not height:
@@ -45,20 +87,20 @@ def _result_values(result: Record) -> list[tuple[str, Any]]:
         key = rtype
         if rtype == "rectanglelabels":
             box = {
-                "x": _r(v["x"] * width / 100),
-                "y": _r(v["y"] * height / 100),
-                "w": _r(v["width"] * width / 100),
-                "h": _r(v["height"] * height / 100),
+                "x": _r(_number(v, "x", rtype) * width / 100),
+                "y": _r(_number(v, "y", rtype) * height / 100),
+                "w": _r(_number(v, "width", rtype) * width / 100),
+                "h": _r(_number(v, "height", rtype) * height / 100),
             }
             _check_shape(box, width, height)
-            return [("boxes", {**box, "label": lab}) for lab in v.get(key) or []]
-        pts = [[_r(x * width / 100), _r(y * height / 100)] for x, y in v["points"]]
+            return [("boxes", {**box, "label": lab}) for lab in _texts(v, key, rtype)]
+        pts = [[_r(x * width / 100), _r(y * height / 100)] for x, y in _points(v, "points", rtype)]
         _check_shape({"points": pts}, width, height)
-        return [("polygons", {"points": pts, "label": lab}) for lab in v.get(key) or []]
+        return [("polygons", {"points": pts, "label": lab}) for lab in _texts(v, key, rtype)]
     if rtype == "textarea":
-        return [("text", "\n".join(v.get("text") or []))]
+        return [("text", "\n".join(_texts(v, "text", rtype)))]
     if rtype == "rating":
-        return [("rating", v["rating"])]
+        return [("rating", _field(v, "rating", rtype))]
     if rtype == "pairwise":
         return [("pairwise", v.get("selected"))]
     raise ValueError(f"unsupported result type {rtype!r}")
@@ -111,6 +153,7 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
     # Streamed task by task (the export is one JSON array): memory holds a chunk, not the file.
     doc = iter_json_array_file(path, opts.max_bytes, not_array=one_task)
     buf: list[SourceRecord] = []
+    first_row: dict[str, int] = {}  # task id -> row where it first appeared
     for row, task in enumerate(doc, start=1):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or not task["data"]:
             opts.bad(source, row, "missing field 'data'")
@@ -133,9 +176,17 @@ def read_labelstudio(path: Path, opts: ReadOptions) -> Iterator[list[SourceRecor
             continue
         if task.get("predictions"):
             meta["predictions"] = task["predictions"]
-        if task.get("id") is not None and type(task["id"]) not in (int, str):
-            opts.bad(source, row, f"task id must be an integer or string, got {task['id']!r}")
+        task_id = task.get("id")
+        if task_id is not None and type(task_id) not in (int, str):
+            opts.bad(source, row, f"task id must be an integer or string, got {task_id!r}")
             continue
+        if task_id is not None:
+            # one export lists each task once: a repeat (e.g. two exports pasted together) would
+            # make two items answer to one id, and predictions for it would reach only one of them
+            if str(task_id) in first_row:
+                opts.bad(source, row, f"task id {task_id!r} repeats the task of row {first_row[str(task_id)]}")
+                continue
+            first_row[str(task_id)] = row
         try:
             rec = SourceRecord.from_data(
                 dict(task["data"]),
