@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _ingest_helpers import make_image, read_all
+from hypothesis import given
+from hypothesis import strategies as st
 
+from veracity._text import first_bad_utf8
 from veracity.errors import InvalidInputError
 from veracity.ingest import BadRow
 
@@ -343,3 +347,40 @@ def test_single_file_archive_under_a_hidden_folder(tmp_path: Path) -> None:
     base.mkdir(parents=True)
     archive = _zip(base / "one.zip", {"rows.jsonl": '{"text": "x"}\n'})
     assert [r.data["text"] for r in read_all(archive, extract_dir=base / "out")] == ["x"]
+
+
+# --- UTF-8 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("json", b'[{"text": "ok"},\n {"text": "bad \xff byte"}]'),
+        ("labelstudio", b'[{"id": 1, "data": {"text": "ok"}},\n {"id": 2, "data": {"text": "bad \xff"}}]'),
+        ("coco", b'{"images": [], "annotations": [],\n "categories": [{"id": 1, "name": "c\xff"}]}'),
+    ],
+)
+def test_json_readers_name_the_line_of_a_byte_that_is_not_utf8(tmp_path: Path, fmt: str, text: bytes) -> None:
+    path = tmp_path / "data.json"
+    path.write_bytes(text)
+    column = text.split(b"\n")[1].index(b"\xff") + 1
+    with pytest.raises(InvalidInputError, match=rf"data\.json: not UTF-8 text at line 2 column {column} "):
+        read_all(path, fmt)
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=12), min_size=1, max_size=6),
+    st.data(),
+)
+def test_first_bad_utf8_finds_the_byte(lines: list[str], data: st.DataObject) -> None:
+    encoded = [line.encode("utf-8") for line in lines]
+    row = data.draw(st.integers(0, len(encoded) - 1))
+    # between two characters, never inside a multi-byte one
+    col = len(lines[row][: data.draw(st.integers(0, len(lines[row])))].encode("utf-8"))
+    encoded[row] = encoded[row][:col] + b"\xff" + encoded[row][col:]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.txt"
+        path.write_bytes(b"\n".join(encoded))
+        assert first_bad_utf8(path) == (row + 1, col + 1)
+        path.write_bytes("\n".join(lines).encode("utf-8"))
+        assert first_bad_utf8(path) is None

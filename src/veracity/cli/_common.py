@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from veracity._text import first_bad_utf8
 from veracity.errors import InvalidInputError
 
 __all__ = ["DbOption", "console", "err_console", "fail", "first_bad_utf8_line"]
@@ -32,14 +33,6 @@ def fail(message: str) -> NoReturn:
 
 
 def first_bad_utf8_line(path: Path) -> int | None:
-    """The 1-based number of the first line of ``path`` that is not valid UTF-8 (None: all are).
-
-    Reads the file line by line: for error messages only, after a fast reader has failed.
-    """
-    with path.open("rb") as fh:
-        for i, line in enumerate(fh, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return i
-    return None
+    """The 1-based number of the first line of ``path`` that is not valid UTF-8 (None: all are)."""
+    where = first_bad_utf8(path)
+    return None if where is None else where[0]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from veracity._text import not_utf8
 from veracity.errors import InvalidInputError
 from veracity.ingest._safety import check_size
 
@@ -45,7 +46,7 @@ class _Buffer:
         try:
             chunk = self.fh.read(max(self.block, at_least))
         except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"{self.path}: not UTF-8 text ({exc.reason})") from None
+            raise InvalidInputError(not_utf8(self.path, exc)) from None
         if not chunk:  # the buffer stays as it is, so positions in it still hold
             self.eof = True
             return False

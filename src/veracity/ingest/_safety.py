@@ -15,6 +15,7 @@ from xml.parsers import expat
 
 from PIL import Image, UnidentifiedImageError
 
+from veracity._text import not_utf8
 from veracity.errors import InvalidInputError
 
 __all__ = [
@@ -67,7 +68,7 @@ def load_json(path: Path, max_bytes: int | None) -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InvalidInputError(not_utf8(path, exc)) from None
 
 
 def _refuse(path: Path, what: str) -> Any:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from veracity._text import not_utf8
 from veracity.errors import InvalidInputError
 from veracity.ingest._coco import shape_annotations
 from veracity.ingest._common import ReadOptions, fail, shape_problem
@@ -60,7 +61,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InvalidInputError(not_utf8(path, exc)) from None
 
 
 def class_names(root: Path) -> list[str]:
