@@ -347,3 +347,40 @@ def test_fast_lac_equals_its_definition(
     expected = _reference_lac(cal, y, test, coverage, allow_empty, mondrian)
     np.testing.assert_array_equal(cp.predict_sets(test), expected)
     np.testing.assert_array_equal(cp.conformity_scores(cal)[np.arange(200), y], cp.cal_scores_)
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([2, 5, 30, 100]),
+    st.floats(0.5, 0.99),
+    st.sampled_from([1e-9, 1e-6, 1e-4]),
+    st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_lac_on_rows_that_do_not_sum_to_one_equals_lac_on_renormalised_rows(
+    seed: int, k: int, coverage: float, drift: float, allow_empty: bool
+) -> None:
+    """Rows off 1 by more than 1e-12 (float32 softmax outputs) are compared with cuts scaled by
+    their sums instead of being renormalised in a copy: the scores and sets are the same."""
+    from veracity.decide._checks import _row_sums
+
+    rng = np.random.default_rng(seed)
+    probs, labels = simulate(600, k, seed)
+    raw = probs * (1.0 + rng.uniform(-drift, drift, size=(600, 1)))
+    norm = raw / _row_sums(raw)[:, None]
+    a = SplitConformal(coverage, allow_empty=allow_empty).fit(raw[:300], labels[:300])
+    b = SplitConformal(coverage, allow_empty=allow_empty).fit(norm[:300], labels[:300])
+    assert a.quantile_ == b.quantile_
+    np.testing.assert_array_equal(a.cal_scores_, b.cal_scores_)
+    np.testing.assert_array_equal(a.predict_sets(raw[300:]), b.predict_sets(norm[300:]))
+
+
+@given(st.floats(1e-300, 1.0), st.lists(st.floats(1 - 1e-3, 1 + 1e-3), min_size=1, max_size=50))
+def test_scaled_cuts_are_the_exact_boundary(cut: float, sums: list[float]) -> None:
+    from veracity.decide.conformal import _scaled_cuts
+
+    s = np.array(sums)
+    t = _scaled_cuts(cut, s)
+    assert t is not None
+    assert ((t / s) >= cut).all()
+    assert ((np.nextafter(t, -np.inf) / s) < cut).all()

@@ -17,6 +17,7 @@ __all__ = [
     "check_labels",
     "check_number",
     "check_probs",
+    "check_probs_unscaled",
     "check_random_state",
     "check_unit_interval",
 ]
@@ -70,6 +71,20 @@ def check_probs(probs: Any, *, name: str = "probs", row_sum_tol: float = ROW_SUM
     ``[0, 1]`` (a tolerance of ``row_sum_tol`` is allowed) or a row sum further than ``row_sum_tol``
     from 1.
     """
+    arr, sums = check_probs_unscaled(probs, name=name, row_sum_tol=row_sum_tol)
+    return arr if sums is None else arr / sums[:, None]
+
+
+def check_probs_unscaled(
+    probs: Any, *, name: str = "probs", row_sum_tol: float = ROW_SUM_TOL
+) -> tuple[FloatArray, FloatArray | None]:
+    """:func:`check_probs` without the division: ``(values, row_sums)``.
+
+    ``row_sums`` is None when every row sums to 1 within 1e-12 (``values`` are then the
+    probabilities); otherwise the probabilities are ``values / row_sums[:, None]``, which callers
+    that compare values with a threshold can apply to the threshold instead of making a copy of the
+    whole matrix (float32 outputs of a softmax rarely sum to 1 within 1e-12).
+    """
     arr = np.asarray(probs)
     if arr.dtype.kind not in "fiub":
         raise InvalidInputError(f"{name} must hold numbers, got dtype {arr.dtype}")
@@ -79,7 +94,7 @@ def check_probs(probs: Any, *, name: str = "probs", row_sum_tol: float = ROW_SUM
     if arr.shape[1] < 1:
         raise InvalidInputError(f"{name} must have at least one column, got shape {arr.shape}")
     if arr.shape[0] == 0:
-        return arr
+        return arr, None
     # Fast path: global min and row sums (NaN and inf propagate to one of them). With no negative
     # value every value is at most its row sum, so the maximum needs a pass of its own only when
     # some value is negative.
@@ -100,9 +115,7 @@ def check_probs(probs: Any, *, name: str = "probs", row_sum_tol: float = ROW_SUM
         arr = np.clip(arr, 0.0, None)
         sums = _row_sums(arr)
         deviation = float(np.abs(sums - 1.0).max())
-    if deviation > 1e-12:
-        arr = arr / sums[:, None]
-    return arr
+    return arr, (sums if deviation > 1e-12 else None)
 
 
 def check_labels(labels: Any, n_classes: int, n_items: int, *, name: str = "labels") -> IntArray:

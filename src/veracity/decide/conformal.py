@@ -37,6 +37,7 @@ from veracity.decide._checks import (
     check_labels,
     check_number,
     check_probs,
+    check_probs_unscaled,
     check_random_state,
     check_unit_interval,
 )
@@ -204,6 +205,41 @@ def _lac_cut(q: Any) -> FloatArray | None:
         lo = np.where(open_ & ~ok, mid, lo)
     exact = ((1.0 - hi) <= qv) & ((1.0 - np.nextafter(hi, -np.inf)) > qv)
     return hi if exact.all() else None
+
+
+def _scaled_cuts(cut: float, sums: FloatArray) -> FloatArray | None:
+    """Per row ``i``, the smallest float ``t`` with ``t / sums[i] >= cut`` in float64 arithmetic.
+
+    Dividing by a positive number rounds monotonically, so ``values[i] >= t[i]`` holds exactly
+    when the renormalised value ``values[i] / sums[i]`` is ``>= cut``: the sets of rows that do not
+    sum to 1 are one comparison, without a renormalised copy of the matrix. ``cut * sums`` is
+    within an ulp or two of the answer, which a few steps to neighbouring floats reach; ``None``
+    if they did not (the caller then renormalises).
+    """
+    if not math.isfinite(cut):
+        return np.full(sums.shape, cut)
+    t = cut * sums
+    for _ in range(4):
+        low = (t / sums) < cut
+        if not low.any():
+            break
+        t = np.where(low, np.nextafter(t, np.inf), t)
+    for _ in range(4):
+        below = np.nextafter(t, -np.inf)
+        fits = (below / sums) >= cut
+        if not fits.any():
+            break
+        t = np.where(fits, below, t)
+    exact = ((t / sums) >= cut) & ((np.nextafter(t, -np.inf) / sums) < cut)
+    return t if exact.all() else None
+
+
+def _at_least(p: FloatArray, row_cut: FloatArray) -> BoolArray:
+    """``p >= row_cut[:, None]``; for short rows one flat comparison with the repeated cuts."""
+    n, k = p.shape
+    if k > _SHORT_ROWS:
+        return np.greater_equal(p, row_cut[:, None])
+    return (np.ascontiguousarray(p).ravel() >= np.repeat(row_cut, k)).reshape(n, k)
 
 
 def _lac_quantile(rest: FloatArray, n_top: int, coverage: float) -> float:
@@ -379,10 +415,18 @@ class SplitConformal:
             s.ravel()[np.arange(n) * k + order[:, 0]] = _TOP_SCORE  # first label of the ranking
         return s
 
-    def _true_scores(self, p: FloatArray, y: IntArray, rng: np.random.Generator | None) -> FloatArray:
-        """Score of the given label of each row, without sorting (same values as ``_scores``)."""
+    def _true_scores(
+        self, p: FloatArray, y: IntArray, rng: np.random.Generator | None, sums: FloatArray | None = None
+    ) -> FloatArray:
+        """Score of the given label of each row, without sorting (same values as ``_scores``).
+
+        ``sums`` (LAC only): the probabilities are ``p / sums[:, None]``; only the given labels'
+        values are divided (the top label is the same in ``p``).
+        """
         n, k = p.shape
         p_y = _label_values(p, y)
+        if sums is not None:
+            p_y = p_y / sums
         if self.score == "lac":
             if self.allow_empty or not n:
                 return 1.0 - p_y
@@ -419,14 +463,17 @@ class SplitConformal:
         self._check_params()
         for name in ("quantile_", "lac_cut_", "cal_scores_", "n_classes_", "n_calibration_"):
             self.__dict__.pop(name, None)
-        p = check_probs(cal_probs, name="cal_probs")
+        if self.score == "lac":  # only the true labels' values need renormalising
+            p, sums = check_probs_unscaled(cal_probs, name="cal_probs")
+        else:
+            p, sums = check_probs(cal_probs, name="cal_probs"), None
         n_items, n_classes = p.shape
         y = check_labels(cal_labels, n_classes, n_items, name="cal_labels")
         if n_items == 0:
             raise InvalidInputError("cal_probs must have at least one calibration row, got 0")
         # the random state is only drawn from by randomized scores (building a Generator costs time)
         self.rng_ = check_random_state(self.random_state) if self.randomized else None
-        true_scores = self._true_scores(p, y, self.rng_)
+        true_scores = self._true_scores(p, y, self.rng_, sums)
         cov = float(self.coverage)
         if self.class_conditional:
             # scores grouped by class: one stable sort instead of a boolean mask per class
@@ -454,15 +501,24 @@ class SplitConformal:
         """
         if not hasattr(self, "quantile_"):
             raise InvalidInputError("SplitConformal is not fitted yet: call fit(cal_probs, cal_labels) first")
-        p = check_probs(test_probs, name="test_probs")
+        if self.score != "lac":
+            p = check_probs(test_probs, name="test_probs")
+        else:
+            p, sums = check_probs_unscaled(test_probs, name="test_probs")
         if p.shape[1] != self.n_classes_:
             raise InvalidInputError(f"test_probs must have {self.n_classes_} columns as in fit, got {p.shape[1]}")
         q = np.asarray(self.quantile_, dtype=np.float64)
         if self.score == "lac":
             # 1 - p <= q as one comparison of p (see _lac_cut); the top label's score (-1) is below
-            # every quantile, so the top label is simply added to the set.
+            # every quantile, so the top label is simply added to the set. Rows that do not sum to 1
+            # compare their values with a cut scaled by the row sum (see _scaled_cuts).
             cut = self.__dict__.get("lac_cut_")
-            sets = p >= cut if cut is not None else np.less_equal(1.0 - p, q)
+            row_cuts = _scaled_cuts(float(cut), sums) if cut is not None and sums is not None and not q.ndim else None
+            if row_cuts is not None:
+                sets = _at_least(p, row_cuts)
+            else:
+                scaled = p if sums is None else p / sums[:, None]
+                sets = scaled >= cut if cut is not None else np.less_equal(1.0 - scaled, q)
             if not self.allow_empty and p.shape[0]:
                 top = _top_mask(p)
                 if top is not None:
