@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from _accounts import new_user_and_token
 from veracity.services import projects as project_service
@@ -98,9 +98,12 @@ def test_hot_updates_match_core(db: Database) -> None:
         task_service.submit_annotation(db, ann, lease["task_id"], "a")
         tasks.append(lease["task_id"])
     a, b = tasks
-    with db.transaction(write=False) as s:
+    with db.transaction() as s:
         lease_a, lease_b = (s.execute(select(task_service.Assignment.id).where(task_service.Assignment.task_id == t))
                             .scalar_one() for t in (a, b))
+        # open again: _FINISH_LEASE ends only a lease that is still open
+        s.execute(update(task_service.Assignment).where(task_service.Assignment.id.in_([lease_a, lease_b]))
+                  .values(status="leased"))
     at = dt.datetime.now(dt.UTC).replace(microsecond=123456)
     cases = [
         (task_service._CLAIM, lambda t, _l: {"b_id": t}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -67,24 +68,82 @@ def backup(
     path: Annotated[Path, typer.Argument(help="File to write the backup to.")],
     db: DbOption = None,
 ) -> None:
-    """Write a consistent copy of the workspace database (SQLite online backup, or pg_dump)."""
-    database = _open(db)
+    """Write a consistent copy of the workspace database (SQLite online backup, or pg_dump).
+
+    The database is copied as it is, never migrated first (a backup taken before an upgrade keeps
+    the old schema). The copy is written to a temporary file next to ``path``, checked (SQLite:
+    ``PRAGMA integrity_check``; PostgreSQL: ``pg_restore --list``), synced to disk and only then
+    given its name: a backup that fails or is killed leaves nothing at ``path``.
+    """
+    database = Database(get_settings(db=db).db, create=False)
     if path.exists():
         fail(f"{path}: already exists; choose a new file name")
     if not path.parent.is_dir():
         fail(f"{path}: folder {path.parent} does not exist")
     source = sqlite_path(database.url)
-    if source is not None:
-        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(path)) as dst:
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        if source is not None:
+            _backup_sqlite(source, partial)
+            what = str(source)
+        else:
+            _backup_postgresql(database, partial)
+            what = f"{database.engine.url.database} (pg_restore format)"
+        with partial.open("rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(partial, path)  # fails if ``path`` appeared meanwhile: never overwrite
+        except FileExistsError:
+            fail(f"{path}: already exists; choose a new file name")
+        _fsync_folder(path.parent)
+    except OSError as exc:
+        fail(f"{path}: backup failed ({exc.strerror or exc}); nothing was written")
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+        database.dispose()
+    console.print(f"Backed up {what} to {path}")
+
+
+def _backup_sqlite(source: Path, target: Path) -> None:
+    """SQLite's online backup (a consistent snapshot while others write), then an integrity check."""
+    try:
+        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
-        console.print(f"Backed up {source} to {path}")
-        return
-    pg_dump = shutil.which("pg_dump")
-    if pg_dump is None:
+            problems = [row[0] for row in dst.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.Error as exc:
+        fail(f"{source}: backup failed ({exc}); nothing was written")
+    if problems != ["ok"]:
+        fail(f"{source}: the copy failed its integrity check ({'; '.join(problems[:3])}); nothing was written")
+
+
+def _backup_postgresql(database: Database, target: Path) -> None:
+    """pg_dump (one consistent snapshot) in its custom format, then ``pg_restore --list`` reads it back."""
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if pg_dump is None or pg_restore is None:
         fail("pg_dump not found: install the PostgreSQL client to back up a PostgreSQL workspace")
     url = database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    subprocess.run([pg_dump, "--format=custom", f"--file={path}", url], check=True)
-    console.print(f"Backed up {database.engine.url.database} to {path} (pg_restore format)")
+    name = database.engine.url.database
+    done = subprocess.run([pg_dump, "--format=custom", f"--file={target}", url], capture_output=True, text=True)
+    if done.returncode != 0:
+        fail(f"pg_dump of {name} failed: {done.stderr.strip() or f'exit code {done.returncode}'}; nothing was written")
+    check = subprocess.run([pg_restore, "--list", str(target)], capture_output=True, text=True)
+    if check.returncode != 0:
+        fail(f"pg_dump of {name} wrote a file pg_restore cannot read ({check.stderr.strip()}); nothing was written")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a new name in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # Columns that name the item of a CSV/Parquet row; identifiers are text, never numbers ("007").

@@ -24,6 +24,7 @@ __all__ = [
     "existing_hashes",
     "gc_paused",
     "insert_rows",
+    "lock_dataset",
     "prefetched",
 ]
 
@@ -158,6 +159,18 @@ def existing_hashes(session: Session, dataset_id: int, hashes: Sequence[str]) ->
             (dataset_id, keys),
         )
     return {h: i for h, i in rows if h in wanted}
+
+
+def lock_dataset(session: Session, dataset_id: int) -> None:
+    """PostgreSQL: hold the dataset's row lock until the transaction ends, before its items are
+    looked up for duplicates and inserted, so that concurrent imports into one dataset store one
+    after the other and each sees the other's items (SQLite: writers are serialised already).
+
+    ``FOR NO KEY UPDATE`` leaves rows that merely reference the dataset (new items, batches) free
+    to be written by others."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT id FROM datasets WHERE id = %s FOR NO KEY UPDATE", (dataset_id,))
 
 
 def prefetched(chunks: Iterator[T], depth: int = 2) -> Iterator[T]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from veracity.services._common import as_utc, canonical_json, now
@@ -44,11 +46,13 @@ def append_event(
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction (it commits or rolls back with it)."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.execute(locked).scalar_one_or_none()
+    if head is None:  # the first event: another transaction may be creating the head row right now
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = session.execute(locked).scalar_one()
     payload = dict(payload or {})
     ts = now()
     seq = head.seq + 1

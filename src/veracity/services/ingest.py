@@ -70,6 +70,7 @@ from veracity.services._bulk import (
     existing_hashes,
     gc_paused,
     insert_rows,
+    lock_dataset,
     prefetched,
 )
 from veracity.services._common import canonical_json, iso, now
@@ -258,8 +259,23 @@ class _HashFilter:
     so a prefix collision can never report a false duplicate.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, top: int) -> None:
         self._parts: list[npt.NDArray[np.int64]] = []
+        self.top = top  # the largest item id when this import last stored (or started)
+        self.stale = False
+
+    def still_alone(self, s: Session) -> bool:
+        """Whether no item was stored by anyone else since :attr:`top`, checked in the chunk's
+        transaction under the dataset lock; once another writer stored items (into any dataset:
+        ids are compared, not the dataset's rows), the filter is off for the rest of the import
+        and duplicates are looked up in the database."""
+        if not self.stale:
+            self.stale = s.execute(select(func.coalesce(func.max(Item.id), 0))).scalar_one() != self.top
+        return not self.stale
+
+    def stored(self, item_ids: list[int]) -> None:
+        if item_ids:
+            self.top = max(self.top, max(item_ids))
 
     def add(self, keys: list[int]) -> None:
         if keys:
@@ -549,6 +565,8 @@ def _start_batch(
         project_info = (proj.id, proj.schema_version, proj.min_labels or proj.overlap) if proj else None
         # Into an empty dataset that no other import is filling, the hashes to check against are
         # only this import's own: an in-memory filter replaces the per-chunk index lookups.
+        # read first: an item stored after this read makes the filter stale (``_HashFilter.still_alone``)
+        top = s.execute(select(func.coalesce(func.max(Item.id), 0))).scalar_one()
         fresh = (
             s.execute(select(Item.id).where(Item.dataset_id == ds.id).limit(1)).first() is None
             and s.execute(
@@ -558,7 +576,7 @@ def _start_batch(
             ).scalar_one()
             == 0
         )
-    return report, schema, project_info, _HashFilter() if fresh else None
+    return report, schema, project_info, _HashFilter(top) if fresh else None
 
 
 @contextmanager
@@ -586,6 +604,9 @@ def _store_chunk(
     seen_filter: _HashFilter | None = None,
 ) -> None:
     """Write one chunk of a project import in the caller's transaction: items, tasks and annotations."""
+    lock_dataset(s, report.dataset_id)
+    if seen_filter is not None and not seen_filter.still_alone(s):
+        seen_filter = None
     if schema is not None:
         chunk = _validated(chunk, schema, rejects)
 
@@ -620,6 +641,8 @@ def _store_chunk(
         created_at=created,
         fixed={"dataset_id": report.dataset_id, "batch_id": report.batch_id},
     )
+    if seen_filter is not None:
+        seen_filter.stored(item_ids)
     project_id, schema_version, target = project_info
     task_ids = insert_rows(
         s,
@@ -688,6 +711,9 @@ def _store_rows(
             raise StorageError(
                 f"dataset {report.dataset!r} or its import batch {report.batch_id} was deleted during the import"
             )
+    lock_dataset(s, report.dataset_id)
+    if seen_filter is not None and not seen_filter.still_alone(s):
+        seen_filter = None
     hashes = [r[2] for r in items]
     keys = [r[3] for r in items]
     wanted = hashes if seen_filter is None else seen_filter.candidates(hashes, keys)
@@ -720,6 +746,8 @@ def _store_rows(
     item_ids = insert_rows(
         s, "items", IMPORT_ITEM_COLUMNS, items, created_at=created, fixed={"dataset_id": report.dataset_id, **batch}
     )
+    if seen_filter is not None:
+        seen_filter.stored(item_ids)
     report.imported += len(item_ids)
     if kept is not None:  # the labels of stored rows, pointing to their place among the stored rows
         place = {p: n for n, p in enumerate(kept)}

@@ -22,6 +22,7 @@ from veracity.services._bulk import (
     existing_hashes,
     gc_paused,
     insert_rows,
+    lock_dataset,
     prefetched,
 )
 from veracity.services._common import check_count, iso
@@ -490,6 +491,7 @@ class _ItemImport:
 
     def store(self, prepared: list[tuple[int, dict[str, Any], str | None, Any, Any, int, str, str]]) -> None:
         result, location, project = self.result, self.location, self.project
+        lock_dataset(self.s, project.dataset_id)  # PostgreSQL: concurrent imports into the dataset queue here
         existing = existing_hashes(self.s, project.dataset_id, [p[6] for p in prepared])
         local: dict[str, int] = {}
         keep = []

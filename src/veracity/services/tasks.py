@@ -179,12 +179,18 @@ def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
     expired = conn.execute(_EXPIRED, {"project_id": project_id, "at": at}).all()
     if not expired:
         return 0
-    conn.execute(
-        update(Assignment).where(Assignment.id.in_([a for a, _ in expired])).values(status="expired", finished_at=at)
-    )
-    for task_id, n in Counter(t for _, t in expired).items():
+    # Only leases still open when the update runs: on PostgreSQL a concurrent ``next`` may have
+    # expired (or a submit finished) the same rows since the SELECT, and counting them again would
+    # give a slot back twice.
+    ended = conn.execute(
+        update(Assignment)
+        .where(Assignment.id.in_([a for a, _ in expired]), Assignment.status == "leased")
+        .values(status="expired", finished_at=at)
+        .returning(Assignment.task_id)
+    ).scalars().all()
+    for task_id, n in Counter(ended).items():
         conn.execute(update(Task).where(Task.id == task_id).values(n_assigned=Task.n_assigned - n))
-    return len(expired)
+    return len(ended)
 
 
 def _task_payload(conn: Connection, project: QueueProject | Project, task_id: int, item_id: int,
@@ -302,9 +308,9 @@ _SUBMIT_CONTEXT = FastSelect(
 )
 _INSERT_ANNOTATION = insert(Annotation.__table__)
 _ASSIGNMENTS = Assignment.__table__
-_FINISH_LEASE = FastUpdate(
+_FINISH_LEASE = FastUpdate(  # only a lease still open: see submit_annotation
     update(_ASSIGNMENTS)
-    .where(_ASSIGNMENTS.c.id == _bp("b_id"))
+    .where(_ASSIGNMENTS.c.id == _bp("b_id"), _ASSIGNMENTS.c.status == "leased")
     .values(status="submitted", finished_at=_bp("b_at", type_=_ASSIGNMENTS.c.finished_at.type))
 )
 _STORE_TASK = FastUpdate(
@@ -367,7 +373,12 @@ def submit_annotation(
                 "schema_version": project.schema_version, "origin": "human", "status": "active",
                 "idempotency_key": idempotency_key, "duration_ms": duration_ms, "created_at": at,
             }).inserted_primary_key[0]
-            _FINISH_LEASE.run(c, {"b_id": row.lease_id, "b_at": at})
+            if _FINISH_LEASE.run(c, {"b_id": row.lease_id, "b_at": at}) != 1:
+                # PostgreSQL: the task row lock orders submits, but the lease was read from the snapshot
+                # taken before the wait; a concurrent submit of the same lease (or a ``next`` that
+                # expired it) committed first. Nothing is stored.
+                raise ConflictError(f"your lease on task {task_id} was ended by a concurrent request; "
+                                    "it cannot take a label")
             task = QueueTask(task_id, row.item_id, row.status, row.is_gold, row.gold_value, row.flagged, row.target,
                              row.n_annotations + 1, row.completed_at)
             update_task_consensus(c, project, task)
@@ -395,7 +406,9 @@ def submit_annotation(
 def skip_task(db: Database, actor: Actor, task_id: int) -> None:
     """Give a leased task back: its slot returns to the queue, and it is not served to the actor again."""
     with db.transaction() as s:
-        task = s.get(Task, task_id)
+        # PostgreSQL: the task row is locked before its counter is read and the lease is checked, so
+        # concurrent skips (and submits) of the task count one after the other.
+        task = s.get(Task, task_id, with_for_update=True)
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
         require_role(s, actor, task.project_id, ANNOTATE_ROLES)
@@ -449,7 +462,7 @@ def undo_last_annotation(db: Database, actor: Actor, project_id: int, *, lease_s
         ).scalar_one_or_none()
         if ann is None:
             raise NotFoundError(f"you have no label in project {project_id} to undo")
-        task = s.get(Task, ann.task_id)
+        task = s.get(Task, ann.task_id, with_for_update=True)  # PostgreSQL: counters read under the lock
         assert task is not None
         if task.status == "reviewed":
             raise ConflictError(f"task {task.id} was already reviewed; its labels can no longer be undone")
