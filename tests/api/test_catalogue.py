@@ -272,3 +272,38 @@ async def test_catalogue_endpoints_are_described_with_examples(api: Any) -> None
         assert example, path
     dup = spec["paths"]["/api/v1/datasets/{name}/duplicates"]["get"]["responses"]["200"]["content"]
     assert set(dup["application/json"]["example"]) >= {"clusters", "exact", "truncated", "compared", "n_clusters"}
+
+
+async def test_media_files_need_a_session_and_clearance(api: Any, tmp_path: Path) -> None:
+    """``/media`` (item images the screens load, e.g. the demo's) is no public folder: a visitor who
+    is not signed in, a path out of the folder, and the image of an item above the caller's
+    clearance all get no file."""
+    from veracity.services import projects as project_service
+
+    boss = api.person("boss", "manager", clearance=9)
+    api.person("ann", "annotator")
+    media = tmp_path / "media"
+    (media / "shots").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(media / "shots" / "open.png")
+    Image.new("RGB", (4, 4)).save(media / "shots" / "secret.png")
+    (tmp_path / "outside.png").write_bytes((media / "shots" / "open.png").read_bytes())
+    (media / "shots" / "out.png").symlink_to(tmp_path / "outside.png")
+    view = project_service.create_project(api.db, boss, name="Shots",
+                                          schema={"kind": "boxes", "labels": ["car"]})
+    project_service.add_member(api.db, boss, view.id, "ann", "annotator")
+    project_service.import_items(api.db, boss, view.id, [
+        {"id": "open", "image": "/media/shots/open.png"},
+        {"id": "secret", "image": "/media/shots/secret.png", "sensitivity": 5},
+    ])
+    anonymous = await api.client.get("/media/shots/open.png")
+    assert anonymous.status_code in (303, 401) and anonymous.content[:4] != b"\x89PNG"
+    await api.sign_in("ann")
+    shown = await api.client.get("/media/shots/open.png")
+    assert shown.status_code == 200 and shown.content[:4] == b"\x89PNG"
+    assert shown.headers["x-content-type-options"] == "nosniff"
+    for path in ("/media/shots/secret.png", "/media/shots/./secret.png", "/media/shots//secret.png",
+                 "/media/shots/out.png", "/media/shots/%2E%2E/%2E%2E/outside.png", "/media/shots/nothing.png"):
+        r = await api.client.get(path)
+        assert r.status_code == 404 and r.content[:4] != b"\x89PNG", path
+    await api.sign_in("boss")  # clearance 9 sees the marked item's image
+    assert (await api.client.get("/media/shots/secret.png")).status_code == 200

@@ -185,3 +185,47 @@ async def test_assignments_are_audited(api: Any) -> None:
     assert r.status_code == 201
     [event] = [e for e in list_events(api.db, limit=20) if e["action"] == "project.assign"]
     assert event["actor"] == "boss" and event["payload"] == {"user": "ann", "n_items": 2}
+
+
+async def test_assignments_do_not_reach_hidden_items(api: Any) -> None:
+    """A manager cleared for less than an item's marking cannot assign it to an annotator, and the
+    answer is the one for an item that does not exist (before: 201, ``assigned: 1``)."""
+    pid = _hidden_project(api)
+    api.person("mo", "manager")  # clearance 0
+    boss = authenticate_token(api.db, api.tokens["boss"])
+    project_service.add_member(api.db, boss, pid, "mo", "manager")
+    with api.db.transaction(write=False) as s:
+        hidden, shown = (s.execute(select(Item.id).where(Item.external_id == ext)).scalar_one()
+                         for ext in ("SECRET-1", "pub-1"))
+    url = f"/api/v1/projects/{pid}/assignments"
+    answers = [await api.client.post(url, headers=api.auth("mo"), json={"user": "a1", "item_ids": [i]})
+               for i in (hidden, 10**6)]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert answers[0].json()["error"] == answers[1].json()["error"]
+    r = await api.client.post(url, headers=api.auth("mo"), json={"user": "a1", "item_ids": [shown, hidden]})
+    assert r.status_code == 404  # all or nothing
+    with api.db.transaction(write=False) as s:
+        assert set(s.execute(select(Task.assignee_id)).scalars()) == {None}
+    r = await api.client.post(url, headers=api.auth("mo"), json={"user": "a1", "item_ids": [shown]})
+    assert r.status_code == 201 and r.json()["assigned"] == 1
+    r = await api.client.post(url, headers=api.auth("boss"), json={"user": "a1", "item_ids": [hidden]})
+    assert r.status_code == 201  # clearance 9 may
+
+
+async def test_exports_are_audited(api: Any, tmp_path: Path) -> None:
+    """Every export, REST (streamed or written to a file) or ``veracity export``, is an audit event
+    naming who exported what, in which format and at which clearance."""
+    pid = _hidden_project(api)
+    for fmt in ("jsonl", "csv", "parquet"):
+        r = await api.client.get(f"/api/v1/projects/{pid}/export?format={fmt}", headers=api.auth("vic"))
+        assert r.status_code == 200
+    r = await api.client.get(f"/api/v1/projects/{pid}/export", headers=api.auth("a1"))
+    assert r.status_code == 403  # refused: nothing exported, nothing recorded
+    ingest_service.export_dataset(api.db, "project:P", "jsonl", tmp_path / "p.jsonl")  # the local CLI
+    events = [e for e in list_events(api.db, limit=50) if e["action"].endswith(".export")]
+    assert [(e["actor"], e["action"], e["payload"]["format"], e["payload"]["clearance"])
+            for e in reversed(events)] == [
+        ("vic", "project.export", "jsonl", 0), ("vic", "project.export", "csv", 0),
+        ("vic", "project.export", "parquet", 0), ("cli", "dataset.export", "jsonl", None),
+    ]
+    assert {e["object_id"] for e in events[1:]} == {str(pid)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from veracity.errors import NotFoundError, PermissionDeniedError
@@ -29,6 +29,7 @@ __all__ = [
     "item_image_path",
     "list_dataset_items",
     "list_datasets",
+    "media_file",
 ]
 
 DUPLICATE_LIMIT = 20_000  # items compared for near duplicates by default (the UI says so)
@@ -285,4 +286,37 @@ def item_image_path(db: Database, actor: Actor | None, item_id: int, *, media_ro
     path = ingest_service.safe_local_image(value, source, fmt, media_root)
     if path is None:
         raise NotFoundError(f"item {item_id}: no image that can be served (none, or outside the import's folder)")
+    return path
+
+
+#: Item data fields whose value the screens load as an image (see ``static/label.js`` and ``image.js``).
+MEDIA_FIELDS = ("image", "url", "src")
+
+
+def media_file(db: Database, actor: Actor, rel_path: str, *, media_root: Path) -> Path:
+    """The file ``/media/<rel_path>`` names in ``media_root`` (the server's ``data_dir/media``), for a
+    signed-in ``actor``: the screens load item images from there.
+
+    NotFound when the path leaves the folder (``..``, an absolute path, a link pointing out), is not
+    a regular file, or is what an item marked above the actor's clearance shows (its ``image``,
+    ``url`` or ``src`` names the file as ``/media/...`` or by its absolute path).
+    """
+    missing = NotFoundError(f"media file {rel_path!r} not found")
+    root = media_root.resolve()
+    try:
+        path = (root / rel_path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        raise missing from None
+    if not path.is_relative_to(root) or not path.is_file():
+        raise missing
+    names = sorted({"/media/" + rel_path, "/media/" + path.relative_to(root).as_posix(), str(path)})
+    with db.transaction(write=False) as s:
+        hidden = s.execute(
+            select(Item.id)
+            .where(Item.sensitivity > actor.clearance,
+                   or_(*(Item.data[f].as_string().in_(names) for f in MEDIA_FIELDS)))
+            .limit(1)
+        ).first()
+    if hidden is not None:
+        raise missing
     return path

@@ -1086,15 +1086,19 @@ def export_dataset(
     The export names its dataset and version: in the file where the format has room (COCO
     ``info``, Parquet metadata) and in ``OUT.meta.json`` (JSONL, CSV) or ``OUT/veracity.json``
     (YOLO, VOC). Exporting the current items names the latest version they may differ from.
+    Every export is recorded in the audit log (``dataset.export``; the local CLI as actor ``cli``).
     """
     _check_reader(actor)
-    with db.transaction(write=False) as s:
+    with db.transaction() as s:
         ds = _dataset(s, dataset)
         vid = _version_id(s, ds, version) if version is not None else None
         latest = s.execute(
             select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id)
         ).scalar_one_or_none()
         ds_id, ds_name = ds.id, ds.name
+        append_event(s, actor=actor.name if actor else "cli", action="dataset.export", object_type="dataset",
+                     object_id=ds_id, payload={"format": format, "version": version, "out": os.fspath(out),
+                                               "clearance": actor.clearance if actor else None})
     info = {
         "dataset": ds_name,
         "version": version if version is not None else "current",
@@ -1135,7 +1139,7 @@ def export_project(
 
     def chunks() -> Iterator[list[SourceRecord]]:
         buf: list[SourceRecord] = []
-        for rec in iter_export_records(db, actor, project_id):
+        for rec in iter_export_records(db, actor, project_id, format=format):
             anns = [
                 {
                     "kind": schema["kind"],

@@ -584,16 +584,19 @@ def list_consensus(
 
 
 def _export_batches(
-    db: Database, actor: Actor, project_id: int, batch: int, *, as_text: bool
+    db: Database, actor: Actor, project_id: int, batch: int, *, as_text: bool, format: str
 ) -> Iterator[tuple[list[Any], dict[int, list[dict[str, Any]]]]]:
     """The project's items in task order, ``batch`` at a time, each batch with its tasks' active
     annotations: rows ``(task id, item id, external id, data, consensus label, confidence, gold)``.
 
     ``as_text``: ``data`` and the label come as the JSON text the database holds. Permission is
-    checked when the first batch is asked for.
+    checked, and the export recorded in the audit log (``project.export`` with its ``format``),
+    when the first batch is asked for.
     """
-    with db.transaction(write=False) as s:
+    with db.transaction() as s:
         require_role(s, actor, project_id, CONSENSUS_ROLES)
+        append_event(s, actor=actor.name, action="project.export", object_type="project", object_id=project_id,
+                     payload={"format": format, "clearance": actor.clearance})
     data, label = (cast(Item.data, Text), cast(Consensus.label, Text)) if as_text else (Item.data, Consensus.label)
     # On SQLite "project_id + 0" keeps the planner on the primary key (a range scan from the
     # cursor); with the (project_id, item_id) index it re-reads and sorts the whole project per page.
@@ -629,9 +632,14 @@ def _export_batches(
         after = rows[-1][0]
 
 
-def iter_export_records(db: Database, actor: Actor, project_id: int, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every item of a project with its consensus and annotations, in item order, streamed in batches."""
-    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=False):
+def iter_export_records(
+    db: Database, actor: Actor, project_id: int, *, batch: int = 5000, format: str = "records"
+) -> Iterator[dict[str, Any]]:
+    """Every item of a project with its consensus and annotations, in item order, streamed in batches.
+
+    ``format`` names the export in the audit log (see :func:`_export_batches`).
+    """
+    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=False, format=format):
         for tid, iid, ext, data, lab, conf, gold in rows:
             yield {"id": iid, "external_id": ext, "data": data, "label": lab, "confidence": conf,
                    "gold": bool(gold), "annotations": anns.get(tid, [])}
@@ -646,7 +654,7 @@ def iter_export_lines(db: Database, actor: Actor, project_id: int, *, batch: int
     """
     dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
     string = json.encoder.encode_basestring  # type: ignore[attr-defined]
-    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=True):
+    for rows, anns in _export_batches(db, actor, project_id, batch, as_text=True, format="jsonl"):
         for tid, iid, ext, data, label, conf, gold in rows:
             task_anns = anns.get(tid)
             yield (

@@ -433,8 +433,10 @@ def assign_items(db: Database, actor: Actor, project_id: int, user_name: str, it
         member = s.get(ProjectMember, (project_id, user.id))
         if member is None or member.role not in ANNOTATE_ROLES:
             raise InvalidInputError(f"user: {user_name!r} is not an annotator of project {project_id}")
+        # items marked above the caller's clearance count as not in the project: neither reached nor revealed
+        cleared = select(Item.id).where(Item.id.in_(item_ids), Item.sensitivity <= actor.clearance)
         res = s.execute(
-            update(Task).where(Task.project_id == project_id, Task.item_id.in_(item_ids)).values(assignee_id=user.id)
+            update(Task).where(Task.project_id == project_id, Task.item_id.in_(cleared)).values(assignee_id=user.id)
         )
         if res.rowcount != len(set(item_ids)):
             missing = len(set(item_ids)) - res.rowcount

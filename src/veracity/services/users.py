@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -162,11 +163,24 @@ def authenticate_token(db: Database, token: str) -> Actor:
     return Actor(user_id=row.id, name=row.name, role=row.role, clearance=row.clearance)
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    """A password hash no password matches, checked for unknown names (made once, when first needed)."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
 def authenticate_password(db: Database, name: str, password: str) -> Actor:
+    """The actor whose name and password these are, or :class:`AuthenticationError`.
+
+    An unknown or deactivated name, or one without a password, costs the same scrypt work as a
+    wrong password, so that the time of the answer does not tell which names exist.
+    """
     with db.transaction(write=False) as s:
         user = s.execute(select(User).where(User.name == name.strip())).scalar_one_or_none()
-        if user is None or not user.is_active or not verify_password(password, user.password_hash):
+        stored = user.password_hash if user is not None and user.is_active and user.password_hash else None
+        if not verify_password(password, stored or _decoy_hash()) or stored is None:
             raise AuthenticationError("unknown user name or wrong password")
+        assert user is not None
         return _actor(user)
 
 

@@ -165,7 +165,7 @@ class Item(Base):
     source: Mapped[str | None] = mapped_column(Text)
     source_row: Mapped[int | None] = mapped_column(Integer)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
-    sensitivity: Mapped[int] = mapped_column(Integer, default=0)  # 0 = unrestricted
+    sensitivity: Mapped[int] = mapped_column(Integer, default=0, index=True)  # 0 = unrestricted
     created_at: Mapped[dt.datetime] = _ts()
 
 

@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.mount("/media", StaticFiles(directory=str(settings.data_dir / "media"), check_dir=False), name="media")
     for module in (health, projects, tasks, workflow, decisions, datasets, pages, ui, decision_pages, catalogue_pages):
         app.include_router(module.router)
     return app

@@ -1,6 +1,7 @@
 """The dataset catalogue screens: datasets, one dataset (versions, diff, batches, items), its
-near-duplicate clusters, an item's lineage, and item images. Read-only; the rules (who may read,
-which items, which image files) live in :mod:`veracity.services.catalogue` and ``services.ingest``."""
+near-duplicate clusters, an item's lineage, item images and the ``/media`` files screens show.
+Read-only; the rules (who may read, which items, which image files) live in
+:mod:`veracity.services.catalogue` and ``services.ingest``."""
 
 from __future__ import annotations
 
@@ -69,6 +70,14 @@ def item_page(request: Request, item_id: Id, db: DB, actor: CurrentActor) -> Res
     lineage = ingest_service.item_lineage(db, item_id, actor=actor)
     image = lineage["data"].get("image") if isinstance(lineage["data"], dict) else None
     return render(request, "item.html", {"actor": actor, "lineage": lineage, "has_image": isinstance(image, str)})
+
+
+@router.get("/media/{path:path}")
+def media_file(path: str, db: DB, actor: CurrentActor, settings: AppSettings) -> Response:
+    """Files of ``data_dir/media`` (item images the screens show), for signed-in users within clearance."""
+    found = catalogue_service.media_file(db, actor, path, media_root=settings.data_dir / "media")
+    return FileResponse(found, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300",
+                                        "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 @router.get("/items/{item_id}/image")

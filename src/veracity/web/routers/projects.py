@@ -233,7 +233,7 @@ def export_project(
         return FileResponse(path, media_type=media, filename=name,
                             background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
     if format == "csv":
-        records = project_service.iter_export_records(db, actor, project_id)
+        records = project_service.iter_export_records(db, actor, project_id, format="csv")
         first = next(records, None)  # runs the permission check before the response starts
 
         def chain() -> Iterator[dict[str, Any]]:
