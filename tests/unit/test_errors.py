@@ -105,3 +105,23 @@ def test_convergence_warning_is_a_user_warning() -> None:
     assert issubclass(ConvergenceWarning, UserWarning)
     with pytest.warns(ConvergenceWarning, match="n_iter"):
         warnings.warn("stopped at n_iter=100", ConvergenceWarning, stacklevel=1)
+
+
+def test_html_error_page_escapes_the_detail() -> None:
+    """An HTTP error's detail is text: on the HTML page it is escaped, not markup."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from starlette.exceptions import HTTPException
+
+    from veracity.web.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise HTTPException(400, '<img src=x onerror="alert(1)">')
+
+    res = TestClient(app).get("/boom", headers={"accept": "text/html"})
+    assert res.status_code == 400
+    assert "<img" not in res.text and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in res.text

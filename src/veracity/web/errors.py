@@ -6,6 +6,7 @@ HTML error page (and a redirect to sign-in when the visitor is not signed in).
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,7 +83,9 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _wants_json(request):
         return _json(exc.status_code, "http_error", str(exc.detail), headers=getattr(exc, "headers", None))
-    return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
+    return HTMLResponse(
+        f"<h1>{exc.status_code}</h1><p>{html.escape(str(exc.detail))}</p>", status_code=exc.status_code
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
