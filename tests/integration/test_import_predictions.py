@@ -177,3 +177,52 @@ def test_cli_bad_files_exit_2_naming_file_and_line(  # type: ignore[no-untyped-d
         assert code == 2 and expected in out, (path.name, code, out)
         assert "Traceback" not in out
     assert _count(db) == 0
+
+
+def test_an_external_id_shared_by_two_items_is_refused(db: Database) -> None:
+    """Two items of a project with one external id: a prediction naming it would silently reach
+    one of them; it is refused, naming both, and the item ids still work."""
+    admin, pid = _project(db, ["a"])
+    project_service.import_items(db, admin, pid, [{"id": "a", "text": "another text"}])
+    with db.transaction(write=False) as s:
+        ids = sorted(s.execute(select(Item.id).where(Item.external_id == "a")).scalars())
+    assert len(ids) == 2
+    with pytest.raises(
+        InvalidInputError, match=rf"index 0\.external_id: 2 items of project {pid} have the external id 'a' \(item ids "
+        rf"{ids[0]}, {ids[1]}\); name the item by item_id",
+    ):
+        item_service.import_predictions(db, admin, pid, [{"external_id": "a", "value": "positive"}], model="m")
+    assert _count(db) == 0
+    item_service.import_predictions(db, admin, pid, [{"item_id": ids[1], "value": "positive"}], model="m")
+    assert _count(db) == 1
+
+
+def _values(db: Database) -> dict[str, object]:
+    with db.transaction(write=False) as s:
+        rows = s.execute(select(Item.external_id, Prediction.value).join(Item, Item.id == Prediction.item_id))
+        return {ext: value for ext, value in rows}
+
+
+def test_cli_csv_values_are_labels_or_ratings(db: Database, db_url: str, tmp_path: Path, cli_runner) -> None:  # type: ignore[no-untyped-def]
+    """A CSV ``value`` column of digits holds labels "1", "2" (it was read as the numbers 1, 2, which
+    no label matches); for a rating project the texts become numbers, and a non-number is refused."""
+    admin = new_user(db, "admin", "admin")
+    schema = {"kind": "classification", "labels": ["1", "2"]}
+    digits = project_service.create_project(db, admin, name="P", schema=schema)
+    project_service.import_items(db, admin, digits.id, [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}])
+    path = tmp_path / "p.csv"
+    path.write_text("external_id,value\na,2\nb,1\n", encoding="utf-8")
+    code, out = _cli(cli_runner, db_url, path)
+    assert code == 0, out
+    assert _values(db) == {"a": "2", "b": "1"}
+    rating = project_service.create_project(db, admin, name="R", schema={"kind": "rating", "min": 1, "max": 5})
+    project_service.import_items(db, admin, rating.id, [{"id": "c", "text": "z"}])
+    run = ("predictions", "import", str(path), "--project", "R", "--model", "m", "--db", db_url)
+    path.write_text("external_id,value\nc,4\n", encoding="utf-8")
+    result = cli_runner.run(*run)
+    assert result.exit_code == 0, result.output
+    assert _values(db)["c"] == 4
+    path.write_text("external_id,value\nc,4\nc,four\n", encoding="utf-8")
+    result = cli_runner.run(*run)
+    assert result.exit_code == 2
+    assert "p.csv: line 3, value: expected a number for a rating, got 'four'" in " ".join(result.output.split())

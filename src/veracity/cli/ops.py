@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -262,7 +263,9 @@ def _read_csv(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[str]]
     import pyarrow.csv as pacsv
 
     lines = _csv_row_lines(_decode(data, path), path)
-    types = {name: pa.string() for name in _TEXT_ID_COLUMNS}
+    # ids and pre-labels are text: "007" stays "007", and a label "1" is not the number 1
+    # (rating projects turn the text into numbers, see _rating_values)
+    types = {name: pa.string() for name in (*_TEXT_ID_COLUMNS, "value")}
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data),
@@ -319,6 +322,21 @@ def _read_records(path: Path) -> tuple[list[Any], list[str]]:
     return records, names
 
 
+def _rating_values(records: list[Any], names: list[str]) -> None:
+    """A CSV's ``value`` texts as numbers, for a rating project (in place; an empty cell stays None)."""
+    for rec, name in zip(records, names, strict=True):
+        text = rec.get("value")
+        if not isinstance(text, str):
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            fail(f"{name}, value: expected a number for a rating, got {text!r}")
+        if not math.isfinite(number):
+            fail(f"{name}, value: expected a finite number for a rating, got {text!r}")
+        rec["value"] = int(number) if number.is_integer() and re.fullmatch(r"\s*[+-]?\d+\s*", text) else number
+
+
 @predictions_app.command("import")
 def predictions_import(
     source: Annotated[Path, typer.Argument(help="JSONL/JSON/CSV/Parquet: external_id or item_id, value, "
@@ -332,6 +350,8 @@ def predictions_import(
     database = _open(db)
     records, names = _read_records(source)
     view = project_service.find_project(database, SYSTEM, project)
+    if source.suffix.lower() == ".csv" and view.schema.get("kind") == "rating":
+        _rating_values(records, names)
     out = item_service.import_predictions(database, SYSTEM, view.id, records, model=model,
                                           model_version=model_version, record_names=names)
     console.print(f"Imported {out['imported']} predictions of {model} {model_version} into {project}")

@@ -159,14 +159,15 @@ def import_predictions(
         project, _ = require_role(s, actor, project_id, ("manager",))
         schema = project.label_schema
         classes = labels_of(schema)
-        ext_map = {
-            ext: iid
-            for ext, iid in s.execute(
-                select(Item.external_id, Item.id)
-                .join(Task, Task.item_id == Item.id)
-                .where(Task.project_id == project_id, Item.external_id.is_not(None))
-            )
-        }
+        ext_map: dict[str, int] = {}
+        shared: dict[str, set[int]] = {}  # external ids that name more than one item of the project
+        for ext, iid in s.execute(
+            select(Item.external_id, Item.id)
+            .join(Task, Task.item_id == Item.id)
+            .where(Task.project_id == project_id, Item.external_id.is_not(None))
+        ):
+            if ext_map.setdefault(ext, iid) != iid:
+                shared.setdefault(ext, {ext_map[ext]}).add(iid)
         own = {iid for (iid,) in s.execute(select(Task.item_id).where(Task.project_id == project_id))}
         rows = []
         for i, rec in enumerate(records):
@@ -183,6 +184,12 @@ def import_predictions(
                 iid = ext_map.get(str(ext))
                 if iid is None:
                     raise InvalidInputError(f"{at(i, key)}: no item {str(ext)!r} in project {project_id}")
+                if str(ext) in shared:  # the prediction would reach one of them, silently
+                    ids = sorted(shared[str(ext)])
+                    raise InvalidInputError(
+                        f"{at(i, key)}: {len(ids)} items of project {project_id} have the external id {str(ext)!r} "
+                        f"(item ids {', '.join(map(str, ids[:5]))}); name the item by item_id"
+                    )
             elif isinstance(iid, bool) or not isinstance(iid, int):
                 raise InvalidInputError(f"{at(i, 'item_id')}: expected an integer item id, got {iid!r}")
             elif iid not in own:
