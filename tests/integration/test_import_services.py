@@ -76,6 +76,29 @@ def test_bad_row_stops_at_its_chunk(db: Database, tmp_path: Path) -> None:
     assert batch.report["status"].startswith("stopped")
 
 
+def test_a_batch_that_never_finishes_says_what_it_stored(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed import never writes its final report; the counts of its committed chunks are there
+    already (they were 0 until the end), and a second run skips those items as duplicates."""
+    monkeypatch.setattr(ingest_service, "_finish_batch", lambda *_args, **_kw: None)  # killed before it
+    rows = [json.dumps({"text": f"row {i}"}) for i in range(7)]
+    rows[5] = '{"text": broken'
+    src = tmp_path / "bad.jsonl"
+    src.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InvalidInputError):
+        ingest_service.import_source(db, src, dataset="d", chunk_size=2)
+    with db.transaction(write=False) as s:
+        (batch,) = s.execute(select(ImportBatch)).scalars()
+    assert (batch.n_items, batch.n_duplicates, batch.report["status"]) == (4, 0, "running")
+    monkeypatch.undo()
+    rows[5] = json.dumps({"text": "row 5"})
+    src.write_text("\n".join(rows) + "\n")
+    again = ingest_service.import_source(db, src, dataset="d", chunk_size=2)
+    assert (again.imported, again.duplicates) == (3, 4)
+    assert _count(db, Item) == 7
+
+
 def test_skip_bad_writes_rejected_rows_to_a_side_file(db: Database, tmp_path: Path) -> None:
     src = tmp_path / "bad.jsonl"
     src.write_text('{"text": "a"}\nnot json\n{"text": "b"}\n[1]\n')

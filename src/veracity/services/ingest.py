@@ -582,12 +582,21 @@ def _start_batch(
 @contextmanager
 def _chunk_transaction(db: Database, report: ImportReport, *, bulk: bool = False) -> Iterator[Session]:
     """The transaction of one chunk; when it fails (nothing of the chunk is stored) the report's
-    counts go back to what the committed chunks stored."""
+    counts go back to what the committed chunks stored.
+
+    The batch's item and duplicate counts are written with the chunk, so that a batch whose process
+    was killed still says what it stored (it stays ``running``; importing the source again skips
+    the stored items as duplicates)."""
     counts = (report.imported, report.duplicates, report.labels_imported, report.labels_parked)
     n_samples = len(report.duplicate_of)
     try:
         with db.transaction(bulk=bulk) as s:
             yield s
+            s.execute(
+                update(ImportBatch)
+                .where(ImportBatch.id == report.batch_id)
+                .values(n_items=report.imported, n_duplicates=report.duplicates)
+            )
     except BaseException:
         report.imported, report.duplicates, report.labels_imported, report.labels_parked = counts
         del report.duplicate_of[n_samples:]
