@@ -8,13 +8,17 @@ releases it, so the calls run in the order that lost or double-counted updates b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from _accounts import new_user
-from _pg_locks import behind_lock
+from _pg_locks import behind_lock, wait_for_waiters
 from veracity.errors import ConflictError
 from veracity.services import Actor
 from veracity.services import projects as project_service
@@ -96,3 +100,33 @@ def test_undo_during_a_submit_keeps_the_label_count(pg: Database) -> None:
         active = s.execute(select(func.count()).where(Annotation.status == "active")).scalar_one()
         assert active == 1
         assert s.execute(select(Task.n_annotations).where(Task.id == task_id)).scalar_one() == 1
+
+
+def test_expiring_leases_locks_tasks_before_leases(pg: Database) -> None:
+    """A submit locks its task row, then the lease. ``next`` expiring that lease at the same moment
+    must take the locks in the same order, or the two deadlock (PostgreSQL aborts one): while
+    ``next`` waits for the task, the lease must still be free."""
+    pid, task_id, (a1, a2) = _project(pg, 1, ["a1", "a2"])
+    assert task_service.next_task(pg, a1, pid, lease_seconds=0) is not None  # expired at once
+    with pg.transaction(write=False) as s:
+        lease_id = s.execute(select(Assignment.id)).scalar_one()
+    engine = create_engine(make_url(pg.url), poolclass=NullPool)
+    got: list[object] = []
+    try:
+        with engine.connect() as blocker, engine.connect() as probe:
+            blocker.execute(text("SELECT id FROM tasks WHERE id = :t FOR UPDATE"), {"t": task_id})
+            worker = threading.Thread(target=lambda: got.append(task_service.next_task(pg, a2, pid)))
+            worker.start()
+            wait_for_waiters(pg, 1)
+            try:
+                probe.execute(text("SELECT id FROM assignments WHERE id = :a FOR UPDATE NOWAIT"), {"a": lease_id})
+                free = True
+            except OperationalError:  # lock_not_available: next holds the lease while it waits
+                free = False
+            probe.rollback()
+            blocker.rollback()
+            worker.join()
+    finally:
+        engine.dispose()
+    assert free
+    assert got and got[0] is not None  # a2 got the slot the expired lease gave back

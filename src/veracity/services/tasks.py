@@ -179,6 +179,12 @@ def expire_leases(conn: Connection, project_id: int, at: dt.datetime) -> int:
     expired = conn.execute(_EXPIRED, {"project_id": project_id, "at": at}).all()
     if not expired:
         return 0
+    # PostgreSQL: the tasks first, in id order, then their leases, the order in which a submit
+    # locks them (task row, then its lease): the other order deadlocks with a submit of a lease
+    # that expires at that moment, and PostgreSQL aborts one of the two.
+    conn.execute(
+        select(Task.id).where(Task.id.in_(sorted({t for _, t in expired}))).order_by(Task.id).with_for_update()
+    ).all()
     # Only leases still open when the update runs: on PostgreSQL a concurrent ``next`` may have
     # expired (or a submit finished) the same rows since the SELECT, and counting them again would
     # give a slot back twice.
