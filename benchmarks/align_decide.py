@@ -547,7 +547,7 @@ def conformal_benchmark(n_splits: int, *, reuse_peer: bool = False) -> str:
             verdicts.append(
                 f"| {ds} (top-1 {acc:.3f}) | {cov:.2f} | {ours_lac['mean']:.4f} / {ours_lac['worst']:.4f} | "
                 f"{ours_lac['size']:.3f} vs {mapie_lac_f['size']:.3f}; {aps_note} | "
-                f"{mapie_lac['seconds'] / ours_lac['seconds']:.0f}x | "
+                f"{mapie_lac['seconds'] / ours_lac['seconds']:.1f}x | "
                 + ("all met" if all(checks.values()) else "missed: " + ", ".join(k for k, v in checks.items() if not v))
                 + " |"
             )
