@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from veracity.cli._common import DbOption, console
+from veracity.cli._common import DbOption, console, fail
 from veracity.config import get_settings
 from veracity.services import users as user_service
 from veracity.services.actors import ROLES
@@ -107,10 +107,61 @@ def users_list(db: DbOption = None) -> None:
 
 
 @users_app.command("token")
-def users_token(name: Annotated[str, typer.Argument(help="User name.")], db: DbOption = None) -> None:
+def users_token(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    label: Annotated[str, typer.Option(help="What the token is for (shown by 'users tokens').")] = "default",
+    db: DbOption = None,
+) -> None:
     """Issue a new API token for a user; the token is printed on the last line."""
     database = _open(db)
-    typer.echo(user_service.create_token(database, name))
+    typer.echo(user_service.create_token(database, name, label))
+
+
+@users_app.command("tokens")
+def users_tokens(name: Annotated[str, typer.Argument(help="User name.")], db: DbOption = None) -> None:
+    """List a user's API tokens (their first characters, never the tokens) and which are revoked."""
+    database = _open(db)
+    for t in user_service.list_tokens(database, name):
+        state = f"revoked {t.revoked_at}" if t.revoked_at else "live"
+        typer.echo(f"{t.prefix}\t{t.name}\tcreated {t.created_at}\tlast used {t.last_used_at or '-'}\t{state}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    token: Annotated[
+        str | None, typer.Option("--token", help="The token, or its first characters as 'users tokens' lists them.")
+    ] = None,
+    all_tokens: Annotated[bool, typer.Option("--all", help="Revoke every live token of the user.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Revoke API tokens of a user: they stop working at once."""
+    if (token is None) == (not all_tokens):
+        fail("give --token PREFIX or --all")
+    database = _open(db)
+    n = user_service.revoke_tokens(database, name, prefix=token)
+    console.print(f"Revoked {n} token(s) of {name}.", highlight=False)
+
+
+@users_app.command("update")
+def users_update(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str | None, typer.Option(help=f"New role: one of {', '.join(ROLES)}.")] = None,
+    clearance: Annotated[int | None, typer.Option(help="New clearance (0-9).")] = None,
+    password: Annotated[str | None, typer.Option(help="New web UI password (ends the user's sessions).")] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option("--active/--deactivate", help="Reactivate, or deactivate (tokens and sessions stop working)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Change a user's role, clearance, password, or deactivate the account; recorded in the audit log."""
+    if role is None and clearance is None and password is None and active is None:
+        fail("nothing to change: give --role, --clearance, --password, --active or --deactivate")
+    database = _open(db)
+    u = user_service.update_user(database, name, role=role, clearance=clearance, password=password, active=active)
+    state = "active" if u.is_active else "deactivated"
+    console.print(f"{u.name}: role {u.role}, clearance {u.clearance}, {state}.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

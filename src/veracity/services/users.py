@@ -9,12 +9,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veracity.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from veracity.services._common import as_utc, now
+from veracity.services._common import as_utc, iso, now
 from veracity.services.actors import ROLES, Actor
 from veracity.services.audit import append_event
 from veracity.storage import Database
@@ -22,6 +22,7 @@ from veracity.storage.fast import FastSelect
 from veracity.storage.models import ApiToken, User, WebSession
 
 __all__ = [
+    "TokenView",
     "UserView",
     "authenticate_password",
     "authenticate_session",
@@ -32,12 +33,17 @@ __all__ = [
     "delete_session",
     "get_user",
     "hash_password",
+    "list_tokens",
     "list_users",
+    "revoke_tokens",
+    "update_user",
     "verify_password",
 ]
 
 TOKEN_PREFIX = "vr_"
 SESSION_DAYS = 7
+MIN_PASSWORD = 4
+MAX_CLEARANCE = 9  # markings and clearances are 0-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,30 @@ class UserView:
 
 def _view(u: User) -> UserView:
     return UserView(u.id, u.name, u.role, u.clearance, u.is_active)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """An API token as it may be shown: its first characters, never the token."""
+
+    id: int
+    prefix: str
+    name: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+def _check_clearance(clearance: object) -> int:
+    if isinstance(clearance, bool) or not isinstance(clearance, int) or not 0 <= clearance <= MAX_CLEARANCE:
+        raise InvalidInputError(f"clearance: expected an integer from 0 to {MAX_CLEARANCE}, got {clearance!r}")
+    return clearance
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInputError(f"password: expected at least {MIN_PASSWORD} characters")
+    return password
 
 
 def hash_password(password: str) -> str:
@@ -101,8 +131,9 @@ def create_user(
         raise InvalidInputError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
     if actor is not None and not actor.is_admin:
         raise PermissionDeniedError("only an admin can create users")
-    if password is not None and len(password) < 4:
-        raise InvalidInputError("password: expected at least 4 characters")
+    clearance = _check_clearance(clearance)
+    if password is not None:
+        _check_password(password)
     try:
         with db.transaction() as s:
             user = User(name=name, role=role, clearance=clearance,
@@ -118,12 +149,102 @@ def create_user(
     return view, token
 
 
-def create_token(db: Database, user_name: str, label: str = "default") -> str:
+def _user(s: Session, name: str) -> User:
+    user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}")
+    return user
+
+
+def _admin_only(actor: Actor | None, what: str) -> None:
+    if actor is not None and not actor.is_admin:
+        raise PermissionDeniedError(f"only an admin can {what}")
+
+
+def create_token(db: Database, user_name: str, label: str = "default", *, actor: Actor | None = None) -> str:
+    """Issue a new API token for ``user_name``; return it (shown once: only its hash is stored)."""
+    _admin_only(actor, "issue tokens")
     with db.transaction() as s:
-        user = s.execute(select(User).where(User.name == user_name)).scalar_one_or_none()
-        if user is None:
-            raise NotFoundError(f"no user named {user_name!r}")
-        return _new_token(s, user.id, label)
+        user = _user(s, user_name)
+        token = _new_token(s, user.id, label)
+        append_event(s, actor=actor.name if actor else "system", action="token.create", object_type="user",
+                     object_id=user.id, payload={"prefix": token[:10], "name": label})
+        return token
+
+
+def list_tokens(db: Database, user_name: str) -> list[TokenView]:
+    """The user's API tokens, oldest first, revoked ones included."""
+    with db.transaction(write=False) as s:
+        user = _user(s, user_name)
+        rows = s.execute(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)).scalars()
+        return [
+            TokenView(t.id, t.prefix, t.name, iso(t.created_at) or "", iso(t.last_used_at), iso(t.revoked_at))
+            for t in rows
+        ]
+
+
+def revoke_tokens(db: Database, user_name: str, *, prefix: str | None = None, actor: Actor | None = None) -> int:
+    """Revoke the user's live API tokens that start with ``prefix`` (all of them when None); they
+    stop working at once. Returns how many were revoked; a prefix that matches none is an error."""
+    _admin_only(actor, "revoke tokens")
+    with db.transaction() as s:
+        user = _user(s, user_name)
+        live = [t for t in s.execute(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)))
+                .scalars() if prefix is None or t.prefix.startswith(prefix) or prefix.startswith(t.prefix)]
+        if prefix is not None and not live:
+            raise NotFoundError(f"user {user_name!r} has no live token starting with {prefix!r}")
+        at = now()
+        for t in live:
+            t.revoked_at = at
+        append_event(s, actor=actor.name if actor else "system", action="token.revoke", object_type="user",
+                     object_id=user.id, payload={"prefixes": [t.prefix for t in live]})
+        return len(live)
+
+
+def update_user(
+    db: Database,
+    name: str,
+    *,
+    role: str | None = None,
+    clearance: int | None = None,
+    password: str | None = None,
+    active: bool | None = None,
+    actor: Actor | None = None,
+) -> UserView:
+    """Change a user's role, clearance, password or whether the account is active.
+
+    A deactivated user's tokens and browser sessions stop working at once (both are checked
+    against the account on every request); a new password or a deactivation also ends the user's
+    browser sessions. Written to the audit log as ``user.update`` (the password as "changed").
+    """
+    _admin_only(actor, "change users")
+    if role is not None and role not in ROLES:
+        raise InvalidInputError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+    if clearance is not None:
+        _check_clearance(clearance)
+    if password is not None:
+        _check_password(password)
+    with db.transaction() as s:
+        user = _user(s, name)
+        changes: dict[str, object] = {}
+        if role is not None and role != user.role:
+            changes["role"] = [user.role, role]
+            user.role = role
+        if clearance is not None and clearance != user.clearance:
+            changes["clearance"] = [user.clearance, clearance]
+            user.clearance = clearance
+        if active is not None and active != user.is_active:
+            changes["active"] = [user.is_active, active]
+            user.is_active = active
+        if password is not None:
+            changes["password"] = "changed"
+            user.password_hash = hash_password(password)
+        if password is not None or active is False:
+            s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        if changes:
+            append_event(s, actor=actor.name if actor else "system", action="user.update", object_type="user",
+                         object_id=user.id, payload={"name": user.name, **changes})
+        return _view(user)
 
 
 def get_user(db: Database, name: str) -> UserView:
