@@ -87,3 +87,25 @@ def test_a_failed_sqlite_backup_leaves_nothing_at_the_path(
     assert result.exit_code == 2
     assert "disk I/O error" in result.output and "nothing was written" in result.output
     assert list(out.iterdir()) == []
+
+
+def test_pg_dump_gets_the_password_in_its_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The password must not be on pg_dump's command line, where any local user reads it (ps)."""
+    from sqlalchemy.engine import make_url
+
+    from veracity.cli import ops
+
+    calls: list[tuple[list[str], dict[str, str] | None]] = []
+
+    def run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        calls.append((args, kw.get("env")))
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(ops.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(ops.subprocess, "run", run)
+    url = make_url("postgresql+psycopg://veracity:s3cret-pw@db.example:5432/work")
+    ops._backup_postgresql(SimpleNamespace(engine=SimpleNamespace(url=url)), tmp_path / "b.dump")  # type: ignore[arg-type]
+    (dump_args, dump_env), _check = calls
+    assert "s3cret-pw" not in " ".join(dump_args)
+    assert "postgresql://veracity@db.example:5432/work" in dump_args
+    assert dump_env is not None and dump_env["PGPASSWORD"] == "s3cret-pw"

@@ -123,9 +123,17 @@ def _backup_postgresql(database: Database, target: Path) -> None:
     pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
     if pg_dump is None or pg_restore is None:
         fail("pg_dump not found: install the PostgreSQL client to back up a PostgreSQL workspace")
-    url = database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = database.engine.url.database
-    done = subprocess.run([pg_dump, "--format=custom", f"--file={target}", url], capture_output=True, text=True)
+    # the password goes in the environment, not on the command line, where any local user could
+    # read it in the process list (ps, /proc/PID/cmdline)
+    engine_url = database.engine.url
+    url = engine_url.set(drivername="postgresql")._replace(password=None).render_as_string(hide_password=False)
+    env = dict(os.environ)
+    if engine_url.password is not None:
+        env["PGPASSWORD"] = str(engine_url.password)
+    name = engine_url.database
+    done = subprocess.run(
+        [pg_dump, "--format=custom", f"--file={target}", url], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         fail(f"pg_dump of {name} failed: {done.stderr.strip() or f'exit code {done.returncode}'}; nothing was written")
     check = subprocess.run([pg_restore, "--list", str(target)], capture_output=True, text=True)
