@@ -18,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+import veracity.client._async as async_module
+import veracity.client._sync as sync_module
 from _server import LiveServer, free_port, scoped_database, start_server
 from veracity.client import ApiError, AsyncClient, Client
+from veracity.client._calls import Call
 from veracity.errors import (
     AuthenticationError,
     ConflictError,
@@ -56,8 +61,8 @@ class Env:
     admin_token: str
     clients: list[Client] = field(default_factory=list)
 
-    def client(self, token: str, **kwargs: Any) -> Client:
-        c = Client(self.server.base_url, token, timeout=30, **kwargs)
+    def client(self, token: str, base_url: str | None = None, **kwargs: Any) -> Client:
+        c = Client(base_url or self.server.base_url, token, timeout=30, **kwargs)
         self.clients.append(c)
         return c
 
@@ -524,10 +529,179 @@ def test_client_retries_are_safe(env: Env) -> None:
     dead.close()
 
 
+class Counting(httpx.BaseTransport):
+    """The real server, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_numpy_and_pandas_values_are_sent_as_json(env: Env) -> None:
+    pid = int(env.admin.create_project(unique("np"), PETS, overlap=np.int64(1), gold_rate=np.float32(0))["id"])
+    frame = pd.DataFrame({"id": ["f1", "f2"], "text": ["meow", "woof"], "n": np.array([1, 2], dtype=np.int64)})
+    assert env.admin.import_items(pid, frame)["imported"] == 2  # a DataFrame: its rows are the items
+    items = [{"id": "n1", "text": "purr", "n": np.int64(3), "score": np.float32(0.5), "ok": np.bool_(True),
+              "vec": np.arange(2)}]
+    assert env.admin.import_items(pid, items)["imported"] == 1
+    rows = {r["external_id"]: r for r in env.admin.iter_items(pid, page_size=np.int64(2))}
+    assert rows["f2"]["data"] == {"text": "woof", "n": 2}
+    assert rows["n1"]["data"] == {"text": "purr", "n": 3, "score": 0.5, "ok": True, "vec": [0, 1]}
+
+    ids = np.array([rows[k]["item_id"] for k in ("f1", "f2", "n1")], dtype=np.int64)
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    preds = [{"item_id": i, "probabilities": p} for i, p in zip(ids, probs, strict=True)]
+    assert env.admin.import_predictions(pid, preds, model="m")["imported"] == 3
+    table = pd.DataFrame({"item_id": ids, "value": ["cat", "dog", "cat"]})
+    assert env.admin.import_predictions(pid, table, model="m2")["imported"] == 3
+    name, _ = env.token()
+    env.admin.add_member(pid, name, "annotator", quota=np.int64(5))
+    assert env.admin.assign_items(pid, name, ids[:2])["assigned"] == 2
+
+    counting = Counting()
+    client = env.client(env.admin_token, transport=counting)
+    with pytest.raises(InvalidInputError, match=r"^predictions\[1\]\.probabilities\[0\]: expected a finite number"):
+        client.import_predictions(pid, [preds[0], {"item_id": ids[1], "probabilities": np.array([np.nan, 1.0])}],
+                                  model="m")
+    with pytest.raises(InvalidInputError, match=r"^items\[0\]\.score: expected a finite number"):
+        client.import_items(pid, pd.DataFrame({"text": ["x"], "score": [np.inf]}))
+    with pytest.raises(TypeError, match=r"^items\[0\]\.obj: cannot send a object as JSON"):
+        client.import_items(pid, [{"text": "y", "obj": object()}])
+    with pytest.raises(TypeError, match=r"^items\[0\]: expected an object"):
+        client.import_items(pid, ["just text"])  # type: ignore[list-item]
+    assert counting.sent == 0  # refused before sending, naming the field
+
+
+def test_base_url_may_be_the_api_root(env: Env) -> None:
+    for suffix in ("/", "/api/v1", "/api/v1/"):
+        client = env.client(env.admin_token, base_url=env.server.base_url + suffix)
+        assert client.health()["ok"] is True
+        assert isinstance(client.list_projects(), list)
+
+
+class ProxyError(httpx.BaseTransport):
+    """A reverse proxy in front of the server that answers its own HTML error page."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None, n: int = 10**9) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.status, self.headers, self.left, self.sent = status, headers or {}, n, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.left > 0:
+            self.left -= 1
+            return httpx.Response(self.status, headers=self.headers, html=f"<html><h1>{self.status}</h1>nginx</html>")
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_errors_name_the_request(env: Env) -> None:
+    with pytest.raises(NotFoundError) as missing:
+        env.admin.get_project(10**9)
+    err = missing.value
+    assert (err.message, err.status_code, err.method, err.path) == (  # type: ignore[attr-defined]
+        f"project {10**9} not found", 404, "GET", f"/api/v1/projects/{10**9}")
+
+    proxy = env.client(env.admin_token, transport=ProxyError(502), retries=0)
+    with pytest.raises(ApiError) as bad:
+        proxy.list_projects()
+    assert bad.value.status_code == 502
+    assert str(bad.value).startswith("GET /api/v1/projects -> HTTP 502 Bad Gateway: <html>")
+
+    with pytest.raises(NotFoundError) as route:
+        env.admin._run(Call("GET", "/api/v1/no-such-route", lambda r: r))
+    assert str(route.value) == "GET /api/v1/no-such-route -> HTTP 404: Not Found"
+    assert env.admin_token not in repr(env.admin._http.headers)
+
+
+def test_rate_limits_are_waited_out(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    waited: list[float] = []
+    monkeypatch.setattr(sync_module.time, "sleep", waited.append)
+    pid = env.project(overlap=1)
+    name, token = env.token()
+    env.admin.add_member(pid, name, "annotator")
+    env.admin.import_items(pid, [{"text": "meow"}])
+
+    limited = ProxyError(429, {"Retry-After": "2"}, n=1)
+    client = env.client(token, transport=limited)
+    task = client.next_task(pid)
+    assert task is not None and limited.sent == 2 and waited[0] >= 2
+    limited.left = 1
+    assert client.submit_annotation(task["task_id"], "cat")["replayed"] is False
+    assert env.count_annotations(task_id=task["task_id"]) == 1
+
+    limited.left = 1
+    with pytest.raises(ApiError) as exc:  # not safe to repeat: the 429 is the answer
+        env.client(env.admin_token, transport=limited).create_project(unique("p"), PETS)
+    assert exc.value.status_code == 429
+
+
 # --------------------------------------------------------------------------- async
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class AsyncRateLimited(httpx.AsyncBaseTransport):
+    """The real server behind a rate limiter that turns the first ``n`` requests away with a 429."""
+
+    def __init__(self, n: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.left, self.sent = n, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.left > 0:
+            self.left -= 1
+            return httpx.Response(429, headers={"Retry-After": "3"}, html="<html>slow down</html>")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_client_same_inputs_errors_and_retries(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    waited: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(async_module.asyncio, "sleep", no_wait)
+    limited = AsyncRateLimited(1)
+    async with AsyncClient(env.server.base_url + "/api/v1/", env.admin_token, transport=limited) as vc:
+        assert isinstance(await vc.list_projects(), list)
+        assert limited.sent == 2 and waited and waited[0] >= 3  # rate limited, then retried
+        pid = (await vc.create_project(unique("anp"), PETS, overlap=np.int64(1)))["id"]
+        frame = pd.DataFrame({"text": ["meow", "woof"], "n": np.array([1, 2], dtype=np.int64)})
+        assert (await vc.import_items(pid, frame))["imported"] == 2
+        ids = np.array([r["item_id"] async for r in vc.iter_items(pid)], dtype=np.int64)
+        preds = [{"item_id": i, "probabilities": np.array([0.7, 0.3], dtype=np.float32)} for i in ids]
+        assert (await vc.import_predictions(pid, preds, model="m"))["imported"] == 2
+        with pytest.raises(InvalidInputError, match=r"^predictions\[0\]\.probabilities\[1\]: expected a finite"):
+            await vc.import_predictions(pid, [{"item_id": ids[0], "probabilities": [0.5, np.float32("nan")]}],
+                                        model="m")
+        with pytest.raises(NotFoundError) as missing:
+            await vc.get_project(10**9)
+        assert (missing.value.status_code, missing.value.method) == (404, "GET")  # type: ignore[attr-defined]
+
+    def bad_gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, html="<html>bad gateway</html>")
+
+    async with AsyncClient(env.server.base_url, env.admin_token, transport=httpx.MockTransport(bad_gateway),
+                           retries=0) as proxy:
+        with pytest.raises(ApiError) as bad:
+            await proxy.list_projects()
+        assert str(bad.value) == "GET /api/v1/projects -> HTTP 502 Bad Gateway: <html>bad gateway</html>"
 
 
 @pytest.mark.anyio

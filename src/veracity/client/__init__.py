@@ -8,16 +8,19 @@ Errors: an error response becomes the :mod:`veracity.errors` class named by its 
 (``invalid_input`` -> :class:`~veracity.errors.InvalidInputError`, ``schema_validation`` ->
 :class:`~veracity.errors.SchemaValidationError`, ``not_found``, ``conflict``, ``permission_denied``,
 ``unauthenticated``, ``storage``), keeping the server's ``message`` and ``details``. Anything else
-is an :class:`ApiError` carrying the HTTP status. Transport failures that outlast the retries are
+is an :class:`ApiError`. Every error carries ``status_code``, ``method`` and ``path``. Values to send
+may be numpy scalars or arrays (and item or prediction lists a pandas DataFrame); NaN and infinity
+are refused before sending, naming the field. Transport failures that outlast the retries are
 raised as httpx's own exceptions.
 
-Retries (``retries=3`` by default, exponential backoff with jitter): connection failures and
-502/503/504 answers are retried for requests that are safe to repeat: reads, annotations (each
-carries an idempotency key, a fresh uuid4 unless you pass one, so a repeat stores one row), item
-imports (exact duplicates are detected by content hash and not stored twice), member roles,
-assignments, refits and label-issue flagging. Writes that would be applied twice (project
-creation, undo, skip, review verdicts, prediction import, label-issue resolution) are retried only
-when the connection could not be made at all, i.e. before anything was sent.
+Retries (``retries=3`` by default, exponential backoff with jitter, or as long as a ``Retry-After``
+header asks, up to 60 s): connection failures and 429/502/503/504 answers are retried for requests
+that are safe to repeat: reads, annotations (each carries an idempotency key, a fresh uuid4 unless
+you pass one, so a repeat stores one row), item imports (exact duplicates are detected by content
+hash and not stored twice), member roles, assignments, refits and label-issue flagging. Writes that
+would be applied twice (project creation, undo, skip, review verdicts, prediction import,
+label-issue resolution) are retried only when the connection could not be made at all, i.e.
+before anything was sent.
 
 Example::
 

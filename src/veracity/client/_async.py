@@ -12,7 +12,7 @@ from typing import Any, Self, TypeVar, overload
 import httpx
 
 from veracity.client import _calls as calls
-from veracity.client._base import USER_AGENT, auth_headers
+from veracity.client._base import USER_AGENT, auth_headers, server_root
 from veracity.client._calls import Call, RetryPolicy
 from veracity.client._errors import error_from_response
 from veracity.client._types import (
@@ -54,7 +54,8 @@ class AsyncClient:
     Parameters
     ----------
     base_url : str
-        Where ``veracity serve`` listens, e.g. ``"http://127.0.0.1:8000"``.
+        Where ``veracity serve`` listens, e.g. ``"http://127.0.0.1:8000"`` (a trailing ``/api/v1``
+        is allowed).
     token : str
         An API token (``veracity users create NAME --role ROLE`` prints one).
     timeout : float or httpx.Timeout
@@ -91,7 +92,7 @@ class AsyncClient:
     ) -> None:
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=server_root(base_url),
             headers={**auth_headers(token), "User-Agent": USER_AGENT, **(headers or {})},
             timeout=timeout,
             transport=transport,

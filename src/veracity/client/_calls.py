@@ -7,7 +7,8 @@ Retry policy (``Call.retry``):
 
 - ``"always"``: the request is safe to repeat: reads, writes that are idempotent by content
   (item import reports duplicates, member roles and assignments are set, not added) and writes
-  that carry an idempotency key (annotations). Retried on transport errors and on 502/503/504.
+  that carry an idempotency key (annotations). Retried on transport errors and on 429/502/503/504,
+  waiting at least as long as a ``Retry-After`` header asks (up to ``max_retry_after``).
 - ``"connect"``: a write that would be applied twice (project creation, undo, review verdicts,
   prediction import, skip). Retried only when the connection could not be made, so the request
   was never sent.
@@ -16,7 +17,10 @@ Retry policy (``Call.retry``):
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import json
+import math
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -56,11 +60,13 @@ from veracity.client._types import (
     ReviewTask,
     Task,
 )
+from veracity.errors import InvalidInputError
 
 T = TypeVar("T")
 RetryMode = Literal["always", "connect"]
 API = "/api/v1"
-RETRY_STATUSES = frozenset({502, 503, 504})
+# 429: a rate limit (a proxy's, say) turned the request away; 502/503/504: the server was not reached or busy
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Raised before any byte of the request left: always safe to try again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 NDJSON = "application/x-ndjson"
@@ -79,11 +85,31 @@ class Call(Generic[T]):
     headers: dict[str, str] = field(default_factory=dict)
     retry: RetryMode = "always"
 
+    def __post_init__(self) -> None:
+        # numpy / pandas values become plain JSON here, once, before anything is sent
+        if self.json is not None:
+            object.__setattr__(self, "json", jsonable(self.json))
+
     def finish(self, response: httpx.Response) -> T:
         """Decode a final response, raising the mapped :mod:`veracity.errors` class on failure."""
         if response.status_code >= 400:
             raise error_from_response(response)
         return self.decode(response)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), None if absent or bad."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return (when - dt.datetime.now(dt.UTC)).total_seconds()
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,12 +119,13 @@ class RetryPolicy:
     retries: int = 3
     backoff: float = 0.25
     max_backoff: float = 8.0
+    max_retry_after: float = 60.0
 
     def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
-        if response is not None:
-            with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
-                delay = max(delay, min(self.max_backoff, float(response.headers.get("retry-after", 0))))
+        asked = None if response is None else _retry_after(response.headers.get("retry-after"))
+        if asked is not None:  # the server said how long to wait: wait that long (within reason)
+            delay = max(delay, min(self.max_retry_after, asked))
         return delay
 
     def after_error(self, call: Call[Any], exc: httpx.TransportError, attempt: int) -> float | None:
@@ -114,6 +141,55 @@ class RetryPolicy:
         if attempt >= self.retries or call.retry != "always" or response.status_code not in RETRY_STATUSES:
             return None
         return self._delay(attempt, response)
+
+
+# --------------------------------------------------------------------------- encoding
+def _plain(value: Any) -> Any:
+    """A numpy scalar or array, or a pandas Series, as Python values (without importing either)."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) and not isinstance(value, str | bytes) else value
+
+
+def jsonable(value: Any, where: str = "") -> Any:
+    """``value`` with numpy scalars and arrays (and anything else with ``tolist()``) made plain lists
+    and numbers, tuples made lists and dates ISO strings, so that it serialises as JSON. NaN and
+    infinity, and objects JSON has no form for, raise naming the field (``where``) at fault."""
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(
+                f"{where or 'body'}: expected a finite number, got {value} (NaN and infinity are not JSON)"
+            )
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    plain = _plain(value)
+    if plain is not value:
+        return jsonable(plain, where)
+    raise TypeError(f"{where or 'body'}: cannot send a {type(value).__name__} as JSON "
+                    "(expected a number, string, bool, None, list, dict or numpy value)")
+
+
+def _records(rows: Any, name: str) -> list[Any]:
+    """A list of objects from a sequence of mappings or a pandas DataFrame (its rows as records)."""
+    to_dict = getattr(rows, "to_dict", None)
+    if callable(to_dict) and hasattr(rows, "columns"):  # a DataFrame, duck-typed
+        return cast(list[Any], to_dict(orient="records"))
+    if isinstance(rows, Mapping | str | bytes):
+        raise TypeError(f"{name}: expected a list of objects, got {type(rows).__name__}")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"{name}[{i}]: expected an object (a dict), got {type(row).__name__}")
+        out.append(dict(row))
+    return out
 
 
 # --------------------------------------------------------------------------- decoders
@@ -156,6 +232,7 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _query_value(v: Any) -> Any:
+    v = _plain(v)  # a numpy scalar -> its Python value
     return ("true" if v else "false") if isinstance(v, bool) else v
 
 
@@ -208,9 +285,8 @@ def list_members(project_id: int) -> Call[list[Member]]:
 
 
 def import_items(project_id: int, items: Sequence[Mapping[str, Any]]) -> Call[ImportResult]:
-    if isinstance(items, Mapping | str | bytes):
-        raise TypeError(f"items: expected a list of objects, got {type(items).__name__}")
-    content = json.dumps([dict(item) for item in items], ensure_ascii=False).encode()
+    records = jsonable(_records(items, "items"), "items")
+    content = json.dumps(records, ensure_ascii=False, allow_nan=False).encode()
     return Call("POST", f"{API}/projects/{int(project_id)}/items", _as(ImportResult), content=content,
                 headers={"Content-Type": "application/json"})
 
@@ -279,7 +355,7 @@ def export(project_id: int, format: str = "jsonl") -> Call[bytes]:
 def import_predictions(
     project_id: int, predictions: Sequence[Mapping[str, Any]], *, model: str, model_version: str = ""
 ) -> Call[PredictionsResult]:
-    body = {"model": model, "model_version": model_version, "predictions": [dict(p) for p in predictions]}
+    body = {"model": model, "model_version": model_version, "predictions": _records(predictions, "predictions")}
     return Call("POST", f"{API}/projects/{int(project_id)}/predictions", _as(PredictionsResult), json=body,
                 retry="connect")
 
