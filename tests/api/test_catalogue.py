@@ -307,3 +307,27 @@ async def test_media_files_need_a_session_and_clearance(api: Any, tmp_path: Path
         assert r.status_code == 404 and r.content[:4] != b"\x89PNG", path
     await api.sign_in("boss")  # clearance 9 sees the marked item's image
     assert (await api.client.get("/media/shots/secret.png")).status_code == 200
+
+
+async def test_item_images_named_by_their_media_url_are_shown(api: Any, tmp_path: Path) -> None:
+    """Items whose ``image`` is the ``/media/...`` URL the labelling screen loads (as the demo's are)
+    get their thumbnail on the dataset and item screens, and take part in image near-duplicates."""
+    from veracity.services import projects as project_service
+
+    boss = api.person("boss", "manager")
+    (tmp_path / "media" / "shots").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        _gradient(0).save(tmp_path / "media" / "shots" / name)
+    view = project_service.create_project(api.db, boss, name="Shots", schema={"kind": "boxes", "labels": ["car"]})
+    project_service.import_items(api.db, boss, view.id, [{"id": "a", "image": "/media/shots/a.png"},
+                                                         {"id": "b", "image": "/media/shots/b.png"},
+                                                         {"id": "gone", "image": "/media/shots/none.png"}])
+    await api.sign_in("boss")
+    rows = (await api.client.get("/api/v1/datasets/project:Shots/items", headers=api.auth("boss"))).json()
+    by_id = {row["external_id"]: row["item_id"] for row in rows}
+    for ext in ("a", "b"):
+        r = await api.client.get(f"/items/{by_id[ext]}/image")
+        assert r.status_code == 200 and r.content[:4] == b"\x89PNG", ext
+    assert (await api.client.get(f"/items/{by_id['gone']}/image")).status_code == 404
+    r = await api.client.get("/datasets/project:Shots/duplicates")
+    assert r.status_code == 200 and f"/items/{by_id['a']}/image" in r.text and f"/items/{by_id['b']}/image" in r.text

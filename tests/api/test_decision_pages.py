@@ -58,6 +58,13 @@ async def test_analyst_overrides_and_accepts_from_the_queue(api: Any) -> None:
     r = await api.client.post(f"/projects/{p.id}/decisions/{first}", data={"choice": "override:bus",
                                                                            "csrf_token": csrf})
     assert r.status_code == 422 and "reason" in r.text  # an override needs a reason
+    # said on the queue itself, next to the same decision's form, not on a bare error page
+    assert 'role="alert">Not saved: reason: an override needs a reason' in r.text
+    assert f'action="/projects/{p.id}/decisions/{first}"' in r.text and 'aria-invalid="true"' in r.text
+    r = await api.client.post(f"/projects/{p.id}/decisions/{first}", data={"choice": "override:truck",
+                                                                           "reason": "six <wheels>",
+                                                                           "csrf_token": csrf})
+    assert r.status_code == 422 and 'value="six &lt;wheels&gt;"' in r.text  # what was typed is kept, escaped
     r = await api.client.post(f"/projects/{p.id}/decisions/{first}", data={"choice": "override:bus",
                                                                            "reason": "two decks", "csrf_token": csrf})
     assert r.status_code == 303 and "override" in r.headers["location"]

@@ -7,6 +7,7 @@ person would (keyboard first), and then checks what reached the database.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from _server import start_server
 from veracity.services import Actor
 from veracity.services import projects as project_service
 from veracity.services import tasks as task_service
@@ -581,3 +583,95 @@ def test_review_boxes_side_by_side_and_take_one_annotators_boxes(
     expect(page.get_by_role("status")).to_have_text("Saved: correct.")
     with ws.db.transaction(write=False) as s:
         assert s.get(Consensus, task_id).label == answers["ann"]  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- failures while labelling
+def test_an_answer_the_server_refused_stays_on_screen_to_send_again(
+    page: Page, live_server: str, ws: Workspace
+) -> None:
+    ws.user("ann", "annotator")
+    pid = ws.project("Translate", {"kind": "text"}, [{"text": f"phrase {i}"} for i in range(3)],
+                     members={"ann": "annotator"})
+    sign_in(page, live_server, "ann")
+    first = wait_ready(page)
+    wait_saved(page)
+    page.route("**/submit", lambda route: route.fulfill(status=500, body="boom"))
+    page.get_by_label("Your answer").fill("a long, careful answer")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#status")).to_contain_text("Not saved")
+    expect(page.locator("body")).to_have_attribute("data-task-id", first)
+    expect(page.get_by_label("Your answer")).to_have_value("a long, careful answer")  # not typed again
+    expect(page.locator("#counter")).to_have_text("0 labelled this session")
+    page.unroute("**/submit")
+    press_and_wait_next(page, "Control+Enter")
+    wait_saved(page)
+    assert ws.labels_of("ann", pid) == ["a long, careful answer"]
+
+
+def test_an_expired_lease_moves_on_instead_of_failing_again_and_again(
+    page: Page, live_server_db: str, ws: Workspace, tmp_path: Path
+) -> None:
+    server = start_server(live_server_db, tmp_path, env={"VERACITY_LEASE_SECONDS": "3"})
+    try:
+        ws.user("ann", "annotator")
+        pid = ws.project("Sentiment", SENTIMENT, TEXTS, members={"ann": "annotator"})
+        sign_in(page, server.base_url, "ann")
+        shown = {wait_ready(page)}
+        wait_saved(page)  # the item on show and the one leased ahead
+        time.sleep(3.5)  # a coffee break: both leases run out
+        for _ in range(2):
+            shown.add(press_and_wait_next(page, "1"))
+            expect(page.locator("#status")).to_contain_text("went back to the queue")
+            wait_saved(page)
+        assert len(shown) == 3  # each refused item left the screen; a fresh one came
+        expect(page.locator("#counter")).to_have_text("0 labelled this session")
+        press_and_wait_next(page, "2")
+        wait_saved(page)
+        assert ws.labels_of("ann", pid) == ["negative"]
+    finally:
+        server.stop()
+
+
+def test_a_double_click_answers_one_item_only(page: Page, live_server: str, ws: Workspace) -> None:
+    ws.user("ann", "annotator")
+    text_pid = ws.project("Translate", {"kind": "text"}, [{"text": f"phrase {i}"} for i in range(3)],
+                          members={"ann": "annotator"})
+    choice_pid = ws.project("Sentiment", SENTIMENT, TEXTS, members={"ann": "annotator"})
+    sign_in(page, live_server, "ann")
+    page.goto(f"{live_server}/projects/{text_pid}/label")
+    wait_ready(page)
+    wait_saved(page)  # the next item is already on hand, so the second click would land on it
+    page.get_by_label("Your answer").fill("hello")
+    page.get_by_role("button", name="Submit").dblclick()
+    wait_saved(page)
+    assert ws.labels_of("ann", text_pid) == ["hello"]  # not also "" for the next item
+    page.goto(f"{live_server}/projects/{choice_pid}/label")
+    wait_ready(page)
+    wait_saved(page)
+    page.get_by_role("button", name="positive").dblclick()
+    wait_saved(page)
+    assert ws.labels_of("ann", choice_pid) == ["positive"]
+
+
+# --------------------------------------------------------------------------- phone width, awkward data
+def test_a_phone_shows_long_words_wide_tables_and_right_to_left_text_without_sideways_scrolling(
+    page: Page, live_server: str, ws: Workspace
+) -> None:
+    ws.user("ann", "annotator")
+    items = [{"id": "long", "text": "https://example.org/" + "a1b2c3d4" * 300},
+             {"id": "rtl", "text": "مرحبا بالعالم، هذا نص عربي."}]
+    pid = ws.project("Sentiment of customer reviews for the kitchen appliances range", SENTIMENT, items,
+                     members={"ann": "annotator"})
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, "boss")
+    for path in ("/", "/datasets", f"/projects/{pid}/label"):
+        page.goto(f"{live_server}{path}")
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path}: {overflow}px wider than a phone"
+    wait_ready(page)
+    expect(page.locator(".item-id")).to_contain_text("long")
+    press_and_wait_next(page, "1")
+    expect(page.locator(".item-id")).to_contain_text("rtl")
+    # Arabic reads from the right: the paragraph takes its direction from its text
+    assert page.locator(".item-text").evaluate("el => getComputedStyle(el).direction") == "rtl"

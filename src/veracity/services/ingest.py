@@ -1268,13 +1268,18 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+#: How item data names a file of the server's ``data_dir/media`` (``web/routers/catalogue_pages.py`` serves it).
+MEDIA_URL_PREFIX = "/media/"
+
+
 def safe_local_image(value: Any, source: str | None, fmt: str | None, media_root: Path | None = None) -> Path | None:
     """The file an item's ``image`` value names, when a server may open it on a user's request.
 
     Only files with an image suffix that lie (after resolving links) inside ``media_root`` or
     inside the folder the item's import batch read, when that batch's importer read the images
-    itself (:data:`IMAGE_FORMATS`). A path that a JSONL or CSV row merely names (``/etc/passwd``,
-    a link out of the folder) gives None, so that neither its content nor its existence leaks.
+    itself (:data:`IMAGE_FORMATS`); ``/media/<path>`` (the URL screens load) names ``media_root/<path>``.
+    A path that a JSONL or CSV row merely names (``/etc/passwd``, a link out of the folder) gives None,
+    so that neither its content nor its existence leaks.
     """
     if not isinstance(value, str) or "://" in value:
         return None
@@ -1284,9 +1289,12 @@ def safe_local_image(value: Any, source: str | None, fmt: str | None, media_root
         folder = src if src.is_dir() else src.parent
         if folder != Path(folder.anchor):  # never a whole file system
             roots.append(folder)
+    if media_root is not None and value.startswith(MEDIA_URL_PREFIX):
+        # the form the screens load (``/media/<path>``, served from ``media_root``)
+        value = str(media_root / value.removeprefix(MEDIA_URL_PREFIX))
     try:
         path = Path(value).resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return None
     if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
         return None

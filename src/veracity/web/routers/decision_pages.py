@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from veracity.errors import InvalidInputError
 from veracity.services import decisions as decision_service
 from veracity.services import projects as project_service
 from veracity.web.deps import DB, CurrentActor, Id
@@ -20,6 +21,12 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/projects/{project_id}/decisions", response_class=HTMLResponse)
 def decisions_page(request: Request, project_id: Id, db: DB, actor: CurrentActor, done: str | None = None) -> Response:
+    return _queue_page(request, project_id, db, actor, done=done)
+
+
+def _queue_page(request: Request, project_id: int, db: DB, actor: CurrentActor, *, done: str | None = None,
+                error: str | None = None, reason: str = "") -> Response:
+    """The queue; after a refused decision (``error``) with what the person typed kept and status 422."""
     project = project_service.get_project(db, actor, project_id)
     queue = decision_service.decision_queue(db, actor, project_id, limit=50)
     escalated = decision_service.decision_queue(db, actor, project_id, status="escalated", limit=20)
@@ -27,7 +34,9 @@ def decisions_page(request: Request, project_id: Id, db: DB, actor: CurrentActor
     return render(request, "decisions.html", {"actor": actor, "project": project, "queue": queue,
                                               "current": queue[0] if queue else None, "escalated": escalated,
                                               "done": done, "policy": project.settings.get("decision_policy"),
-                                              "estimate": estimate, "curves": _curves(estimate)})
+                                              "estimate": estimate, "curves": _curves(estimate),
+                                              "error": error, "reason": reason},
+                  status_code=422 if error else 200)
 
 
 def _curves(estimate: dict[str, Any]) -> dict[str, Markup]:
@@ -48,6 +57,7 @@ def _curves(estimate: dict[str, Any]) -> dict[str, Markup]:
 
 @router.post("/projects/{project_id}/decisions/{decision_id}")
 def decide(
+    request: Request,
     project_id: Id,
     decision_id: Id,
     db: DB,
@@ -56,6 +66,9 @@ def decide(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     action, _, label = choice.partition(":")
-    out = decision_service.record_decision(db, actor, decision_id, action, label=label or None, reason=reason)
+    try:
+        out = decision_service.record_decision(db, actor, decision_id, action, label=label or None, reason=reason)
+    except InvalidInputError as exc:  # e.g. an override without a reason: say so on the queue, keep the reason
+        return _queue_page(request, project_id, db, actor, error=exc.message, reason=reason)
     summary = f"decision {decision_id}: {out['action']}" + (f" {out['label']}" if out["label"] else "")
     return RedirectResponse(f"/projects/{project_id}/decisions?done={summary}", status_code=303)

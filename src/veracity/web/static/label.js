@@ -44,6 +44,9 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children) if (c != null) node.append(c);
   return node;
 };
+// A click that answers moves to the next item at once: the second click of a double click would land
+// on the next item's button (an empty answer, or the same label again), so only single clicks count.
+const single = (fn) => (e) => { if (!(e && e.detail > 1)) fn(e); };
 const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
 const say = (msg, error = false) => {
   statusLine.textContent = msg;
@@ -57,7 +60,11 @@ async function post(path, body) {
     body: JSON.stringify(body || {}),
   });
   const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error((data && data.error && data.error.message) || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const err = new Error((data && data.error && data.error.message) || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }
 
@@ -72,7 +79,7 @@ function buildPalette({ onPick, pressed = () => false, suggested = null, previou
     const key = keyOf.get(label);
     const btn = el("button", {
       type: "button", class: "label-button", "data-label": label, "aria-pressed": String(pressed(label)),
-      "aria-keyshortcuts": key || false, onclick: () => onPick(label),
+      "aria-keyshortcuts": key || false, onclick: single(() => onPick(label)),
     }, swatch(label), el("span", { text: label }), key ? el("kbd", { text: key }) : null);
     if (label === suggested) { btn.classList.add("suggested"); btn.append(el("span", { class: "tag", text: "suggested" })); }
     if (label === previous) btn.append(el("span", { class: "tag", text: "your answer" }));
@@ -86,12 +93,12 @@ const refreshPressed = (pressed) => {
 // ---------------------------------------------------------------- item display
 function itemView(data) {
   const box = el("div", { class: "item" });
-  if (typeof data.text === "string") box.append(el("p", { class: "item-text", text: data.text }));
+  if (typeof data.text === "string") box.append(el("p", { class: "item-text", dir: "auto", text: data.text }));
   if (typeof data.image === "string") box.append(el("img", { class: "item-image", src: data.image, alt: data.alt || "Item image" }));
   const rest = Object.entries(data).filter(([k]) => !["text", "image", "alt"].includes(k));
   if (rest.length && !box.childElementCount) {
     const dl = el("dl", { class: "item-fields" });
-    for (const [k, v] of rest) dl.append(el("dt", { text: k }), el("dd", { text: typeof v === "string" ? v : JSON.stringify(v) }));
+    for (const [k, v] of rest) dl.append(el("dt", { text: k }), el("dd", { dir: "auto", text: typeof v === "string" ? v : JSON.stringify(v) }));
     box.append(dl);
   }
   return box;
@@ -132,14 +139,14 @@ function pairwiseEditor(ctx) {
   const outs = Array.isArray(d.outputs) ? d.outputs : [d.left ?? d.a ?? d.response_a, d.right ?? d.b ?? d.response_b];
   const prompt = d.prompt ?? d.text ?? d.question;
   const pane = (side, text, key) => el("button", { type: "button", class: "pair-pane", "data-choice": side,
-    "aria-keyshortcuts": key, onclick: () => submit(side) },
+    "aria-keyshortcuts": key, onclick: single(() => submit(side)) },
     el("span", { class: "pair-head", text: `${side === "left" ? "Left" : "Right"} (${key})` }),
     el("span", { class: "pair-body", text: typeof text === "string" ? text : JSON.stringify(text ?? "") }));
   const view = el("div", { class: "pairwise" },
     prompt ? el("p", { class: "item-text", text: String(prompt) }) : null,
     el("div", { class: "pair-row" }, pane("left", outs[0], "1"), pane("right", outs[1], "2")));
   palette.replaceChildren(el("button", { type: "button", class: "label-button", "data-label": "tie",
-    onclick: () => submit("tie") }, el("span", { text: "Tie" }), el("kbd", { text: "3" })));
+    onclick: single(() => submit("tie")) }, el("span", { text: "Tie" }), el("kbd", { text: "3" })));
   const marked = ctx.previous ?? ctx.suggestion;
   if (marked) view.querySelector(`[data-choice="${marked}"]`)?.classList.add("suggested");
   const keys = { 1: "left", arrowleft: "left", 2: "right", arrowright: "right", 3: "tie", arrowdown: "tie" };
@@ -312,7 +319,7 @@ function setPending(delta) {
 function show(next, note = "") {
   task = next;
   editor = null;
-  idempotencyKey = newKey();
+  idempotencyKey = (task && task.retryKey) || newKey();  // a retry of an answer that failed keeps its key
   counter.textContent = `${done} labelled this session`;
   if (!task) {
     palette.replaceChildren();
@@ -324,9 +331,11 @@ function show(next, note = "") {
   } else {
     const prelabel = task.prelabel ? task.prelabel.value : null;
     const previous = task.previous_value;
-    const initial = previous !== undefined ? previous : prelabel;
-    const ctx = { task, data: task.item.data || {}, initial, previous: previous === undefined ? null : previous,
-      suggestion: prelabel, fromModel: previous === undefined && prelabel != null };
+    const draft = task.draft;  // the answer the server did not take, shown again as the person gave it
+    const given = draft !== undefined ? draft : previous;
+    const initial = given !== undefined ? given : prelabel;
+    const ctx = { task, data: task.item.data || {}, initial, previous: given === undefined ? null : given,
+      suggestion: prelabel, fromModel: given === undefined && prelabel != null };
     const make = EDITORS[kind];
     if (!make) {
       stage.replaceChildren(el("p", { class: "error", text: `This screen cannot label “${kind}” items yet.` }));
@@ -366,10 +375,19 @@ function enqueue(action, body, onDone) {
       onDone(res);
     } catch (err) {
       say(err.message, true);
-      if (body.task_id != null && action !== "undo") {  // give the item back to the person, unanswered
-        if (task) ahead.unshift(task);
-        show(body.__task, "");
-        say(`Not saved: ${err.message}`, true);
+      if (body.task_id != null && action !== "undo") {
+        if (action === "submit") done = Math.max(0, done - 1);
+        if (err.status === 409) {
+          // the lease is gone (it expired or was ended): the item cannot take an answer from this
+          // screen any more and went back to the queue, so move on rather than offer it again
+          say(`Not saved: ${err.message}. The item went back to the queue.`, true);
+          if (!task && !ahead.length) enqueue("ahead", {}, (res) => receive(res.next));
+        } else {  // give the item back to the person with their answer, to send again
+          if (task) ahead.unshift(task);
+          const again = action === "submit" ? { draft: body.value, retryKey: body.idempotency_key } : {};
+          show({ ...body.__task, ...again }, "");
+          say(`Not saved: ${err.message}`, true);
+        }
       }
     } finally {
       setPending(-1);
@@ -414,8 +432,8 @@ function undo() {
   });
 }
 
-document.getElementById("submit").addEventListener("click", () => editor && submit(editor.value()));
-document.getElementById("skip").addEventListener("click", skip);
+document.getElementById("submit").addEventListener("click", single(() => editor && submit(editor.value())));
+document.getElementById("skip").addEventListener("click", single(skip));
 document.getElementById("undo").addEventListener("click", undo);
 const helpToggle = document.getElementById("help-toggle");
 const toggleHelp = () => {
