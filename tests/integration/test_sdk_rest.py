@@ -476,8 +476,8 @@ class LoseResponses(httpx.BaseTransport):
         self.inner.close()
 
 
-class Refuse(httpx.BaseTransport):
-    """A server that is not there: every connection attempt is refused (and counted)."""
+class Counting(httpx.BaseTransport):
+    """The real transport, counting the requests sent (to a server, or to a port where none listens)."""
 
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
@@ -521,27 +521,12 @@ def test_client_retries_are_safe(env: Env) -> None:
     with env.db.transaction(write=False) as s:
         assert s.execute(select(func.count()).where(Project.name == title)).scalar_one() == 1
 
-    refused = Refuse()
+    refused = Counting()  # nothing listens on the port: every connection is refused
     dead = Client(f"http://127.0.0.1:{free_port()}", token, transport=refused, retries=2, backoff=0.01)
     with pytest.raises(httpx.ConnectError):
         dead.create_project(unique("p"), PETS)  # never sent: retried even though not idempotent
     assert refused.sent == 3
     dead.close()
-
-
-class Counting(httpx.BaseTransport):
-    """The real server, counting the requests that reach it."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.sent = 0
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent += 1
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_numpy_and_pandas_values_are_sent_as_json(env: Env) -> None:
