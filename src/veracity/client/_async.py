@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -275,21 +276,25 @@ class AsyncClient:
     async def export(
         self, project_id: int, format: str = "jsonl", *, path: str | PathLike[str] | None = None
     ) -> bytes | Path:
-        """Export every item with its consensus and annotations: the bytes, or streamed to ``path``."""
+        """Export every item with its consensus and annotations: the bytes, or streamed to ``path``
+        (under a temporary name, renamed once complete: a failed export leaves ``path`` as it was)."""
         call = calls.export(project_id, format)
         if path is None:
             return await self._run(call)
         target = Path(path)
+        partial = calls.partial_path(target)  # a failed or cut export leaves nothing at ``path``
         response = await self._send(call, stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
                 raise error_from_response(response)
-            with target.open("wb") as out:
+            with partial.open("wb") as out:
                 async for chunk in response.aiter_bytes(1 << 16):
                     out.write(chunk)
+            os.replace(partial, target)
         finally:
             await response.aclose()
+            partial.unlink(missing_ok=True)
         return target
 
     # ----------------------------------------------------------------------- workflow

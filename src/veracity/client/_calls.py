@@ -236,6 +236,37 @@ def _query_value(v: Any) -> Any:
     return ("true" if v else "false") if isinstance(v, bool) else v
 
 
+def _id(value: Any, name: str) -> int:
+    """An id as an int: Python and numpy integers, or a float that is a whole number; anything else
+    (``3.7``, ``True``, ``"3"``) is refused rather than truncated or sent as something else."""
+    plain = _plain(value)
+    whole = isinstance(plain, int) or (isinstance(plain, float) and plain.is_integer())
+    if isinstance(plain, bool) or not whole:
+        raise InvalidInputError(f"{name}: expected an integer id, got {value!r}")
+    return int(plain)
+
+
+def _pid(value: Any) -> int:
+    return _id(value, "project_id")
+
+
+def _tid(value: Any) -> int:
+    return _id(value, "task_id")
+
+
+def _iid(value: Any) -> int:
+    return _id(value, "item_id")
+
+
+def _did(value: Any) -> int:
+    return _id(value, "decision_id")
+
+
+def partial_path(target: Path) -> Path:
+    """Where an export to ``target`` is written until it is complete (then renamed to ``target``)."""
+    return target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
 def _params(**values: Any) -> dict[str, Any]:
     return {k: _query_value(v) for k, v in values.items() if v is not None}
 
@@ -272,35 +303,35 @@ def list_projects() -> Call[list[ProjectSummary]]:
 
 
 def get_project(project_id: int) -> Call[Project]:
-    return Call("GET", f"{API}/projects/{int(project_id)}", _as(Project))
+    return Call("GET", f"{API}/projects/{_pid(project_id)}", _as(Project))
 
 
 def add_member(project_id: int, user: str, role: str, *, quota: int | None = None) -> Call[MemberResult]:
     body = _drop_none({"user": user, "role": role, "quota": quota})
-    return Call("POST", f"{API}/projects/{int(project_id)}/members", _as(MemberResult), json=body)
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/members", _as(MemberResult), json=body)
 
 
 def list_members(project_id: int) -> Call[list[Member]]:
-    return Call("GET", f"{API}/projects/{int(project_id)}/members", _as(list[Member]))
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/members", _as(list[Member]))
 
 
 def import_items(project_id: int, items: Sequence[Mapping[str, Any]]) -> Call[ImportResult]:
     records = jsonable(_records(items, "items"), "items")
     content = json.dumps(records, ensure_ascii=False, allow_nan=False).encode()
-    return Call("POST", f"{API}/projects/{int(project_id)}/items", _as(ImportResult), content=content,
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/items", _as(ImportResult), content=content,
                 headers={"Content-Type": "application/json"})
 
 
 def import_ndjson(project_id: int, source: str | PathLike[str] | bytes) -> Call[ImportResult]:
     """NDJSON from a file path or from bytes (a ``str`` is a path)."""
     content = source if isinstance(source, bytes) else Path(fspath(source)).read_bytes()
-    return Call("POST", f"{API}/projects/{int(project_id)}/items", _as(ImportResult), content=content,
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/items", _as(ImportResult), content=content,
                 headers={"Content-Type": NDJSON})
 
 
 def next_task(project_id: int) -> Call[Task | None]:
     # Safe to retry: a lease the caller already holds is handed out again, not a second one.
-    return Call("GET", f"{API}/projects/{int(project_id)}/next", _optional_task)
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/next", _optional_task)
 
 
 def submit_annotation(
@@ -309,15 +340,15 @@ def submit_annotation(
     key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
     body = _drop_none({"value": value, "idempotency_key": key, "duration_ms": duration_ms})
     body["value"] = value  # a None value is sent, so that the server names it
-    return Call("POST", f"{API}/tasks/{int(task_id)}/annotations", _annotation, json=body)
+    return Call("POST", f"{API}/tasks/{_tid(task_id)}/annotations", _annotation, json=body)
 
 
 def skip_task(task_id: int) -> Call[None]:
-    return Call("POST", f"{API}/tasks/{int(task_id)}/skip", _none, retry="connect")
+    return Call("POST", f"{API}/tasks/{_tid(task_id)}/skip", _none, retry="connect")
 
 
 def undo(project_id: int) -> Call[Task]:
-    return Call("POST", f"{API}/projects/{int(project_id)}/undo", _as(Task), retry="connect")
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/undo", _as(Task), retry="connect")
 
 
 # --------------------------------------------------------------------------- listings
@@ -336,18 +367,18 @@ def list_items(
 ) -> Call[Page[ItemRow]]:
     params = _params(label=label, min_confidence=min_confidence, max_confidence=max_confidence,
                      annotator=annotator, status=status, flagged=flagged, q=text, cursor=cursor, limit=limit)
-    return Call("GET", f"{API}/projects/{int(project_id)}/items", _page(ItemRow), params=params)
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/items", _page(ItemRow), params=params)
 
 
 def list_consensus(
     project_id: int, *, label: str | None = None, cursor: int = 0, limit: int = 100
 ) -> Call[Page[ConsensusRow]]:
     params = _params(label=label, cursor=cursor, limit=limit)
-    return Call("GET", f"{API}/projects/{int(project_id)}/consensus", _page(ConsensusRow), params=params)
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/consensus", _page(ConsensusRow), params=params)
 
 
 def export(project_id: int, format: str = "jsonl") -> Call[bytes]:
-    return Call("GET", f"{API}/projects/{int(project_id)}/export", lambda r: r.content,
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/export", lambda r: r.content,
                 params={"format": format})
 
 
@@ -356,40 +387,40 @@ def import_predictions(
     project_id: int, predictions: Sequence[Mapping[str, Any]], *, model: str, model_version: str = ""
 ) -> Call[PredictionsResult]:
     body = {"model": model, "model_version": model_version, "predictions": _records(predictions, "predictions")}
-    return Call("POST", f"{API}/projects/{int(project_id)}/predictions", _as(PredictionsResult), json=body,
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/predictions", _as(PredictionsResult), json=body,
                 retry="connect")
 
 
 def assign_items(project_id: int, user: str, item_ids: Sequence[int]) -> Call[AssignResult]:
-    body = {"user": user, "item_ids": [int(i) for i in item_ids]}
-    return Call("POST", f"{API}/projects/{int(project_id)}/assignments", _as(AssignResult), json=body)
+    body = {"user": user, "item_ids": [_id(i, f"item_ids[{n}]") for n, i in enumerate(item_ids)]}
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/assignments", _as(AssignResult), json=body)
 
 
 def review_queue(project_id: int, *, limit: int = 50) -> Call[list[ReviewTask]]:
-    return Call("GET", f"{API}/projects/{int(project_id)}/review", _as(list[ReviewTask]), params={"limit": limit})
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/review", _as(list[ReviewTask]), params={"limit": limit})
 
 
 def review_task(task_id: int, verdict: str, *, value: Any = None, comment: str = "") -> Call[ReviewResult]:
     body = {"verdict": verdict, "value": value, "comment": comment}
-    return Call("POST", f"{API}/tasks/{int(task_id)}/review", _as(ReviewResult), json=body, retry="connect")
+    return Call("POST", f"{API}/tasks/{_tid(task_id)}/review", _as(ReviewResult), json=body, retry="connect")
 
 
 def flag_label_issues(project_id: int, *, model: str | None = None) -> Call[FlagResult]:
-    return Call("POST", f"{API}/projects/{int(project_id)}/label-issues", _as(FlagResult), params=_params(model=model))
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/label-issues", _as(FlagResult), params=_params(model=model))
 
 
 def list_label_issues(project_id: int, *, limit: int = 100) -> Call[list[ReviewTask]]:
-    return Call("GET", f"{API}/projects/{int(project_id)}/label-issues", _as(list[ReviewTask]),
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/label-issues", _as(list[ReviewTask]),
                 params={"limit": limit})
 
 
 def resolve_label_issue(task_id: int, action: str, *, value: Any = None) -> Call[ReviewResult]:
     body = {"action": action, "value": value}
-    return Call("POST", f"{API}/tasks/{int(task_id)}/label-issue", _as(ReviewResult), json=body, retry="connect")
+    return Call("POST", f"{API}/tasks/{_tid(task_id)}/label-issue", _as(ReviewResult), json=body, retry="connect")
 
 
 def refit(project_id: int, *, method: str | None = None) -> Call[RefitResult]:
-    return Call("POST", f"{API}/projects/{int(project_id)}/refit", _as(RefitResult), params=_params(method=method))
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/refit", _as(RefitResult), params=_params(method=method))
 
 
 # --------------------------------------------------------------------------- decisions
@@ -404,7 +435,7 @@ def set_decision_policy(
 ) -> Call[DecisionPolicy]:
     body = {"coverage": coverage, "score": score, "threshold": threshold, "class_conditional": class_conditional,
             "calibration": calibration}
-    return Call("PUT", f"{API}/projects/{int(project_id)}/decision-policy", _as(DecisionPolicy), json=body)
+    return Call("PUT", f"{API}/projects/{_pid(project_id)}/decision-policy", _as(DecisionPolicy), json=body)
 
 
 def run_decisions(
@@ -412,11 +443,11 @@ def run_decisions(
 ) -> Call[DecisionRun]:
     body = {"model": model, "model_version": model_version, "trusted_confidence": trusted_confidence}
     # deciding twice decides nothing new (items already decided are skipped): safe to retry
-    return Call("POST", f"{API}/projects/{int(project_id)}/decisions", _as(DecisionRun), json=body)
+    return Call("POST", f"{API}/projects/{_pid(project_id)}/decisions", _as(DecisionRun), json=body)
 
 
 def decision_queue(project_id: int, *, status: str = "pending", limit: int = 50) -> Call[list[QueuedDecision]]:
-    return Call("GET", f"{API}/projects/{int(project_id)}/decisions", _as(list[QueuedDecision]),
+    return Call("GET", f"{API}/projects/{_pid(project_id)}/decisions", _as(list[QueuedDecision]),
                 params={"status": status, "limit": limit})
 
 
@@ -424,7 +455,7 @@ def record_decision(
     decision_id: int, action: str, *, label: str | None = None, reason: str = ""
 ) -> Call[DecisionResult]:
     body = {"action": action, "label": label, "reason": reason}
-    return Call("POST", f"{API}/decisions/{int(decision_id)}", _as(DecisionResult), json=body, retry="connect")
+    return Call("POST", f"{API}/decisions/{_did(decision_id)}", _as(DecisionResult), json=body, retry="connect")
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -458,4 +489,4 @@ def dataset_duplicates(
 
 
 def item_lineage(item_id: int) -> Call[ItemLineage]:
-    return Call("GET", f"{API}/items/{int(item_id)}/lineage", _as(ItemLineage))
+    return Call("GET", f"{API}/items/{_iid(item_id)}/lineage", _as(ItemLineage))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
@@ -273,21 +274,25 @@ class Client:
     def export(
         self, project_id: int, format: str = "jsonl", *, path: str | PathLike[str] | None = None
     ) -> bytes | Path:
-        """Export every item with its consensus and annotations: the bytes, or streamed to ``path``."""
+        """Export every item with its consensus and annotations: the bytes, or streamed to ``path``
+        (under a temporary name, renamed once complete: a failed export leaves ``path`` as it was)."""
         call = calls.export(project_id, format)
         if path is None:
             return self._run(call)
         target = Path(path)
+        partial = calls.partial_path(target)  # a failed or cut export leaves nothing at ``path``
         response = self._send(call, stream=True)
         try:
             if response.status_code >= 400:
                 response.read()
                 raise error_from_response(response)
-            with target.open("wb") as out:
+            with partial.open("wb") as out:
                 for chunk in response.iter_bytes(1 << 16):
                     out.write(chunk)
+            os.replace(partial, target)
         finally:
             response.close()
+            partial.unlink(missing_ok=True)
         return target
 
     # ----------------------------------------------------------------------- workflow
