@@ -77,6 +77,24 @@ def _check_clearance(clearance: object) -> int:
     return clearance
 
 
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInputError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+    return role
+
+
+def _user(s: Session, name: str) -> User:
+    user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}")
+    return user
+
+
+def _admin_only(actor: Actor | None, what: str) -> None:
+    if actor is not None and not actor.is_admin:
+        raise PermissionDeniedError(f"only an admin can {what}")
+
+
 def _check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidInputError(f"password: expected at least {MIN_PASSWORD} characters")
@@ -127,10 +145,8 @@ def create_user(
 ) -> tuple[UserView, str]:
     """Create a user and a first API token; return the user and the token (shown once)."""
     name = _check_name(name)
-    if role not in ROLES:
-        raise InvalidInputError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
-    if actor is not None and not actor.is_admin:
-        raise PermissionDeniedError("only an admin can create users")
+    _check_role(role)
+    _admin_only(actor, "create users")
     clearance = _check_clearance(clearance)
     if password is not None:
         _check_password(password)
@@ -147,18 +163,6 @@ def create_user(
     except IntegrityError as exc:
         raise ConflictError(f"a user named {name!r} already exists") from exc
     return view, token
-
-
-def _user(s: Session, name: str) -> User:
-    user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
-    if user is None:
-        raise NotFoundError(f"no user named {name!r}")
-    return user
-
-
-def _admin_only(actor: Actor | None, what: str) -> None:
-    if actor is not None and not actor.is_admin:
-        raise PermissionDeniedError(f"only an admin can {what}")
 
 
 def create_token(db: Database, user_name: str, label: str = "default", *, actor: Actor | None = None) -> str:
@@ -218,8 +222,8 @@ def update_user(
     browser sessions. Written to the audit log as ``user.update`` (the password as "changed").
     """
     _admin_only(actor, "change users")
-    if role is not None and role not in ROLES:
-        raise InvalidInputError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+    if role is not None:
+        _check_role(role)
     if clearance is not None:
         _check_clearance(clearance)
     if password is not None:
@@ -249,10 +253,7 @@ def update_user(
 
 def get_user(db: Database, name: str) -> UserView:
     with db.transaction(write=False) as s:
-        user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
-        if user is None:
-            raise NotFoundError(f"no user named {name!r}")
-        return _view(user)
+        return _view(_user(s, name))
 
 
 def list_users(db: Database) -> list[UserView]:
